@@ -1,0 +1,87 @@
+"""Frames that drive the LLM and its context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._base import ControlFrame, DataFrame, UninterruptibleFrame
+
+
+@dataclass(eq=False)
+class LLMContextFrame(DataFrame):
+    """Run the LLM on this context (an OpenAI-shaped ``voxloop.context.LLMContext``)."""
+
+    context: Any
+
+
+@dataclass(eq=False)
+class LLMRunFrame(DataFrame):
+    """Run the LLM on the current context."""
+
+
+@dataclass(eq=False)
+class LLMMessagesAppendFrame(DataFrame):
+    """Append messages to the context; run the LLM afterwards if ``run_llm``."""
+
+    messages: list[dict[str, Any]]
+    run_llm: bool | None = None
+
+
+@dataclass(eq=False)
+class LLMMessagesUpdateFrame(DataFrame):
+    """Replace the context's messages; run the LLM afterwards if ``run_llm``."""
+
+    messages: list[dict[str, Any]]
+    run_llm: bool | None = None
+
+
+@dataclass(eq=False)
+class LLMSetToolsFrame(DataFrame):
+    """Replace the tools the LLM may call."""
+
+    tools: Any
+
+
+@dataclass(eq=False)
+class LLMSetToolChoiceFrame(DataFrame):
+    """Set the tool choice (``"auto"``, ``"none"``, ``"required"`` or a named function)."""
+
+    tool_choice: Any
+
+
+@dataclass(eq=False)
+class LLMFullResponseStartFrame(ControlFrame):
+    """An LLM response starts."""
+
+    skip_tts: bool | None = field(init=False, default=None)
+
+
+@dataclass(eq=False)
+class LLMFullResponseEndFrame(ControlFrame):
+    """An LLM response ended."""
+
+    skip_tts: bool | None = field(init=False, default=None)
+
+
+@dataclass(eq=False)
+class ServiceUpdateSettingsFrame(ControlFrame, UninterruptibleFrame):
+    """Change a service's settings at run time; ``service`` targets one service (None = all)."""
+
+    settings: dict[str, Any]
+    service: Any = None
+
+
+@dataclass(eq=False)
+class LLMUpdateSettingsFrame(ServiceUpdateSettingsFrame):
+    """Change LLM settings."""
+
+
+@dataclass(eq=False)
+class TTSUpdateSettingsFrame(ServiceUpdateSettingsFrame):
+    """Change TTS settings."""
+
+
+@dataclass(eq=False)
+class STTUpdateSettingsFrame(ServiceUpdateSettingsFrame):
+    """Change STT settings."""

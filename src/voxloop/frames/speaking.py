@@ -1,0 +1,85 @@
+"""Who is speaking, voice activity, muting and interruptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._base import SystemFrame
+
+
+@dataclass(eq=False)
+class InterruptionFrame(SystemFrame):
+    """The bot is interrupted: drop queued bot output and cancel in-flight work."""
+
+
+@dataclass(eq=False)
+class UserStartedSpeakingFrame(SystemFrame):
+    """The user's turn started (decided by turn-taking, not raw VAD)."""
+
+
+@dataclass(eq=False)
+class UserStoppedSpeakingFrame(SystemFrame):
+    """The user's turn ended."""
+
+
+@dataclass(eq=False)
+class UserSpeakingFrame(SystemFrame):
+    """The user is speaking right now (a periodic tick while voice is detected)."""
+
+
+@dataclass(eq=False)
+class VADUserStartedSpeakingFrame(SystemFrame):
+    """Raw VAD: voice started. ``start_secs`` is the VAD's onset delay, ``timestamp`` wall time."""
+
+    start_secs: float = 0.0
+    timestamp: float = 0.0
+
+
+@dataclass(eq=False)
+class VADUserStoppedSpeakingFrame(SystemFrame):
+    """Raw VAD: voice stopped. ``stop_secs`` is the VAD's silence delay, ``timestamp`` wall time."""
+
+    stop_secs: float = 0.0
+    timestamp: float = 0.0
+
+
+@dataclass(eq=False)
+class ProposedUserStartedSpeakingFrame(SystemFrame):
+    """A service with its own VAD (e.g. a speech-to-speech model) proposes that the user started."""
+
+
+@dataclass(eq=False)
+class ProposedUserStoppedSpeakingFrame(SystemFrame):
+    """A service with its own VAD proposes that the user's turn ended."""
+
+
+@dataclass(eq=False)
+class BotStartedSpeakingFrame(SystemFrame):
+    """The output transport started playing bot audio."""
+
+
+@dataclass(eq=False)
+class BotStoppedSpeakingFrame(SystemFrame):
+    """The output transport finished (or dropped) the bot's audio."""
+
+
+@dataclass(eq=False)
+class BotSpeakingFrame(SystemFrame):
+    """The bot is speaking right now (a periodic tick while audio plays)."""
+
+
+@dataclass(eq=False)
+class UserMuteStartedFrame(SystemFrame):
+    """The user's input is muted (their audio and words are ignored)."""
+
+
+@dataclass(eq=False)
+class UserMuteStoppedFrame(SystemFrame):
+    """The user's input is no longer muted."""
+
+
+@dataclass(eq=False)
+class STTMuteFrame(SystemFrame):
+    """Mute or unmute speech-to-text."""
+
+    mute: bool

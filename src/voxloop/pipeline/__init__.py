@@ -1,0 +1,39 @@
+"""Processors, pipelines, the task that runs them, observers and the runner."""
+
+from __future__ import annotations
+
+from .clock import Clock, SystemClock
+from .metrics import ProcessorMetrics
+from .observer import BaseObserver, FramePushed, ObserverHub, SeenFrames
+from .parallel import ParallelPipeline
+from .pipeline import Pipeline, walk
+from .processor import (
+    DOWNSTREAM,
+    UPSTREAM,
+    FrameDirection,
+    FrameProcessor,
+    FrameProcessorSetup,
+)
+from .runner import PipelineRunner
+from .task import PipelineParams, PipelineTask
+
+__all__ = [
+    "DOWNSTREAM",
+    "UPSTREAM",
+    "BaseObserver",
+    "Clock",
+    "FrameDirection",
+    "FrameProcessor",
+    "FrameProcessorSetup",
+    "FramePushed",
+    "ObserverHub",
+    "ParallelPipeline",
+    "Pipeline",
+    "PipelineParams",
+    "PipelineRunner",
+    "PipelineTask",
+    "ProcessorMetrics",
+    "SeenFrames",
+    "SystemClock",
+    "walk",
+]

@@ -1,0 +1,180 @@
+"""Observers watch every hop of every frame without ever slowing the pipeline down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..frames import Frame
+from .clock import Clock
+
+if TYPE_CHECKING:
+    from .processor import FrameDirection, FrameProcessor
+
+logger = logging.getLogger("voxloop")
+
+
+@dataclass(slots=True)
+class FramePushed:
+    """One hop: ``source`` pushed ``frame`` to ``destination`` at ``timestamp`` (clock ns)."""
+
+    source: FrameProcessor
+    destination: FrameProcessor
+    frame: Frame
+    direction: FrameDirection
+    timestamp: int
+
+
+class BaseObserver:
+    """Override the hooks you need. They run in the observer's own task, in push order.
+
+    A frame is seen once per hop, so an observer that acts once per frame should remember which
+    frames it handled: :class:`SeenFrames` does that without growing over a long call.
+    """
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        """A frame moved from one processor to the next."""
+
+    async def on_pipeline_started(self) -> None:
+        """The StartFrame reached the end of the pipeline."""
+
+    async def on_pipeline_finished(self) -> None:
+        """The pipeline ended (End, Stop or Cancel); called after every earlier push was seen."""
+
+
+class SeenFrames:
+    """Remembers which frames were already handled, for as long as those frames exist.
+
+    Entries are weak references, so a frame is forgotten when it is garbage: memory stays
+    proportional to the frames in flight, not to the length of the call.
+    """
+
+    def __init__(self) -> None:
+        self._seen: weakref.WeakSet[Frame] = weakref.WeakSet()
+
+    def first_sight(self, frame: Frame) -> bool:
+        """True the first time ``frame`` is passed in, False afterwards."""
+        if frame in self._seen:
+            return False
+        self._seen.add(frame)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class _ObserverFeed:
+    """Hands events to one observer in order through a deque drained by the observer's task."""
+
+    def __init__(self, observer: BaseObserver) -> None:
+        self.observer = observer
+        self._events: deque[FramePushed | str] = deque()
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(
+            self._drain(), name=f"observer::{type(self.observer).__name__}"
+        )
+
+    def put(self, event: FramePushed | str) -> None:
+        self._events.append(event)
+        self._ready.set()
+
+    async def _drain(self) -> None:
+        events, observer = self._events, self.observer
+        while True:
+            if not events:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            event = events.popleft()
+            try:
+                if isinstance(event, FramePushed):
+                    await observer.on_push_frame(event)
+                elif event == "started":
+                    await observer.on_pipeline_started()
+                elif event == "finished":
+                    await observer.on_pipeline_finished()
+                    return
+            except Exception:
+                logger.exception("observer %s failed", type(observer).__name__)
+
+    async def finish(self, timeout: float) -> None:
+        """Let the observer catch up (bounded), then stop its task."""
+        task = self._task
+        if task is None:
+            return
+        self.put("finished")
+        _done, pending = await asyncio.wait({task}, timeout=timeout)
+        if pending:
+            logger.warning(
+                "observer %s lagging at the end; stopping it", type(self.observer).__name__
+            )
+            task.cancel()
+            await asyncio.wait(pending)
+
+
+class ObserverHub:
+    """The one tap every processor calls on each push; fans out to observers and the idle watch.
+
+    ``on_push`` is synchronous and cheap: it stamps the time, notes activity for the idle timeout
+    and appends one event per observer. Observers run in their own tasks and may lag, never block.
+    """
+
+    def __init__(self, clock: Clock, activity_types: tuple[type[Frame], ...] = ()) -> None:
+        self._clock = clock
+        self._feeds: list[_ObserverFeed] = []
+        self._activity_types = activity_types
+        self.last_activity_ns = clock.now_ns()
+        self._running = False
+
+    @property
+    def observers(self) -> list[BaseObserver]:
+        return [feed.observer for feed in self._feeds]
+
+    def add(self, observer: BaseObserver) -> None:
+        feed = _ObserverFeed(observer)
+        self._feeds.append(feed)
+        if self._running:
+            feed.start()
+
+    async def remove(self, observer: BaseObserver) -> None:
+        for feed in self._feeds:
+            if feed.observer is observer:
+                self._feeds.remove(feed)
+                await feed.finish(timeout=1.0)
+                return
+
+    def start(self) -> None:
+        self._running = True
+        for feed in self._feeds:
+            feed.start()
+
+    def on_push(
+        self,
+        source: FrameProcessor,
+        destination: FrameProcessor,
+        frame: Frame,
+        direction: FrameDirection,
+    ) -> None:
+        now = self._clock.now_ns()
+        if isinstance(frame, self._activity_types):
+            self.last_activity_ns = now
+        feeds = self._feeds
+        if feeds:
+            event = FramePushed(source, destination, frame, direction, now)
+            for feed in feeds:
+                feed.put(event)
+
+    def pipeline_started(self) -> None:
+        for feed in self._feeds:
+            feed.put("started")
+
+    async def finish(self, timeout: float = 5.0) -> None:
+        self._running = False
+        await asyncio.gather(*(feed.finish(timeout) for feed in self._feeds))
