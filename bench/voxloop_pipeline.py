@@ -1,0 +1,186 @@
+"""voxloop side of the pipeline benchmark: throughput and idle latency through N processors.
+
+Measures exactly what ``bench/peer/pipecat_pipeline.py`` measures on the peer, so the driver
+(``bench/pipeline.py``) can put the two side by side. Prints one JSON line on stdout.
+With ``--memory N`` it instead pushes N frames through the chain with an observer attached and
+reports how the resident memory moved between the first tenth and the end (it should stay flat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+
+from voxloop import __version__
+from voxloop.frames import Frame, TextFrame
+from voxloop.pipeline import (
+    BaseObserver,
+    FrameDirection,
+    FramePushed,
+    FrameProcessor,
+    Pipeline,
+    PipelineRunner,
+    PipelineTask,
+    SeenFrames,
+)
+
+SAMPLE_TIMEOUT_S = 10.0
+BURST_TIMEOUT_S = 600.0
+
+
+class PassThrough(FrameProcessor):
+    """A hop that only passes the frame on (the default behaviour)."""
+
+
+class Capture(FrameProcessor):
+    """Last processor: counts TextFrames, notes the last arrival, wakes the driver at a target."""
+
+    def __init__(self) -> None:
+        super().__init__(name="capture")
+        self.count = 0
+        self.last_arrival_ns = 0
+        self._target = math.inf
+        self.reached = asyncio.Event()
+
+    def expect(self, n: int) -> None:
+        self._target = self.count + n
+        self.reached.clear()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, TextFrame):
+            self.last_arrival_ns = time.perf_counter_ns()
+            self.count += 1
+            if self.count >= self._target:
+                self.reached.set()
+        await self.push_frame(frame, direction)
+
+
+class CountingObserver(BaseObserver):
+    """Sees every hop and acts once per frame, the way the RTVI observer does."""
+
+    def __init__(self) -> None:
+        self.hops = 0
+        self.frames = 0
+        self._seen = SeenFrames()
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        self.hops += 1
+        if self._seen.first_sight(data.frame):
+            self.frames += 1
+
+
+async def push_burst(task: PipelineTask, capture: Capture, n: int) -> float:
+    frames = [TextFrame("x") for _ in range(n)]
+    capture.expect(n)
+    t0 = time.perf_counter_ns()
+    await task.queue_frames(frames)
+    await asyncio.wait_for(capture.reached.wait(), BURST_TIMEOUT_S)
+    return (capture.last_arrival_ns - t0) / 1e9
+
+
+async def one_way_latency_ns(task: PipelineTask, capture: Capture) -> int:
+    frame = TextFrame("x")
+    capture.expect(1)
+    t0 = time.perf_counter_ns()
+    await task.queue_frame(frame)
+    await asyncio.wait_for(capture.reached.wait(), SAMPLE_TIMEOUT_S)
+    return capture.last_arrival_ns - t0
+
+
+def resident_bytes() -> int:
+    """Current resident set size (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def percentile(sorted_values: list[int], q: float) -> float:
+    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
+    return float(sorted_values[rank - 1])
+
+
+async def start(processors: int, observers: list[BaseObserver]) -> tuple[PipelineTask, Capture, asyncio.Task[None]]:
+    capture = Capture()
+    pipeline = Pipeline([*(PassThrough(name=f"hop{i}") for i in range(processors)), capture])
+    task = PipelineTask(pipeline, observers=observers, idle_timeout_secs=None)
+    run = asyncio.create_task(PipelineRunner(handle_sigint=False, handle_sigterm=False).run(task))
+    await task.wait_until_started()
+    return task, capture, run
+
+
+async def run_benchmark(processors: int, frames: int, samples: int, warmup: int) -> dict[str, object]:
+    task, capture, run = await start(processors, [])
+    if warmup:
+        await push_burst(task, capture, warmup)
+    burst_s = await push_burst(task, capture, frames)
+    latencies = sorted([await one_way_latency_ns(task, capture) for _ in range(samples)])
+    await task.stop_when_done()
+    await run
+    sent = warmup + frames + samples
+    if capture.count != sent:
+        raise RuntimeError(f"capture saw {capture.count} text frames, {sent} were sent")
+    median_us = statistics.median(latencies) / 1000.0
+    return {
+        "impl": "voxloop",
+        "version": __version__,
+        "processors": processors,
+        "frames": frames,
+        "throughput_fps": round(frames / burst_s, 1),
+        "latency_median_us": round(median_us, 2),
+        "latency_p99_us": round(percentile(latencies, 99.0) / 1000.0, 2),
+        "per_hop_median_us": round(median_us / processors, 2),
+        "python": platform.python_version(),
+    }
+
+
+async def run_memory(processors: int, total: int, batch: int = 10_000) -> dict[str, object]:
+    """Push ``total`` frames with an observer attached; compare resident memory over time."""
+    observer = CountingObserver()
+    task, capture, run = await start(processors, [observer])
+    samples: list[int] = []
+    sent = 0
+    while sent < total:
+        await push_burst(task, capture, batch)
+        sent += batch
+        while observer.hops < sent * (processors + 2):  # let the observer catch up (it may lag)
+            await asyncio.sleep(0.001)
+        gc.collect()
+        samples.append(resident_bytes())
+    await task.stop_when_done()
+    await run
+    tenth = samples[max(0, len(samples) // 10 - 1)]
+    return {
+        "impl": "voxloop",
+        "frames": total,
+        "observer_frames_seen": observer.frames,
+        "rss_kib_after_first_tenth": round(tenth / 1024, 1),
+        "rss_kib_at_end": round(samples[-1] / 1024, 1),
+        "growth_kib": round((samples[-1] - tenth) / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processors", type=int, default=10)
+    parser.add_argument("--frames", type=int, default=20000)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--memory", type=int, default=0, help="run the memory check with N frames")
+    args = parser.parse_args(argv)
+    if args.memory:
+        result = asyncio.run(run_memory(args.processors, args.memory))
+    else:
+        result = asyncio.run(run_benchmark(args.processors, args.frames, args.samples, args.warmup))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
