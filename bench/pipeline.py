@@ -97,17 +97,24 @@ def main() -> int:
             f"{row['latency_p99_us']:>10} {row['per_hop_median_us']:>8}"
         )
     if peer_rounds:
-        throughput_ratio = float(str(ours["throughput_fps"])) / float(str(theirs["throughput_fps"]))
-        latency_ratio = float(str(theirs["per_hop_median_us"])) / float(str(ours["per_hop_median_us"]))
-        results["ratios"] = {"throughput": round(throughput_ratio, 1), "per_hop_latency": round(latency_ratio, 1)}
+
+        def number(row: dict[str, object], key: str) -> float:
+            return float(str(row[key]))
+
+        throughput = number(ours, "throughput_fps") / number(theirs, "throughput_fps")
+        latency = number(theirs, "per_hop_median_us") / number(ours, "per_hop_median_us")
+        results["ratios"] = {
+            "throughput": round(throughput, 1),
+            "per_hop_latency": round(latency, 1),
+        }
         print(
-            f"voxloop/peer throughput: {throughput_ratio:.1f}x (target >= {TARGET_THROUGHPUT_RATIO}x); "
-            f"peer/voxloop per-hop latency: {latency_ratio:.1f}x (target >= {TARGET_LATENCY_RATIO}x)"
+            f"voxloop/peer throughput: {throughput:.1f}x (target >= {TARGET_THROUGHPUT_RATIO}x); "
+            f"peer/voxloop per-hop latency: {latency:.1f}x (target >= {TARGET_LATENCY_RATIO}x)"
         )
     print(
-        f"resident memory, {memory['frames']} frames with an observer: {memory['rss_kib_after_first_tenth']} KiB "
-        f"after the first tenth, {memory['rss_kib_at_end']} KiB at the end "
-        f"(growth {memory['growth_kib']} KiB)"
+        f"resident memory, {memory['frames']} frames with an observer: "
+        f"{memory['rss_kib_after_first_tenth']} KiB after the first tenth, "
+        f"{memory['rss_kib_at_end']} KiB at the end (growth {memory['growth_kib']} KiB)"
     )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -24,8 +24,8 @@ from voxloop.frames import Frame, TextFrame
 from voxloop.pipeline import (
     BaseObserver,
     FrameDirection,
-    FramePushed,
     FrameProcessor,
+    FramePushed,
     Pipeline,
     PipelineRunner,
     PipelineTask,
@@ -70,11 +70,15 @@ class CountingObserver(BaseObserver):
         self.hops = 0
         self.frames = 0
         self._seen = SeenFrames()
+        self.target_hops = 0
+        self.caught_up = asyncio.Event()
 
     async def on_push_frame(self, data: FramePushed) -> None:
         self.hops += 1
         if self._seen.first_sight(data.frame):
             self.frames += 1
+        if self.hops >= self.target_hops:
+            self.caught_up.set()
 
 
 async def push_burst(task: PipelineTask, capture: Capture, n: int) -> float:
@@ -106,7 +110,9 @@ def percentile(sorted_values: list[int], q: float) -> float:
     return float(sorted_values[rank - 1])
 
 
-async def start(processors: int, observers: list[BaseObserver]) -> tuple[PipelineTask, Capture, asyncio.Task[None]]:
+async def start(
+    processors: int, observers: list[BaseObserver]
+) -> tuple[PipelineTask, Capture, asyncio.Task[None]]:
     capture = Capture()
     pipeline = Pipeline([*(PassThrough(name=f"hop{i}") for i in range(processors)), capture])
     task = PipelineTask(pipeline, observers=observers, idle_timeout_secs=None)
@@ -115,7 +121,9 @@ async def start(processors: int, observers: list[BaseObserver]) -> tuple[Pipelin
     return task, capture, run
 
 
-async def run_benchmark(processors: int, frames: int, samples: int, warmup: int) -> dict[str, object]:
+async def run_benchmark(
+    processors: int, frames: int, samples: int, warmup: int
+) -> dict[str, object]:
     task, capture, run = await start(processors, [])
     if warmup:
         await push_burst(task, capture, warmup)
@@ -147,10 +155,13 @@ async def run_memory(processors: int, total: int, batch: int = 10_000) -> dict[s
     samples: list[int] = []
     sent = 0
     while sent < total:
-        await push_burst(task, capture, batch)
         sent += batch
-        while observer.hops < sent * (processors + 2):  # let the observer catch up (it may lag)
-            await asyncio.sleep(0.001)
+        observer.target_hops = sent * (
+            processors + 2
+        )  # every hop of every frame, task ends included
+        observer.caught_up.clear()
+        await push_burst(task, capture, batch)
+        await observer.caught_up.wait()  # the observer may lag behind the pipeline
         gc.collect()
         samples.append(resident_bytes())
     await task.stop_when_done()
