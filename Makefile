@@ -14,8 +14,8 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src/voxloop/frames src/voxloop/pipeline
-	$(BIN)/python -m pytest -q
 	$(BIN)/python bench/pipeline.py --smoke
+	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/pipeline.py
