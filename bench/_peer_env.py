@@ -47,13 +47,9 @@ def _installed_pipecat(python: Path) -> str | None:
     Importing the pipeline module (not just reading metadata) catches a venv
     whose install was interrupted half-way.
     """
-    probe = (
-        "import importlib.metadata as m, pipecat.pipeline.pipeline; print(m.version('pipecat-ai'))"
-    )
+    probe = "import importlib.metadata as m, pipecat.pipeline.pipeline; print(m.version('pipecat-ai'))"
     try:
-        done = subprocess.run(
-            [str(python), "-c", probe], capture_output=True, text=True, timeout=120
-        )
+        done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:

@@ -121,9 +121,7 @@ async def start(
     return task, capture, run
 
 
-async def run_benchmark(
-    processors: int, frames: int, samples: int, warmup: int
-) -> dict[str, object]:
+async def run_benchmark(processors: int, frames: int, samples: int, warmup: int) -> dict[str, object]:
     task, capture, run = await start(processors, [])
     if warmup:
         await push_burst(task, capture, warmup)
@@ -156,9 +154,7 @@ async def run_memory(processors: int, total: int, batch: int = 10_000) -> dict[s
     sent = 0
     while sent < total:
         sent += batch
-        observer.target_hops = sent * (
-            processors + 2
-        )  # every hop of every frame, task ends included
+        observer.target_hops = sent * (processors + 2)  # every hop of every frame, task ends included
         observer.caught_up.clear()
         await push_burst(task, capture, batch)
         await observer.caught_up.wait()  # the observer may lag behind the pipeline

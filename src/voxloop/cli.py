@@ -11,9 +11,7 @@ from . import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="voxloop", description="voxloop: real-time voice AI agents"
-    )
+    parser = argparse.ArgumentParser(prog="voxloop", description="voxloop: real-time voice AI agents")
     parser.add_argument("--version", action="version", version=f"voxloop {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -54,9 +54,7 @@ async def test_observer_sees_every_hop_with_source_destination_and_time() -> Non
         await h.down_recorder.wait_for(TextFrame)
         await h.push_up(TextFrame("up"))
         await h.up_recorder.wait_for(TextFrame)
-    hops = [
-        (p.source.name, p.destination.name, p.direction) for p in observer.pushes if p.frame is text
-    ]
+    hops = [(p.source.name, p.destination.name, p.direction) for p in observer.pushes if p.frame is text]
     assert hops == [
         (hops[0][0], "harness::up", DOWNSTREAM),
         ("harness::up", "a", DOWNSTREAM),
@@ -64,9 +62,7 @@ async def test_observer_sees_every_hop_with_source_destination_and_time() -> Non
         ("b", "harness::down", DOWNSTREAM),
         ("harness::down", hops[-1][1], DOWNSTREAM),
     ]
-    up_hops = [
-        (p.source.name, p.destination.name) for p in observer.pushes if p.direction is UPSTREAM
-    ]
+    up_hops = [(p.source.name, p.destination.name) for p in observer.pushes if p.direction is UPSTREAM]
     assert ("b", "a") in up_hops and ("a", "harness::up") in up_hops
     times = [p.timestamp for p in observer.pushes]
     assert times == sorted(times)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import gc
 
-from conftest import Gate
+from helpers.gate import Gate
 from voxloop.frames import (
     CancelFrame,
     EndFrame,

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from conftest import Gate
+from helpers.gate import Gate
 from voxloop.frames import (
     EndFrame,
     ErrorFrame,

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from conftest import Gate
+from helpers.gate import Gate
 from voxloop.frames import (
     BotSpeakingFrame,
     CancelFrame,
@@ -209,9 +209,7 @@ async def test_idle_timeout_cancels_after_inactivity() -> None:
 async def test_idle_timeout_can_just_report() -> None:
     clock = FakeClock()
     idle: list[bool] = []
-    task = PipelineTask(
-        FrameProcessor(), clock=clock, idle_timeout_secs=1, cancel_on_idle_timeout=False
-    )
+    task = PipelineTask(FrameProcessor(), clock=clock, idle_timeout_secs=1, cancel_on_idle_timeout=False)
     task.add_event_handler("on_idle_timeout", lambda t: idle.append(True))
     runner = await run_in_background(task)
     await clock.advance(2.5)
@@ -224,12 +222,8 @@ async def test_heartbeats_flow_and_a_stall_is_reported(caplog) -> None:
     clock = FakeClock()
     gate = Gate(HeartbeatFrame)
     recorder = FrameRecorder(DOWNSTREAM)
-    params = PipelineParams(
-        enable_heartbeats=True, heartbeats_period_secs=1, heartbeats_monitor_secs=3
-    )
-    task = PipelineTask(
-        Pipeline([gate, recorder]), params=params, clock=clock, idle_timeout_secs=None
-    )
+    params = PipelineParams(enable_heartbeats=True, heartbeats_period_secs=1, heartbeats_monitor_secs=3)
+    task = PipelineTask(Pipeline([gate, recorder]), params=params, clock=clock, idle_timeout_secs=None)
     timeouts: list[bool] = []
     task.add_event_handler("on_heartbeat_timeout", lambda t: timeouts.append(True))
     gate.opened.set()

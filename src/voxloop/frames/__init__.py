@@ -47,6 +47,7 @@ from .lifecycle import (
     StopWorkerFrame,
 )
 from .llm import (
+    LLMConfigureOutputFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -104,6 +105,7 @@ from .speaking import (
 )
 from .text import (
     AggregatedTextFrame,
+    AggregatedTextProgressFrame,
     AggregationType,
     InputTextRawFrame,
     InterimTranscriptionFrame,
@@ -123,6 +125,8 @@ from .transport import (
 )
 
 __all__ = [
+    "AggregatedTextProgressFrame",
+    "LLMConfigureOutputFrame",
     "AggregatedTextFrame",
     "AggregationType",
     "AudioRawFrame",

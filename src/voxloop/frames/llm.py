@@ -85,3 +85,10 @@ class TTSUpdateSettingsFrame(ServiceUpdateSettingsFrame):
 @dataclass(eq=False)
 class STTUpdateSettingsFrame(ServiceUpdateSettingsFrame):
     """Change STT settings."""
+
+
+@dataclass(eq=False)
+class LLMConfigureOutputFrame(DataFrame):
+    """Whether the LLM's next output should be spoken (``skip_tts=True``: text only)."""
+
+    skip_tts: bool

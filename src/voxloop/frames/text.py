@@ -57,6 +57,18 @@ class TTSTextFrame(AggregatedTextFrame):
 
 
 @dataclass(eq=False)
+class AggregatedTextProgressFrame(DataFrame):
+    """How far the bot has got speaking a segment (word timings): spoken and still to come."""
+
+    segment_id: int
+    text: str
+    accumulated_text: str
+    remaining_text: str
+    aggregated_by: AggregationType | str = AggregationType.SENTENCE
+    context_id: str | None = None
+
+
+@dataclass(eq=False)
 class TranscriptionFrame(TextFrame):
     """A final transcription of the user's speech."""
 

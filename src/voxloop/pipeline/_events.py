@@ -75,15 +75,11 @@ class EventSource:
                 await self._run_handler(event, handler, args)
             return
         for handler in list(handlers):
-            task = asyncio.create_task(
-                self._run_handler(event, handler, args), name=f"{self!r}::{event}"
-            )
+            task = asyncio.create_task(self._run_handler(event, handler, args), name=f"{self!r}::{event}")
             self._handler_tasks.add(task)
             task.add_done_callback(self._handler_tasks.discard)
 
-    async def _run_handler(
-        self, event: str, handler: Callable[..., Any], args: tuple[Any, ...]
-    ) -> None:
+    async def _run_handler(self, event: str, handler: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:
             result = handler(self, *args)
             if inspect.isawaitable(result):
@@ -97,9 +93,7 @@ class EventSource:
             return
         _done, pending = await asyncio.wait(set(self._handler_tasks), timeout=timeout)
         for task in pending:
-            logger.warning(
-                "%r: event handler %s still running; cancelling it", self, task.get_name()
-            )
+            logger.warning("%r: event handler %s still running; cancelling it", self, task.get_name())
             task.cancel()
         if pending:
             await asyncio.wait(pending)

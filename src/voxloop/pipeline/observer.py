@@ -77,9 +77,7 @@ class _ObserverFeed:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(
-            self._drain(), name=f"observer::{type(self.observer).__name__}"
-        )
+        self._task = asyncio.create_task(self._drain(), name=f"observer::{type(self.observer).__name__}")
 
     def put(self, event: FramePushed | str) -> None:
         self._events.append(event)
@@ -112,9 +110,7 @@ class _ObserverFeed:
         self.put("finished")
         _done, pending = await asyncio.wait({task}, timeout=timeout)
         if pending:
-            logger.warning(
-                "observer %s lagging at the end; stopping it", type(self.observer).__name__
-            )
+            logger.warning("observer %s lagging at the end; stopping it", type(self.observer).__name__)
             task.cancel()
             await asyncio.wait(pending)
 

@@ -42,9 +42,7 @@ class ParallelPipeline(FrameProcessor):
         branches: each a list of processors (or a processor).
     """
 
-    def __init__(
-        self, *branches: Sequence[FrameProcessor] | FrameProcessor, name: str | None = None
-    ):
+    def __init__(self, *branches: Sequence[FrameProcessor] | FrameProcessor, name: str | None = None):
         super().__init__(name=name)
         if not branches:
             raise ValueError("ParallelPipeline needs at least one branch")
@@ -55,9 +53,7 @@ class ParallelPipeline(FrameProcessor):
             members = [branch] if isinstance(branch, FrameProcessor) else list(branch)
             top = _BranchEnd(self, UPSTREAM, f"{self.name}::branch{index}::top")
             bottom = _BranchEnd(self, DOWNSTREAM, f"{self.name}::branch{index}::bottom")
-            self._branches.append(
-                Pipeline([top, *members, bottom], name=f"{self.name}::branch{index}")
-            )
+            self._branches.append(Pipeline([top, *members, bottom], name=f"{self.name}::branch{index}"))
             self._tops.append(top)
             self._bottoms.append(bottom)
         # frame -> True once it left (fanned-out frames only); lifecycle frame -> branches to go.

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from ..frames import (
     CancelFrame,
@@ -92,6 +92,10 @@ class FrameProcessor(EventSource):
 
     Events: ``on_error(error_frame)``.
     """
+
+    #: True for output transports: what they push downstream has been played to the user, so
+    #: observers (the RTVI observer) report text from there and never ahead of its audio.
+    plays_output: ClassVar[bool] = False
 
     def __init__(self, *, name: str | None = None, queued: bool = False) -> None:
         super().__init__()
@@ -311,9 +315,7 @@ class FrameProcessor(EventSource):
     async def _wait_cancelled(self, task: asyncio.Task[None]) -> None:
         _done, pending = await asyncio.wait({task}, timeout=_CANCEL_WAIT_SECS)
         if pending:
-            logger.warning(
-                "%s: %s did not stop when cancelled; leaving it behind", self, task.get_name()
-            )
+            logger.warning("%s: %s did not stop when cancelled; leaving it behind", self, task.get_name())
             self._stray.add(task)
             task.add_done_callback(self._stray.discard)
 

@@ -345,9 +345,7 @@ class PipelineTask(EventSource):
     async def _reached_top(self, frame: Frame) -> None:
         if isinstance(frame, ErrorFrame):
             await self._on_error(frame)
-        elif isinstance(
-            frame, (EndTaskFrame, StopTaskFrame, CancelTaskFrame, InterruptionTaskFrame)
-        ):
+        elif isinstance(frame, (EndTaskFrame, StopTaskFrame, CancelTaskFrame, InterruptionTaskFrame)):
             await self._on_request(frame)
         if self._reached_up and isinstance(frame, self._reached_up):
             await self._call_event_handler("on_frame_reached_upstream", frame)
@@ -359,9 +357,7 @@ class PipelineTask(EventSource):
             await self._finish(frame)
         elif isinstance(frame, HeartbeatFrame):
             self._last_heartbeat_ns = self._clock.now_ns()
-        elif isinstance(
-            frame, (EndTaskFrame, StopTaskFrame, CancelTaskFrame, InterruptionTaskFrame)
-        ):
+        elif isinstance(frame, (EndTaskFrame, StopTaskFrame, CancelTaskFrame, InterruptionTaskFrame)):
             await self._on_request(frame)
         if self._reached_down and isinstance(frame, self._reached_down):
             await self._call_event_handler("on_frame_reached_downstream", frame)

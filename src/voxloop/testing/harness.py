@@ -166,8 +166,6 @@ async def run_test(
 def _assert_types(where: str, frames: Sequence[Frame], expected: Sequence[type[Frame]]) -> None:
     got = [type(f).__name__ for f in frames]
     want = [t.__name__ for t in expected]
-    ok = len(frames) == len(expected) and all(
-        isinstance(f, t) for f, t in zip(frames, expected, strict=True)
-    )
+    ok = len(frames) == len(expected) and all(isinstance(f, t) for f, t in zip(frames, expected, strict=True))
     if not ok:
         raise AssertionError(f"{where} frames: got {got}, expected {want}")
