@@ -82,6 +82,7 @@ class PipelineHarness:
             **task_options,
         )
         self._run: asyncio.Task[None] | None = None
+        self._ending = False
 
     @property
     def down(self) -> list[Frame]:
@@ -119,11 +120,14 @@ class PipelineHarness:
             await self.down_recorder.push_frame(frame, UPSTREAM)
 
     async def end(self) -> None:
-        """Graceful end: everything pushed so far is processed first."""
-        await self.task.stop_when_done()
+        """Graceful end: everything pushed so far is processed first (again: just waits)."""
+        if not self._ending:
+            self._ending = True
+            await self.task.stop_when_done()
         await self._wait_run()
 
     async def cancel(self) -> None:
+        self._ending = True
         await self.task.cancel("harness cancelled")
         await self._wait_run()
 
