@@ -142,10 +142,10 @@ class LegacyServices:
                             f"Option {change.service}.{option.name} must be of type {spec.type}"
                         )
                 plan.append((spec, change, option.model_dump(mode="json")))
-        for spec, change, option in plan:
+        for spec, change, value in plan:
             if spec is not None:
-                await _call(spec.handler, processor, change.service, option)
-            self._store(change.service, option)
+                await _call(spec.handler, processor, change.service, value)
+            self._store(change.service, value)
 
     def _store(self, service: str, option: dict[str, Any]) -> None:
         entry = next((e for e in self._config if e.service == service), None)

@@ -403,8 +403,8 @@ class RTVIObserver(BaseObserver):
 
     async def _call_in_progress(self, frame: FunctionCallInProgressFrame) -> None:
         if self._rtvi.client_generation == 0:  # the 0.x clients' message, which runs their handler
-            data = {"function_name": frame.function_name, "tool_call_id": frame.tool_call_id}
-            await self._send("llm-function-call", {**data, "args": dict(frame.arguments)})
+            legacy = {"function_name": frame.function_name, "tool_call_id": frame.tool_call_id}
+            await self._send("llm-function-call", {**legacy, "args": dict(frame.arguments)})
             return
         level = self._report_level(frame.function_name)
         if level is FunctionCallReportLevel.DISABLED:

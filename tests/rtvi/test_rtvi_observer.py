@@ -3,7 +3,6 @@ from __future__ import annotations
 import gc
 
 from helpers.rtvi import RTVISession
-
 from voxloop.frames import (
     AggregatedTextFrame,
     AggregatedTextProgressFrame,

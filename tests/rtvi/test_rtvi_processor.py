@@ -5,8 +5,8 @@ import base64
 import logging
 
 import pytest
-from helpers.rtvi import RTVISession
 
+from helpers.rtvi import RTVISession
 from voxloop.frames import (
     EndFrame,
     ErrorFrame,
