@@ -13,7 +13,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy src/voxloop/frames src/voxloop/pipeline src/voxloop/rtvi src/voxloop/transports
+	$(BIN)/mypy src/voxloop
 	$(BIN)/python bench/pipeline.py --smoke
 	$(BIN)/python -m pytest -q
 

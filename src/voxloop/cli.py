@@ -18,6 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "demo", help="a text pipeline in the terminal: type a line, see it flow through processors"
     )
+    run = commands.add_parser("run", help="serve a bot to RTVI clients (the dev server)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=7860)
+    run.add_argument("--bot", default="echo", help="a built-in bot's name, or a .py file with create_bot()")
+    run.add_argument("--transport", choices=["all", "websocket"], default="all")
+    run.add_argument("--max-sessions", type=int, default=50)
+    run.add_argument("--require-token", action="store_true", help="one-time tokens from /start for /ws")
+    run.add_argument("--allowed-origin", action="append", default=[], help="allow this Origin (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -27,6 +35,29 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import run_demo
 
         asyncio.run(run_demo(sys.stdin, sys.stdout))
+    elif args.command == "run":
+        return _run_server(args)
+    return 0
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    from .bots import BotLoadError, load_bot
+    from .server import ServerConfig, serve
+
+    try:
+        bot = load_bot(args.bot)
+    except BotLoadError as exc:
+        print(f"voxloop: {exc}", file=sys.stderr)
+        return 2
+    config = ServerConfig(
+        bot=bot,
+        transports=("websocket",),
+        max_sessions=args.max_sessions,
+        require_token=args.require_token,
+        allowed_origins=tuple(args.allowed_origin),
+    )
+    print(f"voxloop: bot {args.bot!r} on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    asyncio.run(serve(config, args.host, args.port))
     return 0
 
 

@@ -4,5 +4,16 @@ from __future__ import annotations
 
 from .clock import FakeClock, settle
 from .harness import FrameRecorder, PipelineHarness, run_test
+from .rtvi_client import RTVIClient, RTVIErrorResponse, RTVIProtocolError, load_wav
 
-__all__ = ["FakeClock", "FrameRecorder", "PipelineHarness", "run_test", "settle"]
+__all__ = [
+    "FakeClock",
+    "FrameRecorder",
+    "PipelineHarness",
+    "RTVIClient",
+    "RTVIErrorResponse",
+    "RTVIProtocolError",
+    "load_wav",
+    "run_test",
+    "settle",
+]

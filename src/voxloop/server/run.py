@@ -1,0 +1,32 @@
+"""Run the app with uvicorn; Ctrl-C ends every session before the process exits."""
+
+from __future__ import annotations
+
+import logging
+from types import FrameType
+
+import uvicorn
+
+from .app import ServerConfig, Sessions, create_app
+
+logger = logging.getLogger("voxloop.server")
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, sessions: Sessions) -> None:
+        super().__init__(config)
+        self._sessions = sessions
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn waits for open connections; ending the sessions is what closes them.
+        self._sessions.cancel_all("server shutting down")
+        super().handle_exit(sig, frame)
+
+
+async def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Serve until interrupted."""
+    app = create_app(config)
+    uvicorn_config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = _Server(uvicorn_config, app.state.sessions)
+    logger.info("voxloop listening on http://%s:%d", host, port)
+    await server.serve()

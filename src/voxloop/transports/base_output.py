@@ -1,0 +1,187 @@
+"""BaseOutputTransport: plays the bot to the client, in real time, and knows when it speaks.
+
+Frames are handled in order on the transport's own task. Audio is cut into chunks and each chunk
+is sent ``audio_out_lead_ms`` ahead of the moment it will play, so the client's player always has
+a little in hand and never more. Because frames are handled in order, text and messages queued
+behind audio leave only once that audio has been sent: the client never reads words before it
+hears them. Every played chunk is pushed on downstream, so what follows the output (the assistant
+context) sees exactly what was played.
+
+Speaking state: the bot starts speaking when its first chunk is sent and stops once the last one
+has played (plus a short grace) with nothing new behind it, or at once when interrupted. Both are
+broadcast, so processors before and after the output learn about it.
+
+On interruption everything queued is dropped immediately, the playing frame is cancelled, and
+the client is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any
+
+from ..audio import PCMConverter
+from ..frames import (
+    BotSpeakingFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    OutputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+    StartFrame,
+)
+from ..pipeline import UPSTREAM, FrameDirection, FrameProcessor
+from .params import TransportParams
+
+logger = logging.getLogger("voxloop.transports")
+
+
+class BaseOutputTransport(FrameProcessor):
+    """Concrete transports implement :meth:`write_audio` and :meth:`send_message`."""
+
+    plays_output = True
+
+    def __init__(self, params: TransportParams, *, name: str | None = None) -> None:
+        super().__init__(name=name, queued=True)
+        self.params = params
+        self._converter: PCMConverter | None = None
+        self._rate = 24000
+        self._chunk_bytes = 1920
+        self._lead_ns = params.audio_out_lead_ms * 1_000_000
+        self._next_play_ns = 0  # when the audio sent so far will have finished playing
+        self._speaking = False
+        self._last_tick_ns = 0
+        self._audio_sent = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    # -- what concrete transports provide ----------------------------------------------------
+
+    async def write_audio(self, audio: bytes, sample_rate: int) -> None:
+        """Send one chunk of mono PCM16 to the client."""
+        raise NotImplementedError
+
+    async def send_message(self, message: Any) -> None:
+        """Send an application (RTVI) message to the client."""
+        raise NotImplementedError
+
+    async def send_interruption(self) -> None:
+        """Tell the client the bot was interrupted (when the wire has a way to)."""
+
+    async def start(self, frame: StartFrame) -> None:
+        """Called once the pipeline starts."""
+
+    async def stop(self) -> None:
+        """Called at End (after everything has played) and at Cancel."""
+
+    # -- frames ------------------------------------------------------------------------------
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if direction is UPSTREAM:
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            self._rate = self.params.audio_out_sample_rate or self.audio_out_sample_rate
+            self._chunk_bytes = self._rate * self.params.audio_out_chunk_ms // 1000 * 2
+            self._converter = PCMConverter(self._rate)
+            self._watcher = asyncio.create_task(self._watch_speaking(), name=f"{self}::speaking")
+            await self.start(frame)
+        elif isinstance(frame, OutputTransportMessageUrgentFrame):
+            await self.send_message(frame.message)
+        elif isinstance(frame, InterruptionFrame):
+            await self._interrupted()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, OutputAudioRawFrame):
+            if self.params.audio_out_enabled:
+                await self._play(frame)
+        elif isinstance(frame, OutputTransportMessageFrame):
+            await self.send_message(frame.message)
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, EndFrame):
+            await self._wait_until_played()
+            await self._stop_watching()
+            await self.stop()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, CancelFrame):
+            await self._stop_watching()
+            await self.stop()
+            await self.push_frame(frame, direction)
+        else:
+            await self.push_frame(frame, direction)
+
+    async def cleanup(self) -> None:
+        await self._stop_watching()
+        await super().cleanup()
+
+    # -- playing -----------------------------------------------------------------------------
+
+    async def _play(self, frame: OutputAudioRawFrame) -> None:
+        assert self._converter is not None
+        pcm = self._converter.convert(frame.audio, frame.sample_rate, frame.num_channels)
+        clock, rate, step = self.clock, self._rate, self._chunk_bytes
+        for start in range(0, len(pcm) - len(pcm) % 2, step):
+            chunk = pcm[start : start + step]
+            now = clock.now_ns()
+            if self._next_play_ns < now:
+                self._next_play_ns = now  # the player ran dry: playback restarts now
+            send_at = self._next_play_ns - self._lead_ns
+            if send_at > now:
+                await clock.sleep((send_at - now) / 1e9)
+                now = clock.now_ns()
+            if not self._speaking:
+                self._speaking = True
+                self._last_tick_ns = now
+                await self.broadcast_frame(BotStartedSpeakingFrame)
+            await self.write_audio(chunk, rate)
+            self._next_play_ns += len(chunk) * 1_000_000_000 // (2 * rate)
+            self._audio_sent.set()
+            await self.push_frame(dataclasses.replace(frame, audio=chunk, sample_rate=rate, num_channels=1))
+            if now - self._last_tick_ns >= self.params.bot_speaking_period_secs * 1e9:
+                self._last_tick_ns = now
+                await self.broadcast_frame(BotSpeakingFrame)
+
+    async def _wait_until_played(self) -> None:
+        remaining = self._next_play_ns - self.clock.now_ns()
+        if remaining > 0:
+            await self.clock.sleep(remaining / 1e9)
+        await self._stopped_speaking()
+
+    async def _interrupted(self) -> None:
+        self._next_play_ns = self.clock.now_ns()
+        if self._converter is not None:
+            self._converter.reset()
+        try:
+            await self.send_interruption()
+        finally:
+            await self._stopped_speaking()
+
+    async def _stopped_speaking(self) -> None:
+        if self._speaking:
+            self._speaking = False
+            await self.broadcast_frame(BotStoppedSpeakingFrame)
+
+    async def _watch_speaking(self) -> None:
+        """Stops the bot speaking once the last audio has played and nothing followed it."""
+        grace_ns = int(self.params.bot_stop_grace_secs * 1e9)
+        while True:
+            await self._audio_sent.wait()
+            self._audio_sent.clear()
+            while (remaining := self._next_play_ns + grace_ns - self.clock.now_ns()) > 0:
+                await self.clock.sleep(remaining / 1e9)
+            if not self._audio_sent.is_set():
+                await self._stopped_speaking()
+
+    async def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+            await asyncio.wait({watcher})

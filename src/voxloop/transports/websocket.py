@@ -1,0 +1,172 @@
+"""WebSocket transport, wire-compatible with ``@pipecat-ai/websocket-transport``.
+
+Every message either way is one binary protobuf ``pipecat.Frame``: microphone audio in, bot audio
+out (24 kHz mono by default, which is what the published player plays), RTVI JSON inside message
+frames, and an interruption frame on barge-in. Works on any ASGI WebSocket (Starlette's here).
+Bad input (a text frame, bytes that are not a frame, invalid JSON) gets an RTVI ``error`` back
+and a log line; the session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from ..frames import (
+    InputAudioRawFrame,
+    InputTransportMessageFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    OutputTransportMessageUrgentFrame,
+    StartFrame,
+)
+from ..pipeline._events import EventSource
+from .base_input import BaseInputTransport
+from .base_output import BaseOutputTransport
+from .params import TransportParams
+from .serializers import ProtobufFrameSerializer, SerializationError
+
+logger = logging.getLogger("voxloop.transports")
+
+
+class WebSocketTransport(EventSource):
+    """One client on one accepted WebSocket. Use :meth:`input` and :meth:`output` in the pipeline.
+
+    Events: ``on_client_connected()``, ``on_client_disconnected()``.
+    """
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        params: TransportParams | None = None,
+        serializer: ProtobufFrameSerializer | None = None,
+    ) -> None:
+        super().__init__()
+        self.websocket = websocket
+        self.params = params or TransportParams()
+        self.serializer = serializer or ProtobufFrameSerializer()
+        self.disconnected = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._input = _WebSocketInput(self)
+        self._output = _WebSocketOutput(self)
+        self._register_event_handler("on_client_connected")
+        self._register_event_handler("on_client_disconnected")
+
+    def input(self) -> BaseInputTransport:
+        return self._input
+
+    def output(self) -> BaseOutputTransport:
+        return self._output
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send one wire frame; after the client left, sends are dropped quietly."""
+        if self.disconnected.is_set():
+            return
+        try:
+            async with self._send_lock:
+                await self.websocket.send_bytes(data)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            logger.debug("websocket send failed (%s); the client is gone", exc)
+            await self._mark_disconnected()
+
+    async def send_error(self, text: str) -> None:
+        """Answer bad input with an RTVI error (a message frame, as the client expects)."""
+        message = {"label": "rtvi-ai", "type": "error", "data": {"error": text, "fatal": False}}
+        data = self.serializer.serialize(OutputTransportMessageUrgentFrame(message=message))
+        if data is not None:
+            await self.send_bytes(data)
+
+    async def close(self) -> None:
+        if self.websocket.client_state is WebSocketState.CONNECTED:
+            try:
+                await self.websocket.close()
+            except (RuntimeError, OSError):
+                pass
+        await self._mark_disconnected()
+
+    async def _mark_disconnected(self) -> None:
+        if not self.disconnected.is_set():
+            self.disconnected.set()
+            await self._call_event_handler("on_client_disconnected")
+
+
+class _WebSocketInput(BaseInputTransport):
+    def __init__(self, transport: WebSocketTransport) -> None:
+        super().__init__(transport.params, name="websocket-input")
+        self._transport = transport
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, frame: StartFrame) -> None:
+        self._reader = asyncio.create_task(self._read(), name=f"{self}::read")
+        await self._transport._call_event_handler("on_client_connected")
+
+    async def stop(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.wait({reader})
+
+    async def cleanup(self) -> None:
+        await self.stop()
+        await super().cleanup()
+
+    async def _read(self) -> None:
+        transport = self._transport
+        websocket = transport.websocket
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data is None:
+                    logger.warning("%s: text frame received; this wire is binary protobuf", self)
+                    await transport.send_error("text frames are not accepted: send binary protobuf frames")
+                    continue
+                await self._handle(data)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            logger.debug("%s: connection ended: %s", self, exc)
+        await transport._mark_disconnected()
+
+    async def _handle(self, data: bytes) -> None:
+        try:
+            frame = self._transport.serializer.deserialize(data)
+        except SerializationError as exc:
+            logger.warning("%s: dropped a bad frame: %s", self, exc)
+            await self._transport.send_error(f"invalid frame: {exc}")
+            return
+        if isinstance(frame, InputAudioRawFrame):
+            await self.push_audio(frame.audio, frame.sample_rate, frame.num_channels)
+        elif isinstance(frame, InputTransportMessageFrame):
+            await self.push_message(frame.message)
+        else:
+            await self.push_frame(frame)
+
+
+class _WebSocketOutput(BaseOutputTransport):
+    def __init__(self, transport: WebSocketTransport) -> None:
+        super().__init__(transport.params, name="websocket-output")
+        self._transport = transport
+
+    async def write_audio(self, audio: bytes, sample_rate: int) -> None:
+        frame = OutputAudioRawFrame(audio=audio, sample_rate=sample_rate, num_channels=1)
+        data = self._transport.serializer.serialize(frame)
+        if data is not None:
+            await self._transport.send_bytes(data)
+
+    async def send_message(self, message: Any) -> None:
+        try:
+            data = self._transport.serializer.serialize(OutputTransportMessageUrgentFrame(message=message))
+        except SerializationError as exc:
+            logger.error("%s: cannot send message %r: %s", self, message, exc)
+            return
+        if data is not None:
+            await self._transport.send_bytes(data)
+
+    async def send_interruption(self) -> None:
+        data = self._transport.serializer.serialize(InterruptionFrame())
+        if data is not None:
+            await self._transport.send_bytes(data)

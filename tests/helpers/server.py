@@ -1,0 +1,37 @@
+"""Run the dev server in-process on a free loopback port, for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+
+from voxloop.server import ServerConfig, create_app, wait_for_sessions_to_end
+
+
+@asynccontextmanager
+async def running_server(config: ServerConfig) -> AsyncIterator[tuple[str, Any]]:
+    """Yields (base URL, app); on exit every session is ended and the server stopped.
+
+    The socket is bound and listening before uvicorn starts, so clients can connect at once
+    (the kernel queues them) and nothing has to wait for a "started" flag.
+    """
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        await wait_for_sessions_to_end(app, timeout=10)
+        server.should_exit = True
+        await serving
+        sock.close()
