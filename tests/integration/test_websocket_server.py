@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from helpers.paths import AUDIO
 from helpers.server import running_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
@@ -18,8 +18,6 @@ from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineT
 from voxloop.rtvi import ClientMessage, RTVIProcessor
 from voxloop.server import ServerConfig
 from voxloop.testing.rtvi_client import RTVIClient, RTVIErrorResponse, load_wav
-
-AUDIO = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "audio"
 
 
 class AudioTap(FrameProcessor):
