@@ -437,3 +437,18 @@ async def test_observer_memory_is_bounded() -> None:
         s.harness.down_recorder.frames.clear()
         gc.collect()
         assert len(s.rtvi.observer._seen) < 10
+
+
+async def test_system_logs_are_forwarded_when_enabled() -> None:
+    import logging
+
+    async with session(RTVIObserverParams(system_logs_enabled=True)) as s:
+        await s.harness.push(LLMTextFrame("sync point"))  # the observer has started by now
+        await s.wait_for_message("bot-llm-text")
+        logging.getLogger("voxloop.services.demo").warning("model loaded in %d ms", 42)
+        log = await s.wait_for_message("system-log")
+        await finish(s)
+    assert log["data"]["text"].endswith("model loaded in 42 ms")
+    assert not logging.getLogger("voxloop").handlers or all(
+        type(h).__name__ != "_LogForwarder" for h in logging.getLogger("voxloop").handlers
+    )

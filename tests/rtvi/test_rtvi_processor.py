@@ -428,3 +428,32 @@ async def test_function_call_result_upstream_direction_not_needed() -> None:
         await s.harness.up_recorder.wait_for(FunctionCallResultFrame)
     assert s.messages == [] or all(m["type"] != "error" for m in s.messages)
     assert UPSTREAM
+
+
+async def test_ui_messages_reach_the_app() -> None:
+    got: list[tuple[str, dict]] = []
+    arrived = asyncio.Event()
+
+    def on_ui(processor: RTVIProcessor, type_: str, data: dict) -> None:
+        got.append((type_, data))
+        arrived.set()
+
+    async with RTVISession() as s:
+        s.rtvi.add_event_handler("on_ui_message", on_ui)
+        await s.ready()
+        await s.request("ui-event", {"event": "clicked", "payload": {"button": "buy"}})
+        await arrived.wait()
+    assert got == [("ui-event", {"event": "clicked", "payload": {"button": "buy"}})]
+
+
+async def test_raw_audio_takes_the_input_transports_path() -> None:
+    from voxloop.transports.base_input import BaseInputTransport
+    from voxloop.transports.params import TransportParams
+
+    rtvi = RTVIProcessor(client_ready_timeout_secs=None)
+    async with RTVISession(rtvi, BaseInputTransport(TransportParams())) as s:
+        await s.ready()
+        audio = base64.b64encode(b"\x00\x10" * 800).decode()  # 100 ms at 8 kHz
+        await s.request("raw-audio", {"base64Audio": audio, "sampleRate": 8000, "numChannels": 1})
+        frame = await s.harness.down_recorder.wait_for(InputAudioRawFrame)
+    assert frame.sample_rate == 16000  # converted to the pipeline's rate like captured audio

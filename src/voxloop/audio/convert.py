@@ -2,6 +2,11 @@
 
 Resampling uses soxr's streaming resampler, which keeps filter state between chunks, so a stream
 cut into 16 ms pieces comes out as smooth as if it had been converted in one go.
+
+Quality is chosen for latency, measured here on 20 ms chunks: soxr's higher qualities hold back
+20 to 66 ms of audio (HQ, 8 -> 16 kHz: 66 ms). Going down in rate needs a real anti-aliasing
+filter, so "MQ" (about 15 ms at 48 -> 16 kHz); going up cannot alias, and "QQ" (cubic) adds
+no delay at all.
 """
 
 from __future__ import annotations
@@ -38,7 +43,10 @@ class PCMConverter:
             return mono
         if sample_rate != self._source_rate or self._stream is None:
             self._source_rate = sample_rate
-            self._stream = soxr.ResampleStream(sample_rate, self.target_rate, 1, dtype="int16")
+            quality = "QQ" if self.target_rate > sample_rate else "MQ"
+            self._stream = soxr.ResampleStream(
+                sample_rate, self.target_rate, 1, dtype="int16", quality=quality
+            )
         samples = np.frombuffer(mono, dtype="<i2")
         out: np.ndarray = self._stream.resample_chunk(samples)
         return out.astype("<i2").tobytes()
