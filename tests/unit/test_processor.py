@@ -7,6 +7,7 @@ import pytest
 
 from helpers.gate import Gate
 from voxloop.frames import (
+    CancelFrame,
     EndFrame,
     ErrorFrame,
     Frame,
@@ -322,3 +323,13 @@ async def test_upstream_frames_flow_up() -> None:
         await h.up_recorder.wait_for(TextFrame)
     assert texts(h.up) == ["UP"]
     assert h.up[0] is not None and UPSTREAM == FrameDirection.UPSTREAM
+
+
+async def test_cancel_before_start_passes_through() -> None:
+    recorder = FrameRecorder(DOWNSTREAM)
+    processor = Upper()
+    processor.link(recorder)
+    await processor.queue_frame(TextFrame("early"))
+    await processor.queue_frame(CancelFrame(reason="never started"))
+    await processor.queue_frame(TextFrame("late"))
+    assert [type(f) for f in recorder.frames] == [CancelFrame]  # no waiting for a start that never comes

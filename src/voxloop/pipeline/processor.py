@@ -222,7 +222,10 @@ class FrameProcessor(EventSource):
         if isinstance(frame, StartFrame):
             await self._start(frame, direction)
             return
-        if not self._started:
+        if isinstance(frame, CancelFrame) and not self._started:
+            self._cancelled = True  # cancelled before it ever started: pass it on, drop the rest
+            self._early.clear()
+        elif not self._started:
             self._early.append((frame, direction))
             return
         if isinstance(frame, InterruptionFrame):

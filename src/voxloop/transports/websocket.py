@@ -80,12 +80,14 @@ class WebSocketTransport(EventSource):
             await self.send_bytes(data)
 
     async def close(self) -> None:
+        """Close the socket (if still open) and finish the event handlers it started."""
         if self.websocket.client_state is WebSocketState.CONNECTED:
             try:
                 await self.websocket.close()
             except (RuntimeError, OSError):
                 pass
         await self._mark_disconnected()
+        await self._finish_event_handlers()
 
     async def _mark_disconnected(self) -> None:
         if not self.disconnected.is_set():
