@@ -1,20 +1,26 @@
 # The two commands of the README: `make run` starts voxloop, `make test` runs every check.
-# Both install what they need on first use into .venv (and again when pyproject.toml changes).
+# Both install what they need on first use into .venv (and again when pyproject.toml changes),
+# and build the web page (web/ -> src/voxloop/server/static, never committed) when its sources
+# are newer than the build. `make test` also installs Debian's chromium for the browser test.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+WEB_STATIC := src/voxloop/server/static
+WEB_SOURCES := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock.json
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean web browser-deps
 
-run: $(VENV)/.installed-run
-	$(BIN)/voxloop demo
+run: $(VENV)/.installed-run web
+	$(BIN)/voxloop run
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev web browser-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src/voxloop
 	$(BIN)/python bench/pipeline.py --smoke
+	$(BIN)/python bench/sessions.py --smoke
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
@@ -25,12 +31,31 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[webrtc]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
 
+# The web page: npm ci when the lock file changes, the esbuild bundle when a source changes
+# (index.html is written last, so its time is the build's).
+web: $(WEB_STATIC)/index.html
+
+$(WEB_STATIC)/index.html: $(WEB_SOURCES) web/node_modules/.installed
+	cd web && npm run --silent build
+
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium for the browser test (playwright-core drives it; no browser downloads).
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		echo "installing Debian's chromium for the browser test"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 clean:
-	rm -rf $(VENV) bench/.venv-pipecat .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) bench/.venv-pipecat .pytest_cache .mypy_cache .ruff_cache web/node_modules $(WEB_STATIC)

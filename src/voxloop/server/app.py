@@ -14,11 +14,14 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from .. import __version__
@@ -27,12 +30,18 @@ from ..pipeline import PipelineTask
 from ..transports.params import TransportParams
 from ..transports.websocket import WebSocketTransport
 
+if TYPE_CHECKING:
+    from .webrtc_routes import WebRTCSignalling
+
 logger = logging.getLogger("voxloop.server")
 
 #: WebSocket close codes: the server is full (1013 "try again later"), auth and origin failures.
 CLOSE_FULL = 1013
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_FORBIDDEN_ORIGIN = 4003
+
+#: The web page, bundled from ``web/`` by ``make web`` (never committed; see web/build.mjs).
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 @dataclass
@@ -93,8 +102,19 @@ class Sessions:
 
 def create_app(config: ServerConfig) -> Starlette:
     sessions = Sessions(config.max_sessions)
+    webrtc: WebRTCSignalling | None = None
+    if "webrtc" in config.transports:
+        from .webrtc_routes import WebRTCSignalling  # needs the webrtc extra (aiortc)
+
+        webrtc = WebRTCSignalling(config, sessions)
+    web_page = STATIC_DIR / "index.html"
+    web_built = web_page.is_file()
+    if not web_built:
+        logger.warning("the web page is not built (run `make web`); / shows how to build it")
 
     async def index(request: Request) -> Response:
+        if web_built:
+            return FileResponse(web_page, headers={"Cache-Control": "no-cache"})
         return HTMLResponse(_PLACEHOLDER_PAGE)
 
     async def status(request: Request) -> Response:
@@ -123,6 +143,8 @@ def create_app(config: ServerConfig) -> Starlette:
             )
         if sessions.full:
             return JSONResponse({"detail": "the server is full; try again later"}, status_code=503)
+        if transport == "webrtc" and webrtc is not None:
+            return JSONResponse(webrtc.start_reply(body))
         scheme = "wss" if request.url.scheme == "https" else "ws"
         reply: dict[str, str] = {"wsUrl": f"{scheme}://{request.url.netloc}/ws"}
         if config.require_token:
@@ -162,7 +184,6 @@ def create_app(config: ServerConfig) -> Starlette:
         finally:
             sessions.remove(session.session_id)
             await transport.close()
-            await transport._finish_event_handlers()
             logger.info("session %s ended (%d running)", session.session_id, len(sessions))
 
     routes = [
@@ -171,8 +192,15 @@ def create_app(config: ServerConfig) -> Starlette:
         Route("/start", start, methods=["POST"]),
         WebSocketRoute("/ws", websocket_endpoint),
     ]
+    if web_built:
+        routes.append(Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"))
+    if webrtc is not None:
+        from .webrtc_routes import webrtc_routes
+
+        routes += webrtc_routes(config, sessions, webrtc)
     app = Starlette(routes=routes)
     app.state.sessions = sessions
+    app.state.webrtc = webrtc
     return app
 
 
@@ -187,6 +215,8 @@ async def wait_for_sessions_to_end(app: Starlette, timeout: float) -> None:
 
 
 _PLACEHOLDER_PAGE = """<!doctype html><meta charset="utf-8"><title>voxloop</title>
-<body style="font-family:system-ui;max-width:40em;margin:4em auto">
-<h1>voxloop</h1><p>The server is running. Connect an RTVI client to <code>POST /start</code>.</p>
+<body style="font-family:system-ui;max-width:40em;margin:4em auto;line-height:1.5">
+<h1>voxloop</h1><p>The server is running, but its web page has not been built.</p>
+<p>Build it with <code>make web</code> (or <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>),
+then restart the server. RTVI clients can connect meanwhile through <code>POST /start</code>.</p>
 </body>"""
