@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import sys
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=7860)
     run.add_argument("--bot", default="echo", help="a built-in bot's name, or a .py file with create_bot()")
-    run.add_argument("--transport", choices=["all", "websocket"], default="all")
+    run.add_argument("--transport", choices=["all", "websocket", "webrtc"], default="all")
     run.add_argument("--max-sessions", type=int, default=50)
     run.add_argument("--require-token", action="store_true", help="one-time tokens from /start for /ws")
     run.add_argument("--allowed-origin", action="append", default=[], help="allow this Origin (repeatable)")
@@ -49,14 +50,23 @@ def _run_server(args: argparse.Namespace) -> int:
     except BotLoadError as exc:
         print(f"voxloop: {exc}", file=sys.stderr)
         return 2
+    transports = ("websocket", "webrtc") if args.transport == "all" else (args.transport,)
+    if "webrtc" in transports and importlib.util.find_spec("aiortc") is None:
+        if args.transport == "webrtc":
+            print("voxloop: WebRTC needs the webrtc extra: pip install 'voxloop[webrtc]'", file=sys.stderr)
+            return 2
+        transports = ("websocket",)
     config = ServerConfig(
         bot=bot,
-        transports=("websocket",),
+        transports=transports,
         max_sessions=args.max_sessions,
         require_token=args.require_token,
         allowed_origins=tuple(args.allowed_origin),
     )
-    print(f"voxloop: bot {args.bot!r} on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    served = ", ".join(transports)
+    print(
+        f"voxloop: bot {args.bot!r} on http://{args.host}:{args.port} ({served}; Ctrl-C to stop)", flush=True
+    )
     asyncio.run(serve(config, args.host, args.port))
     return 0
 

@@ -1,0 +1,255 @@
+"""SmallWebRTC signalling over HTTP: ``POST|PATCH /api/offer`` and ``/sessions/{id}/api/offer``.
+
+``POST`` takes ``{sdp, type:"offer", pc_id, restart_pc[, requestData|request_data]}`` and answers
+``{sdp, type:"answer", pc_id}``. A known ``pc_id`` renegotiates on the same peer connection (or,
+with ``restart_pc``, moves the session to a new one with a new ``pc_id``); no ``pc_id``, or one we
+do not know, starts a new connection and a new session, as the peer's runner does. ``PATCH`` takes
+``{pc_id, candidates:[{candidate, sdp_mid, sdp_mline_index}]}``; an unknown ``pc_id`` is a 404.
+Bad JSON, a bad SDP or a bad candidate is a 400 with ``{"detail": ...}``; a full server is a 503.
+
+Each connection is its own session: a :class:`~voxloop.pipeline.PipelineTask` from the bot
+factory, counted in the server's :class:`~voxloop.server.app.Sessions`, cancelled when the peer
+leaves; the peer connection is closed (``peerLeft`` first) when the session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..bots import SessionInfo, create_task
+from ..transports.webrtc import SignallingError, WebRTCConnection, WebRTCTransport
+
+if TYPE_CHECKING:  # app.py imports this module lazily; no import cycle at run time
+    from .app import ServerConfig, Sessions
+
+__all__ = ["WebRTCSignalling", "webrtc_routes"]
+
+logger = logging.getLogger("voxloop.server")
+
+MAX_BODY_BYTES = 256 * 1024
+PENDING_SESSION_TTL_SECS = 300.0
+MAX_PENDING_SESSIONS = 1000
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class WebRTCSignalling:
+    """The server's peer connections by ``pc_id``, and the sessions they run.
+
+    ``can_accept`` is the limit hook, asked before every new connection (default: the session
+    registry is not full). ``ice_servers`` are handed to aiortc and to clients via /start; by
+    default there are none, so nothing ever contacts a public STUN server.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        sessions: Sessions,
+        *,
+        ice_servers: list[dict[str, Any]] | None = None,
+        can_accept: Callable[[], bool] | None = None,
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.ice_servers: list[dict[str, Any]] = list(
+            ice_servers if ice_servers is not None else getattr(config, "ice_servers", None) or []
+        )
+        self.can_accept = can_accept or (lambda: not sessions.full)
+        self._connections: dict[str, WebRTCConnection] = {}
+        self._runners: set[asyncio.Task[None]] = set()
+        self._pending: dict[str, tuple[float, dict[str, Any]]] = {}  # /start sessions not yet offered
+        self.empty = asyncio.Event()
+        self.empty.set()
+
+    def __len__(self) -> int:
+        """Live peer connections."""
+        return len(self._connections)
+
+    def connection(self, pc_id: str) -> WebRTCConnection | None:
+        return self._connections.get(pc_id)
+
+    # -- /start ------------------------------------------------------------------------------------
+
+    def start_reply(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What ``POST /start`` answers for ``{"transport": "webrtc"}``: a session to offer into.
+
+        The client then POSTs its offer to ``/sessions/{sessionId}/api/offer``. The session's
+        ``body`` (the start request's ``body`` key) reaches the bot as ``SessionInfo.body``.
+        ``enableDefaultIceServers`` is ignored: only configured ICE servers are ever used.
+        """
+        now = time.monotonic()
+        self._pending = {k: v for k, v in self._pending.items() if v[0] > now}
+        while len(self._pending) >= MAX_PENDING_SESSIONS:  # bounded: the oldest start goes first
+            del self._pending[next(iter(self._pending))]
+        session_id = uuid.uuid4().hex[:12]
+        session_body = (body or {}).get("body")
+        self._pending[session_id] = (
+            now + PENDING_SESSION_TTL_SECS,
+            session_body if isinstance(session_body, dict) else {},
+        )
+        return {"sessionId": session_id, "iceConfig": {"iceServers": list(self.ice_servers)}}
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    async def endpoint(self, request: Request) -> Response:
+        session_id = request.path_params.get("session_id")
+        try:
+            body = await _json_body(request)
+            if request.method == "PATCH":
+                reply = await self.handle_candidates(body)
+            else:
+                reply = await self.handle_offer(body, session_id)
+        except _HTTPError as exc:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return JSONResponse(reply)
+
+    async def handle_offer(self, body: dict[str, Any], session_id: str | None = None) -> dict[str, Any]:
+        sdp, kind = body.get("sdp"), body.get("type", "offer")
+        if not isinstance(sdp, str) or not sdp.strip():
+            raise _HTTPError(400, "the offer needs an 'sdp' string")
+        if kind != "offer":
+            raise _HTTPError(400, f"'type' must be 'offer', not {kind!r}")
+        pc_id = body.get("pc_id")
+        restart = body.get("restart_pc") is True
+        connection = self._connections.get(pc_id) if isinstance(pc_id, str) else None
+        if connection is not None:
+            try:
+                answer = await connection.answer(sdp, "offer", restart_pc=restart)
+            except SignallingError as exc:
+                raise _HTTPError(400, str(exc)) from None
+            if answer["pc_id"] != pc_id:  # restart_pc: the session moved to a new peer connection
+                self._connections.pop(str(pc_id), None)
+                self._connections[answer["pc_id"]] = connection
+            return answer
+        if pc_id is not None:
+            logger.info("offer for unknown pc_id %r: starting a new connection", pc_id)
+        request_data = body.get("requestData", body.get("request_data"))
+        return await self._new_session(sdp, session_id, request_data)
+
+    async def handle_candidates(self, body: dict[str, Any]) -> dict[str, Any]:
+        pc_id = body.get("pc_id")
+        connection = self._connections.get(pc_id) if isinstance(pc_id, str) else None
+        if connection is None:
+            raise _HTTPError(404, f"unknown pc_id {pc_id!r}")
+        candidates = body.get("candidates")
+        if not isinstance(candidates, list):
+            raise _HTTPError(400, "'candidates' must be a list")
+        try:
+            await connection.add_ice_candidates(candidates)
+        except SignallingError as exc:
+            raise _HTTPError(400, str(exc)) from None
+        return {"status": "success"}
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    async def _new_session(self, sdp: str, session_id: str | None, request_data: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if session_id is not None:
+            pending = self._pending.pop(session_id, None)
+            if pending is None or pending[0] <= time.monotonic():
+                raise _HTTPError(404, f"unknown or expired session {session_id!r}; POST /start first")
+            body = pending[1]
+        else:
+            session_id = uuid.uuid4().hex[:12]
+        if isinstance(request_data, dict):
+            body = request_data
+        if not self.can_accept():
+            raise _HTTPError(503, "the server is full; try again later")
+        connection = WebRTCConnection(self.ice_servers)
+        try:
+            answer = await connection.answer(sdp, "offer")
+        except SignallingError as exc:
+            await connection.close(str(exc), notify_peer=False)
+            raise _HTTPError(400, str(exc)) from None
+        session = SessionInfo(session_id=session_id, transport="webrtc", body=body)
+        transport = WebRTCTransport(connection, self.config.transport_params)
+        try:
+            task = await create_task(self.config.bot, transport, session)
+        except Exception:
+            logger.exception("session %s: the bot could not be created", session_id)
+            await connection.close("the bot could not start", notify_peer=False)
+            raise _HTTPError(500, "the bot could not start") from None
+
+        @transport.event_handler("on_client_disconnected")
+        def client_left(transport: WebRTCTransport) -> None:
+            task.request_cancel("client disconnected")
+
+        self._connections[answer["pc_id"]] = connection
+        self.empty.clear()
+        self.sessions.add(session_id, task)
+        runner = asyncio.create_task(self._run(session_id, task, transport), name=f"webrtc-{session_id}")
+        self._runners.add(runner)
+        runner.add_done_callback(self._runners.discard)
+        logger.info("session %s started over WebRTC (%d running)", session_id, len(self.sessions))
+        return answer
+
+    async def _run(self, session_id: str, task: Any, transport: WebRTCTransport) -> None:
+        try:
+            await task.run()
+        except Exception:
+            logger.exception("session %s failed", session_id)
+        finally:
+            self.sessions.remove(session_id)
+            await transport.close("the session ended")
+            await transport._finish_event_handlers()
+            self._forget(transport.connection)
+            logger.info("session %s ended (%d running)", session_id, len(self.sessions))
+
+    def _forget(self, connection: WebRTCConnection) -> None:
+        for pc_id in [k for k, v in self._connections.items() if v is connection]:
+            del self._connections[pc_id]
+        if not self._connections:
+            self.empty.set()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Shutdown: cancel every WebRTC session and wait (bounded) until their connections closed."""
+        runners = set(self._runners)
+        for connection in list(self._connections.values()):
+            await connection.close("server shutting down")
+        if runners:
+            _done, pending = await asyncio.wait(runners, timeout=timeout)
+            for runner in pending:
+                runner.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+
+def webrtc_routes(
+    config: ServerConfig, sessions: Sessions, signalling: WebRTCSignalling | None = None
+) -> list[Route]:
+    """The offer routes; pass ``signalling`` to share it with ``/start`` (see ``start_reply``)."""
+    if signalling is None:
+        signalling = WebRTCSignalling(config, sessions)
+    methods = ["POST", "PATCH"]
+    return [
+        Route("/api/offer", signalling.endpoint, methods=methods),
+        Route("/sessions/{session_id}/api/offer", signalling.endpoint, methods=methods),
+    ]
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise _HTTPError(413, f"the request body is over {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise _HTTPError(400, "the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _HTTPError(400, "the request body must be a JSON object")
+    return body
