@@ -67,7 +67,11 @@ def _run_server(args: argparse.Namespace) -> int:
     print(
         f"voxloop: bot {args.bot!r} on http://{args.host}:{args.port} ({served}; Ctrl-C to stop)", flush=True
     )
-    asyncio.run(serve(config, args.host, args.port))
+    try:
+        asyncio.run(serve(config, args.host, args.port))
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled once every session has ended
+    print("voxloop: stopped", flush=True)
     return 0
 
 

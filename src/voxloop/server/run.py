@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from types import FrameType
 
 import uvicorn
@@ -16,6 +17,11 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, sessions: Sessions) -> None:
         super().__init__(config)
         self._sessions = sessions
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # the port is bound: clients can connect from now on
+            print(f"voxloop: listening on http://{self.config.host}:{self.config.port}", flush=True)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # uvicorn waits for open connections; ending the sessions is what closes them.
@@ -32,5 +38,4 @@ async def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 7860)
         app, host=host, port=port, log_level="warning", lifespan="off", ws_per_message_deflate=False
     )
     server = _Server(uvicorn_config, app.state.sessions)
-    logger.info("voxloop listening on http://%s:%d", host, port)
     await server.serve()
