@@ -158,12 +158,12 @@ class ObserverHub:
         frame: Frame,
         direction: FrameDirection,
     ) -> None:
-        now = self._clock.now_ns()
-        if isinstance(frame, self._activity_types):
-            self.last_activity_ns = now
+        # Most hops carry neither an idle-timeout frame nor go to an observer: read no clock then.
         feeds = self._feeds
+        if isinstance(frame, self._activity_types):
+            self.last_activity_ns = self._clock.now_ns()
         if feeds:
-            event = FramePushed(source, destination, frame, direction, now)
+            event = FramePushed(source, destination, frame, direction, self._clock.now_ns())
             for feed in feeds:
                 feed.put(event)
 
