@@ -2,7 +2,7 @@
 // microphone playing a WAV file, and prints one JSON report on stdout for the pytest test that
 // started it. Every wait is on a condition in the page, never a fixed delay.
 //
-//   node drive.mjs --url http://127.0.0.1:PORT/ --wav mic.wav --profile DIR
+//   node drive.mjs --url http://127.0.0.1:PORT/ --wav mic.wav --profile DIR [--transport webrtc]
 //                  [--mic-seconds 7] [--bot-seconds 4] [--typed TEXT] [--heard TRANSCRIPT]
 //                  [--screenshots DIR] [--timeout-ms 20000]
 
@@ -18,6 +18,7 @@ const { chromium } = require("playwright-core");
 const { values: opts } = parseArgs({
   options: {
     url: { type: "string" },
+    transport: { type: "string", default: "websocket" },
     wav: { type: "string" },
     profile: { type: "string" },
     chromium: { type: "string", default: "/usr/bin/chromium" },
@@ -76,6 +77,9 @@ try {
       "--use-fake-device-for-media-stream",
       `--use-file-for-fake-audio-capture=${opts.wav}`,
       "--autoplay-policy=no-user-gesture-required",
+      // WebRTC on loopback: gather 127.0.0.1 candidates, and real addresses instead of mDNS names.
+      "--allow-loopback-in-peer-connection",
+      "--disable-features=WebRtcHideLocalIpsWithMdns",
     ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
@@ -87,6 +91,26 @@ try {
     if (!noise && report.console.length < 200) report.console.push(line);
   });
 
+  // WebRTC: the server's candidates are loopback only; keep the browser's to loopback too, so no
+  // connectivity check ever goes to another address of this machine.
+  report.droppedCandidates = 0;
+  await page.route(/\/api\/offer$/, async (route) => {
+    const request = route.request();
+    const body = request.postDataJSON();
+    const loopback = (candidate) => !candidate || candidate.includes(" 127.0.0.1 ");
+    if (request.method() === "PATCH" && Array.isArray(body?.candidates)) {
+      const kept = body.candidates.filter((c) => loopback(c.candidate));
+      report.droppedCandidates += body.candidates.length - kept.length;
+      body.candidates = kept;
+    } else if (typeof body?.sdp === "string") {
+      const lines = body.sdp.split("\r\n");
+      const kept = lines.filter((line) => !line.startsWith("a=candidate:") || loopback(line));
+      report.droppedCandidates += lines.length - kept.length;
+      body.sdp = kept.join("\r\n");
+    }
+    await route.continue({ postData: JSON.stringify(body) });
+  });
+
   report.stage = "open page";
   await page.goto(opts.url);
   await until(page, "the page's test hook", () => window.voxloop?.client);
@@ -95,6 +119,13 @@ try {
     inputs.map((i) => ({ id: i.value, checked: i.checked, disabled: i.disabled })),
   );
   await shoot(page, "1-idle");
+
+  if (opts.transport !== "websocket") {
+    report.stage = `choose ${opts.transport}`;
+    // As a person would: click the segment's label (the radio itself is styled away).
+    await page.click(`#transports label:has(input[value="${opts.transport}"])`);
+    await until(page, `the ${opts.transport} client`, (id) => window.voxloop.transport === id, opts.transport);
+  }
 
   report.stage = "connect";
   await page.click("#connect");
@@ -161,7 +192,11 @@ try {
     },
     [micSeconds, botSeconds],
   );
-  await shoot(page, "2-connected");
+  report.audioConnected = await page.evaluate(() => window.voxloop.audio());
+  report.botAudioElements = await page.$$eval("audio[data-voxloop]", (els) =>
+    els.map((e) => ({ paused: e.paused, tracks: e.srcObject?.getTracks().length ?? 0 })),
+  );
+  await shoot(page, `2-connected-${opts.transport}`);
 
   report.stage = "mic toggle";
   await page.click("#mic");
@@ -179,6 +214,7 @@ try {
   report.audio = await page.evaluate(() => window.voxloop.audio());
   report.pageErrorMessages = await page.evaluate(() => window.voxloop.errors);
   report.events = await page.evaluate(() => window.voxloop.events);
+  report.botAudioElementsAfter = await page.$$eval("audio[data-voxloop]", (els) => els.length);
   await shoot(page, "3-disconnected");
   report.stage = "done";
   report.ok = true;

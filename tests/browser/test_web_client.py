@@ -2,9 +2,9 @@
 
 The server runs in-process (a recording echo bot, so the test sees the audio it received);
 ``drive.mjs`` drives Debian's Chromium through playwright-core and reports what the page saw as
-JSON. Together they check the published client end to end over the WebSocket transport: the
-handshake, a request, typed text, transcripts and bot output on screen, mic audio to the server,
-bot audio played in the page, and a clean disconnect on both sides.
+JSON. Together they check the published client end to end over each transport (WebSocket and
+WebRTC): the handshake, a request, typed text, transcripts and bot output on screen, mic audio to
+the server, bot audio played in the page, and a clean disconnect on both sides.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import aioice.ice
 import httpx
 import numpy as np
 import pytest
@@ -226,12 +227,13 @@ async def test_without_a_build_the_root_says_how_to_build(
 # ---- the browser test -------------------------------------------------------------------------------
 
 
-async def run_drive(url: str, tmp_path: Path, timeout: float = 90.0) -> dict[str, Any]:
+async def run_drive(url: str, tmp_path: Path, transport: str, timeout: float = 90.0) -> dict[str, Any]:
     args = ["--url", url, "--wav", str(tmp_path / "mic.wav"), "--profile", str(tmp_path / "profile")]
+    args += ["--transport", transport]
     args += ["--mic-seconds", str(MIC_SECONDS), "--bot-seconds", str(BOT_SECONDS), "--typed", TYPED]
     args += ["--heard", HEARD]
     if shots := os.environ.get("VOXLOOP_SCREENSHOTS"):
-        args += ["--screenshots", shots]
+        args += ["--screenshots", str(Path(shots) / transport)]
     proc = await asyncio.create_subprocess_exec(
         "node", str(DRIVE), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -253,30 +255,43 @@ async def run_drive(url: str, tmp_path: Path, timeout: float = 90.0) -> dict[str
     return report
 
 
-async def test_web_page_talks_to_the_bot_over_websocket(browser_tools: None, tmp_path: Path) -> None:
+@pytest.fixture
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiortc offers host candidates only on non-loopback interfaces: pin them to 127.0.0.1."""
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda *_, **__: ["127.0.0.1"])
+
+
+@pytest.mark.parametrize("transport", ["websocket", "webrtc"])
+async def test_web_page_talks_to_the_bot(
+    browser_tools: None, loopback_ice: None, tmp_path: Path, transport: str
+) -> None:
     loop = fake_mic_file(tmp_path / "mic.wav")
     bot = RecordingBot()
-    async with running_server(ServerConfig(bot=bot)) as (base, app):
-        report = await run_drive(f"{base}/", tmp_path)
-        # The page's disconnect closed the socket; the server ends the session on its own.
+    config = ServerConfig(bot=bot, transports=("websocket", "webrtc"))
+    async with running_server(config) as (base, app):
+        report = await run_drive(f"{base}/", tmp_path, transport)
+        # The page's disconnect closed the socket or the peer connection; the server ends the
+        # session on its own.
         await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
         assert len(app.state.sessions) == 0
+        await asyncio.wait_for(app.state.webrtc.empty.wait(), 10)
+        assert len(app.state.webrtc) == 0
 
     events = report["events"]
     names = [e["name"] for e in events]
     states = [e["data"] for e in events if e["name"] == "onTransportStateChanged"]
     print(
-        f"\nbrowser: ready in {report['timings']['botReady']:.0f} ms; "
+        f"\nbrowser ({transport}): ready in {report['timings']['botReady']:.0f} ms; "
         f"mic {report['audio']['mic']['seconds']:.2f} s sent, "
         f"bot {report['audio']['bot']['seconds']:.2f} s received "
         f"(rms {report['audio']['bot']['rms']:.4f}, played peak {report['audio']['botPlayedPeakLevel']:.4f})"
     )
 
-    # The page as it loads: WebSocket chosen, WebRTC offered but not yet available.
+    # The page as it loads: WebSocket chosen, WebRTC offered too.
     assert report["initialState"] == "disconnected"
     assert {t["id"]: (t["checked"], t["disabled"]) for t in report["transports"]} == {
         "websocket": (True, False),
-        "webrtc": (False, True),
+        "webrtc": (False, False),
     }
 
     # Handshake: the client went through its states to ready, and the bot answered as 2.1.0.
@@ -320,6 +335,18 @@ async def test_web_page_talks_to_the_bot_over_websocket(browser_tools: None, tmp
     assert bot_audio["nonZero"] > 0.5 * bot_audio["samples"]
     assert bot_audio["rms"] > 0.005 and bot_audio["peak"] > 0.05
     assert report["audio"]["botPlayedPeakLevel"] > 0.001  # measured at the player's output
+    if transport == "webrtc":
+        # The bot's track played in the page's <audio> element while connected, gone after; and
+        # the browser's own receive figures agree that speech-level audio arrived.
+        assert report["botAudioElements"] == [{"paused": False, "tracks": 1}]
+        assert report["botAudioElementsAfter"] == 0
+        rtp = report["audio"]["rtp"]
+        print(f"browser: inbound-rtp {rtp}; dropped non-loopback candidates {report['droppedCandidates']}")
+        assert rtp["packetsReceived"] > 50 * BOT_SECONDS  # 20 ms packets
+        assert rtp["totalSamplesDuration"] >= BOT_SECONDS
+        assert (rtp["totalAudioEnergy"] / rtp["totalSamplesDuration"]) ** 0.5 > 0.005
+    else:
+        assert report["audio"]["rtp"] is None
 
     # Mute works, and the disconnect is clean on the page's side too.
     assert report["micOffLabel"] == "Mic off"

@@ -62,6 +62,7 @@ let client = null;
 let media = null;
 let botReady = false;
 let meterTimer = null;
+let pollMedia = null; // WebRTC: refreshes the browser's receive statistics
 
 // ---- events
 
@@ -143,6 +144,11 @@ const handlers = {
   onDeviceError(error) {
     showError(`Microphone problem: ${error?.message ?? error?.type ?? error}`);
   },
+  onTrackStarted(track, participant) {
+    // WebRTC: the transport hands over the bot's remote track (no participant) and leaves playing
+    // it to the page. The local mic track comes with the local participant.
+    if (track?.kind === "audio" && !participant?.local) media?.attachBotTrack?.(track);
+  },
   onUserStartedSpeaking: () => conversation.userStarted(),
   onUserTranscript: (data) => conversation.userTranscript(data),
   onBotOutput: (data) => conversation.botOutput(data),
@@ -150,6 +156,7 @@ const handlers = {
 };
 
 function sessionEnded() {
+  media?.detachBotTrack?.();
   if (botReady) conversation.note("Disconnected");
   botReady = false;
 }
@@ -173,6 +180,7 @@ function createClient() {
   const entry = transportById(selected);
   const made = entry.create();
   media = made.media;
+  pollMedia = made.poll ?? null;
   client = new PipecatClient({
     transport: made.transport,
     enableMic: client ? client.isMicEnabled : true,
@@ -315,6 +323,7 @@ function levelWidth(rms) {
 let lastMicChunks = 0;
 function tickMeters() {
   if (!media) return;
+  pollMedia?.();
   const chunks = media.mic.chunks;
   const micRms = chunks !== lastMicChunks && client?.isMicEnabled ? media.mic.level : 0;
   lastMicChunks = chunks;

@@ -1,14 +1,15 @@
-// Audio for the WebSocket transport: the transport package's WavMediaManager (plain getUserMedia
-// and a 24 kHz AudioWorklet player, no downloads, so it works offline), with level metering on
-// both directions. The published client emits no audio levels with this media manager, so we
-// measure them here: the page shows them and the end-to-end test reads them.
-
-import { WavMediaManager } from "@pipecat-ai/websocket-transport";
+// Audio for both transports: each transport package's WavMediaManager (plain getUserMedia, no
+// downloads, so it works offline), with level metering on both directions. On WebSocket its
+// 24 kHz AudioWorklet player plays the bot; on WebRTC the transport hands the page the bot's
+// remote track, which we play in an <audio> element and tap. The published client emits no
+// audio levels with this media manager, so we measure them here: the page shows them and the
+// end-to-end test reads them.
 
 /** Mic audio goes out as 512-byte chunks (16 ms) of 16 kHz PCM16: what the server expects. */
 export const MIC_SAMPLE_RATE = 16000;
 export const MIC_CHUNK_BYTES = 512;
-/** WavMediaManager's player always runs at 24 kHz. */
+/** WavMediaManager's player always runs at 24 kHz; a WebRTC bot track is measured at its
+ * AudioContext's rate instead. */
 export const BOT_SAMPLE_RATE = 24000;
 
 /** Running statistics of a PCM16 stream: a fixed-size record, whatever the call length. */
@@ -63,52 +64,173 @@ export class StreamStats {
   }
 }
 
+// Runs in the audio thread: forwards the bot track's samples (mono, first channel) to the page.
+const TAP_WORKLET = `
+class VoxloopTap extends AudioWorkletProcessor {
+  process(inputs) {
+    const channel = inputs[0] && inputs[0][0];
+    if (channel && channel.length) this.port.postMessage(channel.slice(0));
+    return true;
+  }
+}
+registerProcessor("voxloop-tap", VoxloopTap);
+`;
+
 /**
- * WavMediaManager that measures the mic audio it hands to the transport (what is sent) and the
- * bot audio the transport hands to its player (what is played).
+ * Plays the bot's remote WebRTC track in an <audio> element and measures what is played: every
+ * sample (through an AudioWorklet tap) into ``stats``, and the live level through an analyser.
  */
-export class MeteredMediaManager extends WavMediaManager {
-  constructor() {
-    super(MIC_CHUNK_BYTES, MIC_SAMPLE_RATE);
-    this.mic = new StreamStats(MIC_SAMPLE_RATE);
-    this.bot = new StreamStats(BOT_SAMPLE_RATE);
-    /** Loudest RMS the player's own analyser has seen at its output, 0..1. */
-    this.botPlayedPeakLevel = 0;
+class RemoteTrackPlayer {
+  constructor(track, stats) {
+    this.track = track;
+    this.stats = stats;
+    const stream = new MediaStream([track]);
+    // Chromium only lets remote WebRTC audio into Web Audio when a media element plays it too.
+    this.element = document.createElement("audio");
+    this.element.autoplay = true;
+    this.element.dataset.voxloop = "bot-audio";
+    this.element.srcObject = stream;
+    document.body.append(this.element);
+    this.element.play().catch((error) => console.warn("voxloop: bot audio did not start", error));
+    this.context = new AudioContext();
+    this.source = this.context.createMediaStreamSource(stream);
+    this.analyser = this.context.createAnalyser();
+    this.analyser.fftSize = 1024;
+    this.source.connect(this.analyser);
+    this.ready = this._tap(); // the worklet loads asynchronously
   }
 
-  setUserAudioCallback(callback) {
-    super.setUserAudioCallback((data) => {
-      this.mic.add(new Int16Array(data));
-      callback(data);
-    });
+  async _tap() {
+    const url = URL.createObjectURL(new Blob([TAP_WORKLET], { type: "application/javascript" }));
+    try {
+      await this.context.audioWorklet.addModule(url);
+    } finally {
+      URL.revokeObjectURL(url);
+    }
+    if (this.closed) return;
+    this.stats.sampleRate = this.context.sampleRate;
+    this.tap = new AudioWorkletNode(this.context, "voxloop-tap", { numberOfOutputs: 0 });
+    this.tap.port.onmessage = ({ data }) => {
+      const pcm = new Int16Array(data.length);
+      for (let i = 0; i < data.length; i++) pcm[i] = Math.max(-32768, Math.min(32767, Math.round(data[i] * 32767)));
+      this.stats.add(pcm);
+    };
+    this.source.connect(this.tap);
+    if (this.context.state !== "running") await this.context.resume();
   }
 
-  bufferBotAudio(data, id) {
-    const samples = super.bufferBotAudio(data, id);
-    if (samples) this.bot.add(samples);
-    return samples;
-  }
-
-  /** RMS (0..1) at the player's output right now, from its AnalyserNode; 0 when not playing. */
-  playedLevel() {
-    // The player is private to WavMediaManager; read it defensively so a package update that
-    // renames it only blanks the meter.
-    const analyser = this._wavStreamPlayer?.analyser;
-    if (!analyser || !this._wavStreamPlayer?.stream) return 0;
-    const buffer = new Float32Array(analyser.fftSize);
-    analyser.getFloatTimeDomainData(buffer);
+  level() {
+    const buffer = new Float32Array(this.analyser.fftSize);
+    this.analyser.getFloatTimeDomainData(buffer);
     let sum = 0;
     for (let i = 0; i < buffer.length; i++) sum += buffer[i] * buffer[i];
-    const level = Math.sqrt(sum / buffer.length);
-    this.botPlayedPeakLevel = Math.max(this.botPlayedPeakLevel, level);
-    return level;
+    return Math.sqrt(sum / buffer.length);
   }
 
-  snapshot() {
-    return {
-      mic: this.mic.toJSON(),
-      bot: this.bot.toJSON(),
-      botPlayedPeakLevel: this.botPlayedPeakLevel,
-    };
+  close() {
+    this.closed = true;
+    if (this.tap) this.tap.port.onmessage = null;
+    this.source.disconnect();
+    this.context.close().catch(() => {});
+    this.element.pause();
+    this.element.srcObject = null;
+    this.element.remove();
   }
+}
+
+/**
+ * A transport package's WavMediaManager, extended to measure the mic audio it records (what is
+ * sent) and the bot audio it plays: on WebSocket what the transport hands its player, on WebRTC
+ * the remote track (``attachBotTrack``).
+ */
+export function metered(WavMediaManager) {
+  return class MeteredMediaManager extends WavMediaManager {
+    constructor() {
+      super(MIC_CHUNK_BYTES, MIC_SAMPLE_RATE);
+      this.mic = new StreamStats(MIC_SAMPLE_RATE);
+      this.bot = new StreamStats(BOT_SAMPLE_RATE);
+      /** Loudest RMS seen at the bot audio's output, 0..1. */
+      this.botPlayedPeakLevel = 0;
+      /** WebRTC only: the bot track's player, and the browser's inbound-rtp audio figures. */
+      this.remote = null;
+      this.rtp = null;
+    }
+
+    setUserAudioCallback(callback) {
+      super.setUserAudioCallback((data) => {
+        this.mic.add(new Int16Array(data));
+        callback(data);
+      });
+    }
+
+    bufferBotAudio(data, id) {
+      const samples = super.bufferBotAudio(data, id);
+      if (samples) this.bot.add(samples);
+      return samples;
+    }
+
+    /** WebRTC: play (and measure) the bot's audio track; the same track again is a no-op. */
+    attachBotTrack(track) {
+      if (this.remote?.track === track) return;
+      this.detachBotTrack();
+      this.remote = new RemoteTrackPlayer(track, this.bot);
+      this.remote.ready.catch((error) => console.error("voxloop: cannot measure bot audio", error));
+    }
+
+    detachBotTrack(track) {
+      if (!this.remote || (track && this.remote.track !== track)) return;
+      this.remote.close();
+      this.remote = null;
+    }
+
+    async disconnect() {
+      this.detachBotTrack();
+      return super.disconnect();
+    }
+
+    /** WebRTC: refresh the browser's own receive statistics (getStats inbound-rtp, audio). */
+    async updateRtpStats(peerConnection) {
+      if (!peerConnection) return;
+      const report = await peerConnection.getStats();
+      report.forEach((entry) => {
+        if (entry.type === "inbound-rtp" && entry.kind === "audio") {
+          this.rtp = {
+            packetsReceived: entry.packetsReceived ?? 0,
+            totalSamplesReceived: entry.totalSamplesReceived ?? 0,
+            totalSamplesDuration: entry.totalSamplesDuration ?? 0,
+            totalAudioEnergy: entry.totalAudioEnergy ?? 0,
+          };
+        }
+      });
+    }
+
+    /** RMS (0..1) at the bot audio's output right now; 0 when not playing. */
+    playedLevel() {
+      let level = 0;
+      if (this.remote) {
+        level = this.remote.level();
+      } else {
+        // The player is private to WavMediaManager; read it defensively so a package update that
+        // renames it only blanks the meter.
+        const analyser = this._wavStreamPlayer?.analyser;
+        if (!analyser || !this._wavStreamPlayer?.stream) return 0;
+        const buffer = new Float32Array(analyser.fftSize);
+        analyser.getFloatTimeDomainData(buffer);
+        let sum = 0;
+        for (let i = 0; i < buffer.length; i++) sum += buffer[i] * buffer[i];
+        level = Math.sqrt(sum / buffer.length);
+      }
+      this.botPlayedPeakLevel = Math.max(this.botPlayedPeakLevel, level);
+      return level;
+    }
+
+    snapshot() {
+      return {
+        mic: this.mic.toJSON(),
+        bot: this.bot.toJSON(),
+        botPlayedPeakLevel: this.botPlayedPeakLevel,
+        rtp: this.rtp,
+      };
+    }
+  };
 }

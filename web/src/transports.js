@@ -1,9 +1,17 @@
 // The transports the page offers. Each entry knows how to build its client-side transport and
-// what to ask /start for; the page itself only talks to PipecatClient. Adding WebRTC means adding
-// an entry here (with its own media handling) and enabling it.
+// what to ask /start for; the page itself only talks to PipecatClient.
 
-import { WebSocketTransport } from "@pipecat-ai/websocket-transport";
-import { MeteredMediaManager, MIC_SAMPLE_RATE } from "./audio.js";
+import { WebSocketTransport, WavMediaManager as WebSocketWavMediaManager } from "@pipecat-ai/websocket-transport";
+import {
+  SmallWebRTCTransport,
+  WavMediaManager as WebRTCWavMediaManager,
+} from "@pipecat-ai/small-webrtc-transport";
+import { metered, MIC_SAMPLE_RATE } from "./audio.js";
+
+// Never the default media managers: they download Daily's call bundle at run time, so an offline
+// page would hang at "initializing". Each transport gets its own package's WavMediaManager.
+const WebSocketMedia = metered(WebSocketWavMediaManager);
+const WebRTCMedia = metered(WebRTCWavMediaManager);
 
 export const TRANSPORTS = [
   {
@@ -12,9 +20,7 @@ export const TRANSPORTS = [
     hint: "Audio and messages over one WebSocket",
     available: true,
     create() {
-      // Never the default media manager: it downloads Daily's call bundle at run time, so an
-      // offline page would hang at "initializing".
-      const media = new MeteredMediaManager();
+      const media = new WebSocketMedia();
       const transport = new WebSocketTransport({ mediaManager: media, recorderSampleRate: MIC_SAMPLE_RATE });
       return { transport, media };
     },
@@ -23,8 +29,24 @@ export const TRANSPORTS = [
   {
     id: "webrtc",
     label: "WebRTC",
-    hint: "Coming soon",
-    available: false,
+    hint: "Audio over a peer connection, messages over its data channel",
+    available: true,
+    create() {
+      const media = new WebRTCMedia();
+      // The transport sends the mic track itself and never asks for recorded chunks; take them
+      // anyway, only to meter what the mic captures.
+      media.setUserAudioCallback(() => {});
+      // The /start reply ({sessionId, iceConfig}) makes the client offer to
+      // /sessions/{sessionId}/api/offer.
+      const transport = new SmallWebRTCTransport({ mediaManager: media });
+      return {
+        transport,
+        media,
+        // The browser's own receive figures; the peer connection is the transport's (private).
+        poll: () => media.updateRtpStats(transport.pc).catch(() => {}),
+      };
+    },
+    startParams: { endpoint: "/start", requestData: { transport: "webrtc" } },
   },
 ];
 
