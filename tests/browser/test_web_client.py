@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import soxr
 
+from helpers.bots import answering_rtvi
 from helpers.server import running_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
@@ -35,7 +36,6 @@ from voxloop.frames import (
     TranscriptionFrame,
 )
 from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
-from voxloop.rtvi import ClientMessage, RTVIProcessor
 from voxloop.server import ServerConfig
 from voxloop.server import app as server_app
 
@@ -90,14 +90,7 @@ class RecordingBot:
         self.recorders: list[Recorder] = []
 
     def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
-        rtvi = RTVIProcessor()
-
-        @rtvi.event_handler("on_client_message")
-        async def answer(processor: RTVIProcessor, message: ClientMessage) -> None:
-            if message.type == "fail":
-                await processor.send_error_response(message, "asked to fail")
-            else:
-                await processor.send_server_response(message, {"echo": message.data})
+        rtvi = answering_rtvi()
 
         recorder = Recorder()
         self.recorders.append(recorder)

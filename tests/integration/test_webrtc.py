@@ -14,13 +14,13 @@ from aiortc import VideoStreamTrack
 from starlette.applications import Starlette
 
 import helpers.server
+from helpers.bots import answering_rtvi
 from helpers.paths import AUDIO
 from helpers.server import running_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
 from voxloop.frames import Frame, InputAudioRawFrame, InputImageRawFrame
 from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
-from voxloop.rtvi import ClientMessage, RTVIProcessor
 from voxloop.server import ServerConfig, create_app
 from voxloop.server.webrtc_routes import WebRTCSignalling, webrtc_routes
 from voxloop.testing.rtvi_client import RTVIErrorResponse, load_wav
@@ -70,14 +70,7 @@ class RecordingBot:
         self.disconnected: list[asyncio.Event] = []
 
     def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
-        rtvi = RTVIProcessor()
-
-        @rtvi.event_handler("on_client_message")
-        async def answer(processor: RTVIProcessor, message: ClientMessage) -> None:
-            if message.type == "fail":
-                await processor.send_error_response(message, "asked to fail")
-            else:
-                await processor.send_server_response(message, {"echo": message.data})
+        rtvi = answering_rtvi()
 
         connected, disconnected = asyncio.Event(), asyncio.Event()
         self.connected.append(connected)

@@ -9,13 +9,13 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from helpers.bots import answering_rtvi
 from helpers.paths import AUDIO
 from helpers.server import running_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
 from voxloop.frames import Frame, InputAudioRawFrame
 from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
-from voxloop.rtvi import ClientMessage, RTVIProcessor
 from voxloop.server import ServerConfig
 from voxloop.testing.rtvi_client import RTVIClient, RTVIErrorResponse, load_wav
 
@@ -41,14 +41,7 @@ class RecordingBot:
         self.tasks: list[PipelineTask] = []
 
     def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
-        rtvi = RTVIProcessor()
-
-        @rtvi.event_handler("on_client_message")
-        async def answer(processor: RTVIProcessor, message: ClientMessage) -> None:
-            if message.type == "fail":
-                await processor.send_error_response(message, "asked to fail")
-            else:
-                await processor.send_server_response(message, {"echo": message.data})
+        rtvi = answering_rtvi()
 
         tap = AudioTap()
         self.taps.append(tap)
