@@ -223,20 +223,12 @@ class RTVIObserver(BaseObserver):
 
     # -- speaking ----------------------------------------------------------------------------
 
-    async def _user_speaking(self, frame: Frame) -> None:
-        if self.params.user_speaking_enabled:
-            started = isinstance(frame, UserStartedSpeakingFrame)
-            await self._send("user-started-speaking" if started else "user-stopped-speaking")
-
-    async def _vad_speaking(self, frame: Frame) -> None:
-        if self.params.vad_user_speaking_enabled:
-            started = isinstance(frame, VADUserStartedSpeakingFrame)
-            await self._send("vad-user-started-speaking" if started else "vad-user-stopped-speaking")
-
-    async def _user_mute(self, frame: Frame) -> None:
-        if self.params.user_mute_enabled:
-            started = isinstance(frame, UserMuteStartedFrame)
-            await self._send("user-mute-started" if started else "user-mute-stopped")
+    async def _event(self, frame: Frame) -> None:
+        """Frames that map to one payload-free message, gated by one setting."""
+        base = next(t for t in type(frame).__mro__ if t in _EVENTS)  # subclasses map like their base
+        setting, message = _EVENTS[base]
+        if getattr(self.params, setting):
+            await self._send(message)
 
     async def _bot_started(self, frame: BotStartedSpeakingFrame) -> None:
         self._bot_speaking = True
@@ -308,19 +300,9 @@ class RTVIObserver(BaseObserver):
 
     # -- bot ---------------------------------------------------------------------------------
 
-    async def _llm_response(self, frame: Frame) -> None:
-        if self.params.bot_llm_enabled:
-            started = isinstance(frame, LLMFullResponseStartFrame)
-            await self._send("bot-llm-started" if started else "bot-llm-stopped")
-
     async def _llm_text(self, frame: LLMTextFrame) -> None:
         if self.params.bot_llm_enabled:
             await self._send("bot-llm-text", {"text": frame.text})
-
-    async def _tts_state(self, frame: Frame) -> None:
-        if self.params.bot_tts_enabled:
-            started = isinstance(frame, TTSStartedFrame)
-            await self._send("bot-tts-started" if started else "bot-tts-stopped")
 
     async def _bot_text(self, frame: AggregatedTextFrame | AggregatedTextProgressFrame) -> None:
         spoken = isinstance(frame, AggregatedTextProgressFrame) or frame.will_be_spoken
@@ -479,14 +461,23 @@ class RTVIObserver(BaseObserver):
                 await self._send("system-log", {"text": text})
 
 
+# Frame type -> (the setting that enables it, the message it becomes), for payload-free events.
+_EVENTS: dict[type, tuple[str, str]] = {
+    UserStartedSpeakingFrame: ("user_speaking_enabled", "user-started-speaking"),
+    UserStoppedSpeakingFrame: ("user_speaking_enabled", "user-stopped-speaking"),
+    VADUserStartedSpeakingFrame: ("vad_user_speaking_enabled", "vad-user-started-speaking"),
+    VADUserStoppedSpeakingFrame: ("vad_user_speaking_enabled", "vad-user-stopped-speaking"),
+    UserMuteStartedFrame: ("user_mute_enabled", "user-mute-started"),
+    UserMuteStoppedFrame: ("user_mute_enabled", "user-mute-stopped"),
+    LLMFullResponseStartFrame: ("bot_llm_enabled", "bot-llm-started"),
+    LLMFullResponseEndFrame: ("bot_llm_enabled", "bot-llm-stopped"),
+    TTSStartedFrame: ("bot_tts_enabled", "bot-tts-started"),
+    TTSStoppedFrame: ("bot_tts_enabled", "bot-tts-stopped"),
+}
+
 # Frame type -> observer method; subclasses of a listed type use the nearest listed base.
 _DISPATCH: dict[type, str] = {
-    UserStartedSpeakingFrame: "_user_speaking",
-    UserStoppedSpeakingFrame: "_user_speaking",
-    VADUserStartedSpeakingFrame: "_vad_speaking",
-    VADUserStoppedSpeakingFrame: "_vad_speaking",
-    UserMuteStartedFrame: "_user_mute",
-    UserMuteStoppedFrame: "_user_mute",
+    **dict.fromkeys(_EVENTS, "_event"),
     BotStartedSpeakingFrame: "_bot_started",
     BotStoppedSpeakingFrame: "_bot_stopped",
     InterruptionFrame: "_interruption",
@@ -495,11 +486,7 @@ _DISPATCH: dict[type, str] = {
     LLMContextFrame: "_context",
     InputAudioRawFrame: "_user_audio",
     OutputAudioRawFrame: "_bot_audio",
-    LLMFullResponseStartFrame: "_llm_response",
-    LLMFullResponseEndFrame: "_llm_response",
     LLMTextFrame: "_llm_text",
-    TTSStartedFrame: "_tts_state",
-    TTSStoppedFrame: "_tts_state",
     AggregatedTextFrame: "_bot_text",
     AggregatedTextProgressFrame: "_bot_text",
     FunctionCallsStartedFrame: "_calls_started",
