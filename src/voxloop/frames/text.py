@@ -80,6 +80,18 @@ class TranscriptionFrame(TextFrame):
 
 
 @dataclass(eq=False)
+class TranscriptionFinishedFrame(SystemFrame):
+    """The STT has transcribed everything it was given up to the last VAD stop.
+
+    Pushed after the segment's ``TranscriptionFrame`` (or alone, when the segment held no words), so the
+    user aggregator can end the turn as soon as the words are in instead of waiting on a timeout.
+    ``text`` is the segment's transcript ("" when nothing was recognised).
+    """
+
+    text: str = ""
+
+
+@dataclass(eq=False)
 class InterimTranscriptionFrame(TextFrame):
     """A partial transcription that may still change."""
 
