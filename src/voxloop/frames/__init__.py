@@ -88,6 +88,7 @@ from .metrics import (
     TTSUsageMetricsData,
 )
 from .speaking import (
+    AssistantTurnStoppedFrame,
     BotSpeakingFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -100,6 +101,7 @@ from .speaking import (
     UserSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADParamsUpdateFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -130,6 +132,7 @@ __all__ = [
     "LLMConfigureOutputFrame",
     "AggregatedTextFrame",
     "AggregationType",
+    "AssistantTurnStoppedFrame",
     "AudioRawFrame",
     "BotConnectedFrame",
     "BotSpeakingFrame",
@@ -223,6 +226,7 @@ __all__ = [
     "UserSpeakingFrame",
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
+    "VADParamsUpdateFrame",
     "VADUserStartedSpeakingFrame",
     "VADUserStoppedSpeakingFrame",
 ]

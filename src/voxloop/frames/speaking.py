@@ -83,3 +83,26 @@ class STTMuteFrame(SystemFrame):
     """Mute or unmute speech-to-text."""
 
     mute: bool
+
+
+@dataclass(eq=False)
+class VADParamsUpdateFrame(SystemFrame):
+    """Change the VAD's settings at run time; a field left at None keeps its current value."""
+
+    confidence: float | None = None
+    start_secs: float | None = None
+    stop_secs: float | None = None
+    min_volume: float | None = None
+
+
+@dataclass(eq=False)
+class AssistantTurnStoppedFrame(SystemFrame):
+    """Pushed upstream by the assistant aggregator when the bot's reply is over.
+
+    "Over" means nothing more will come from the LLM for it: the response ended with no function
+    call left pending and no new LLM run requested, or it was interrupted. The user aggregator uses
+    it to tell "thinking" from "listening". ``text`` is what was stored (what was played).
+    """
+
+    text: str = ""
+    interrupted: bool = False

@@ -1,0 +1,302 @@
+"""The user aggregator: decides user turns and writes what the user said into the context.
+
+It sits after the STT. Turn-taking lives in :class:`voxloop.turns._controller.TurnController` (a pure
+state machine); this processor feeds it frames and the pipeline clock, carries out what it decides, and
+keeps one owned timer task for its deadlines. It also applies context edits that come from upstream
+(RTVI: ``send-text``, tools) and runs the LLM by pushing ``LLMContextFrame`` downstream.
+
+Bot state comes from ``BotStarted/StoppedSpeakingFrame`` (travelling upstream from the output
+transport), from the ``LLMContextFrame`` pushed here ("thinking"), and from the assistant aggregator's
+upstream ``AssistantTurnStoppedFrame`` (the reply is over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ..frames import (
+    AssistantTurnStoppedFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    InputTextRawFrame,
+    InterimTranscriptionFrame,
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMMessagesAppendFrame,
+    LLMMessagesUpdateFrame,
+    LLMRunFrame,
+    LLMSetToolChoiceFrame,
+    LLMSetToolsFrame,
+    TranscriptionFinishedFrame,
+    TranscriptionFrame,
+    TranslationFrame,
+    UserSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from ..pipeline import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
+from ..turns._controller import (
+    Action,
+    BotState,
+    SpeechRejected,
+    TurnController,
+    TurnEnded,
+    TurnStarted,
+    UserIdle,
+)
+from ..turns.params import UserTurnParams
+from .context import LLMContext
+
+logger = logging.getLogger("voxloop.context")
+
+ContextSummarizer = Callable[[LLMContext], Awaitable[None]]
+
+
+class LLMUserAggregator(FrameProcessor):
+    """Turns the user's speech (and typed text, and RTVI context edits) into LLM runs.
+
+    Args:
+        context: the shared conversation.
+        params: turn-taking settings (read live: changing a field takes effect on the next event).
+        context_summarizer: optional ``async f(context)`` that shortens a long conversation in place
+            (e.g. with ``context.transform_messages``); awaited on a task of its own before an LLM run
+            once the context holds more than ``summarize_after_messages`` messages.
+        summarize_after_messages: the threshold for the summarizer.
+
+    Events: ``on_user_turn_started()``, ``on_user_turn_stopped(text)`` (text may be "" when nothing
+    was recognised; then the LLM is not run), ``on_user_turn_idle()`` (see
+    ``UserTurnParams.user_idle_timeout_secs``), ``on_user_speech_rejected(text)`` (speech taken for
+    noise while the bot was busy).
+    """
+
+    def __init__(
+        self,
+        context: LLMContext,
+        params: UserTurnParams | None = None,
+        *,
+        context_summarizer: ContextSummarizer | None = None,
+        summarize_after_messages: int = 40,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.context = context
+        self.params = params or UserTurnParams()
+        self._turns = TurnController(self.params)
+        self._summarizer = context_summarizer
+        self._summarize_after = summarize_after_messages
+        self._timer_task: asyncio.Task[None] | None = None  # the one sleeping until the next deadline
+        self._timer_deadline: int | None = None
+        self._timer_tasks: set[asyncio.Task[None]] = set()  # including those acting on a deadline
+        self._run_tasks: set[asyncio.Task[None]] = set()
+        self._register_event_handler("on_user_turn_started")
+        self._register_event_handler("on_user_turn_stopped")
+        self._register_event_handler("on_user_turn_idle")
+        self._register_event_handler("on_user_speech_rejected")
+
+    # -- public state ----------------------------------------------------------------------------
+
+    @property
+    def turn_controller(self) -> TurnController:
+        return self._turns
+
+    @property
+    def user_turn_open(self) -> bool:
+        return self._turns.turn_open
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        turns, now = self._turns, self.clock.now_ns()
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            await self.push_frame(frame, direction)
+            await self._act(turns.on_vad_started(now, frame.start_secs))
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            await self.push_frame(frame, direction)
+            await self._act(turns.on_vad_stopped(now, frame.stop_secs))
+        elif isinstance(frame, UserSpeakingFrame):
+            turns.on_user_speaking(now)
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, TranscriptionFrame):
+            await self._act(turns.on_transcription(now, frame.text))
+        elif isinstance(frame, InterimTranscriptionFrame):
+            await self._act(turns.on_interim(now, frame.text))
+        elif isinstance(frame, TranslationFrame):
+            pass  # consumed: the transcription carries the words
+        elif isinstance(frame, TranscriptionFinishedFrame):
+            await self._act(turns.on_transcription_finished(now))
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            await self.push_frame(frame, direction)
+            await self._act(turns.on_bot_started(now))
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            await self.push_frame(frame, direction)
+            await self._act(turns.on_bot_stopped(now))
+        elif isinstance(frame, AssistantTurnStoppedFrame):
+            await self.push_frame(frame, direction)
+            await self._act(turns.on_response_done(now))
+        elif isinstance(frame, InterruptionFrame):
+            self._cancel_runs()
+            await self.push_frame(frame, direction)
+            await self._act(turns.on_response_done(now))
+        elif isinstance(frame, ErrorFrame) and direction is UPSTREAM:
+            await self.push_frame(frame, direction)
+            if not turns.bot_speaking:
+                await self._act(turns.on_response_done(now))  # a failed LLM run never says it is over
+        elif isinstance(frame, InputTextRawFrame):
+            await self._typed_text(frame.text)
+        elif isinstance(frame, LLMRunFrame):
+            await self._run_llm()
+        elif isinstance(frame, LLMMessagesAppendFrame):
+            self.context.add_messages(frame.messages)
+            if frame.run_llm:
+                await self._run_llm()
+        elif isinstance(frame, LLMMessagesUpdateFrame):
+            self.context.set_messages(frame.messages)
+            if frame.run_llm:
+                await self._run_llm()
+        elif isinstance(frame, LLMSetToolsFrame):
+            self.context.set_tools(frame.tools)
+        elif isinstance(frame, LLMSetToolChoiceFrame):
+            self.context.set_tool_choice(frame.tool_choice)
+        elif isinstance(frame, EndFrame | CancelFrame):
+            await self._stop_timer()
+            self._cancel_runs()
+            await self._flush_on_end()
+            await self.push_frame(frame, direction)
+        else:
+            await self.push_frame(frame, direction)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    async def _act(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, TurnStarted):
+                await self._turn_started(action)
+            elif isinstance(action, TurnEnded):
+                await self._turn_ended(action)
+            elif isinstance(action, SpeechRejected):
+                logger.debug("%s: speech taken for noise while the bot was busy: %r", self, action.text)
+                await self._call_event_handler("on_user_speech_rejected", action.text)
+            elif isinstance(action, UserIdle):
+                await self._call_event_handler("on_user_turn_idle")
+        self._reschedule()
+
+    async def _turn_started(self, action: TurnStarted) -> None:
+        logger.debug("%s: user turn started (bot %s)", self, action.bot_state)
+        self._cancel_runs()
+        await self.broadcast_frame(UserStartedSpeakingFrame)
+        if action.interrupt:
+            await self.broadcast_interruption()
+        await self._call_event_handler("on_user_turn_started")
+
+    async def _turn_ended(self, action: TurnEnded) -> None:
+        text = action.text
+        logger.debug("%s: user turn ended%s: %r", self, " (forced)" if action.forced else "", text)
+        if text:
+            self.context.add_message({"role": "user", "content": text})
+            await self._run_llm()
+        else:
+            last = self.context.last_message()
+            if action.interrupted_thinking and last is not None and last.get("role") == "user":
+                # Nothing was said, but the turn cut off a reply nobody heard: ask again.
+                await self._run_llm()
+        await self.broadcast_frame(UserStoppedSpeakingFrame)
+        await self._call_event_handler("on_user_turn_stopped", text)
+
+    async def _typed_text(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        if self._turns.bot_state is not BotState.LISTENING and self.params.allow_interruptions:
+            await self.broadcast_interruption()
+        self.context.add_message({"role": "user", "content": text})
+        await self._run_llm()
+
+    async def _flush_on_end(self) -> None:
+        """The session ends: keep what the user said in the context, but run nothing."""
+        ended = self._turns.on_end()
+        if ended is not None and ended.text:
+            self.context.add_message({"role": "user", "content": ended.text})
+            await self._call_event_handler("on_user_turn_stopped", ended.text)
+
+    # -- running the LLM -----------------------------------------------------------------------
+
+    async def _run_llm(self) -> None:
+        await self._act(self._turns.on_response_started(self.clock.now_ns()))
+        if self._summarizer is not None and len(self.context.messages) > self._summarize_after:
+            # Off the audio path: the summary and the push happen on a task of their own, cancelled if
+            # the user barges in first.
+            task = asyncio.create_task(self._summarize_then_push(), name=f"{self.name}::summarize")
+            self._run_tasks.add(task)
+            task.add_done_callback(self._run_tasks.discard)
+            return
+        await self.push_frame(LLMContextFrame(context=self.context), DOWNSTREAM)
+
+    async def _summarize_then_push(self) -> None:
+        assert self._summarizer is not None
+        try:
+            await self._summarizer(self.context)
+        except Exception as exc:
+            logger.exception("%s: context summarizer failed", self)
+            await self.push_error(f"{self.name}: context summarizer failed: {exc}", exc)
+        await self.push_frame(LLMContextFrame(context=self.context), DOWNSTREAM)
+
+    def _cancel_runs(self) -> None:
+        for task in list(self._run_tasks):
+            task.cancel()
+
+    # -- timer -------------------------------------------------------------------------------------
+
+    def _reschedule(self) -> None:
+        deadline = self._turns.next_deadline(self.clock.now_ns())
+        if deadline == self._timer_deadline and self._timer_task is not None:
+            return
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            self._timer_task = None
+        self._timer_deadline = deadline
+        if deadline is not None:
+            task = asyncio.create_task(self._wait_for_deadline(deadline), name=f"{self.name}::turn")
+            self._timer_task = task
+            self._timer_tasks.add(task)
+            task.add_done_callback(self._timer_tasks.discard)
+
+    async def _wait_for_deadline(self, deadline: int) -> None:
+        delay = (deadline - self.clock.now_ns()) / 1e9
+        if delay > 0:
+            await self.clock.sleep(delay)
+        # From here on this task does work that must not be cancelled by a reschedule.
+        if self._timer_task is asyncio.current_task():
+            self._timer_task = None
+            self._timer_deadline = None
+        try:
+            await self._act(self._turns.on_timer(self.clock.now_ns()))
+        except Exception as exc:
+            await self._report_timer_error(exc)
+
+    async def _report_timer_error(self, exc: Exception) -> None:
+        logger.exception("%s: turn timer failed", self)
+        await self.push_error(f"{self.name}: {type(exc).__name__}: {exc}", exc)
+
+    async def _stop_timer(self) -> None:
+        task, self._timer_task = self._timer_task, None
+        self._timer_deadline = None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def cleanup(self) -> None:
+        await self._stop_timer()
+        tasks = [t for t in (*self._run_tasks, *self._timer_tasks) if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await super().cleanup()

@@ -1,0 +1,94 @@
+"""Settings for voice activity detection and user turn-taking.
+
+The VAD's job is to cut speech into segments quickly (its ``stop_secs`` is short so the STT can start
+transcribing at once); the user aggregator decides when the *turn* ends, with a longer silence and only
+once the STT has delivered the words. Both objects are plain mutable dataclasses: the user aggregator
+reads its params at every decision, so changing a field at run time takes effect on the next event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class VADParams:
+    """Voice activity detection settings (see :class:`voxloop.audio.SileroVAD`).
+
+    - ``confidence``: model probability a 32 ms frame needs to count as speech.
+    - ``start_secs``: speech needed before "started" (0.2 s: short enough for a quick barge-in, long
+      enough to skip clicks).
+    - ``stop_secs``: silence needed before "stopped" (0.3 s: cuts segments for the STT quickly; the
+      turn end is decided later with :attr:`UserTurnParams.stop_secs`).
+    - ``min_volume``: level gate in 0..1 (0.25 is -45 dBFS), drops near-silence only.
+    """
+
+    confidence: float = 0.7
+    start_secs: float = 0.2
+    stop_secs: float = 0.3
+    min_volume: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence <= 1.0 or not 0.0 <= self.min_volume <= 1.0:
+            raise ValueError("confidence and min_volume must be within 0..1")
+        if self.start_secs < 0 or self.stop_secs < 0:
+            raise ValueError("start_secs and stop_secs must not be negative")
+
+
+@dataclass
+class UserTurnParams:
+    """When a user turn starts and ends, and when the user may cut the bot off.
+
+    Turn end:
+
+    - ``stop_secs`` (0.7 s): silence after the end of speech before the turn may end. Counted from
+      where the speech ended (the VAD stop event minus the VAD's own ``stop_secs``), so with a 0.3 s
+      VAD it waits 0.4 s more after the VAD event. 0.7 s keeps mid-sentence pauses inside one turn
+      while staying well under a second of dead air; the STT runs during that wait anyway.
+    - The turn also waits for the STT's ``TranscriptionFinishedFrame`` of every segment it holds, at
+      most ``transcription_timeout_secs`` (2.0 s) after the segment's VAD stop (for STTs that never
+      send it; generous because a local Whisper may take a second on a long segment).
+    - ``turn_timeout_secs`` (5.0 s): safety net; an open turn with no voice activity and no
+      transcription for that long is ended whatever else is pending.
+
+    Turn start and interruptions (barge-in):
+
+    - ``start_on_transcription``: a transcription with no turn open (an STT without VAD, or a VAD
+      miss) starts a turn.
+    - ``allow_interruptions``: False ignores the user entirely while the bot is thinking or speaking.
+    - While the bot is speaking, speech interrupts it only after ``interruption_min_speech_secs``
+      (0.4 s) of continuous speech, counted from the speech onset, and once at least
+      ``interruption_min_words`` words (0 = no word check) were transcribed. Shorter speech is
+      treated as noise: no turn, no interruption, and its words never reach the context. Speech is
+      only known to have lasted that long once the VAD has not said "stopped" for its own stop delay
+      after it, so a barge-in lands about 0.4 + 0.32 s after the onset with the default VAD (0.4 s
+      rejects coughs, clicks and most one-syllable backchannels; raise the word count to reject
+      "yeah" / "okay" too, at the cost of waiting for the STT).
+    - While the bot is thinking (the LLM runs, nothing audible yet), the same with
+      ``thinking_min_speech_secs`` (0: the user simply continues talking, so the pending reply is
+      stale and is cancelled at once) and ``thinking_min_words``.
+    - ``user_idle_timeout_secs``: fire ``on_user_turn_idle`` when the bot has finished and the user
+      says nothing for that long (None: off).
+    """
+
+    stop_secs: float = 0.7
+    transcription_timeout_secs: float = 2.0
+    turn_timeout_secs: float = 5.0
+    start_on_transcription: bool = True
+    allow_interruptions: bool = True
+    interruption_min_speech_secs: float = 0.4
+    interruption_min_words: int = 0
+    thinking_min_speech_secs: float = 0.0
+    thinking_min_words: int = 0
+    user_idle_timeout_secs: float | None = None
+
+
+@dataclass
+class AssistantAggregatorParams:
+    """Assistant aggregator settings.
+
+    - ``run_llm_after_function_calls``: push the context back to the LLM once every call of a
+      response has settled (unless a result says ``run_llm=False``).
+    """
+
+    run_llm_after_function_calls: bool = True

@@ -1,0 +1,363 @@
+"""The user aggregator: turn-taking against a fake clock, and context edits from upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from voxloop.context import LLMContext, LLMUserAggregator
+from voxloop.frames import (
+    AssistantTurnStoppedFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    EndFrame,
+    Frame,
+    InputTextRawFrame,
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMMessagesAppendFrame,
+    LLMMessagesUpdateFrame,
+    LLMRunFrame,
+    LLMSetToolChoiceFrame,
+    LLMSetToolsFrame,
+    TranscriptionFinishedFrame,
+    TranscriptionFrame,
+    UserSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from voxloop.testing import FakeClock, PipelineHarness, settle
+from voxloop.turns import BotState, UserTurnParams
+
+
+def vad_start() -> VADUserStartedSpeakingFrame:
+    return VADUserStartedSpeakingFrame(start_secs=0.2, timestamp=0.0)
+
+
+def vad_stop() -> VADUserStoppedSpeakingFrame:
+    return VADUserStoppedSpeakingFrame(stop_secs=0.3, timestamp=0.0)
+
+
+def said(text: str) -> list[Frame]:
+    return [TranscriptionFrame(text, user_id="u", finalized=True), TranscriptionFinishedFrame(text)]
+
+
+class Session:
+    """A user aggregator in a harness on a fake clock, with short helpers."""
+
+    def __init__(self, params: UserTurnParams | None = None, **kwargs: Any) -> None:
+        self.clock = FakeClock()
+        self.context = LLMContext([{"role": "system", "content": "be brief"}])
+        self.agg = LLMUserAggregator(self.context, params or UserTurnParams(), **kwargs)
+        self.harness = PipelineHarness(self.agg, clock=self.clock)
+        self.events: list[tuple[str, Any]] = []
+        for event in ("on_user_turn_started", "on_user_turn_stopped", "on_user_speech_rejected"):
+            self.agg.add_event_handler(event, lambda _agg, *args, e=event: self.events.append((e, args)))
+
+    async def __aenter__(self) -> Session:
+        await self.harness.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.harness.__aexit__(*exc)
+
+    async def send(self, *frames: Frame) -> None:
+        await self.harness.push(*frames)
+        await settle()
+
+    async def send_up(self, *frames: Frame) -> None:
+        await self.harness.push_up(*frames)
+        await settle()
+
+    async def wait(self, seconds: float) -> None:
+        await self.clock.advance(seconds)
+
+    def down(self, frame_type: type[Frame]) -> list[Frame]:
+        return [f for f in self.harness.down if isinstance(f, frame_type)]
+
+    def up(self, frame_type: type[Frame]) -> list[Frame]:
+        return [f for f in self.harness.up if isinstance(f, frame_type)]
+
+    def user_messages(self) -> list[str]:
+        return [m["content"] for m in self.context.messages if m["role"] == "user"]
+
+    async def bot_speaks(self) -> None:
+        await self.send_up(BotStartedSpeakingFrame())
+
+
+async def test_turn_ends_after_silence_and_the_stt_finished(no_leaked_tasks: None) -> None:
+    async with Session() as s:
+        await s.send(vad_start())
+        assert len(s.down(UserStartedSpeakingFrame)) == 1 and len(s.up(UserStartedSpeakingFrame)) == 1
+        await s.wait(1.0)
+        await s.send(vad_stop())
+        await s.send(TranscriptionFrame("what time is it", user_id="u", finalized=True))
+        await s.wait(1.0)  # silence is long enough, but the STT has not said it finished
+        assert not s.down(LLMContextFrame)
+        await s.send(TranscriptionFinishedFrame("what time is it"))
+        assert len(s.down(LLMContextFrame)) == 1
+        assert s.down(LLMContextFrame)[0].context is s.context
+        assert s.user_messages() == ["what time is it"]
+        assert len(s.down(UserStoppedSpeakingFrame)) == 1 and len(s.up(UserStoppedSpeakingFrame)) == 1
+        assert s.agg.turn_controller.bot_state is BotState.THINKING
+        await settle()
+    assert ("on_user_turn_stopped", ("what time is it",)) in s.events
+    # Transcriptions are consumed, not passed on.
+    assert not s.down(TranscriptionFrame) and not s.down(TranscriptionFinishedFrame)
+
+
+async def test_silence_is_counted_from_the_end_of_speech(no_leaked_tasks: None) -> None:
+    async with Session(UserTurnParams(stop_secs=0.7)) as s:
+        await s.send(vad_start())
+        await s.wait(0.5)
+        await s.send(vad_stop())  # speech ended 0.3 s ago
+        await s.send(*said("hello"))
+        await s.wait(0.39)
+        assert not s.down(LLMContextFrame)
+        await s.wait(0.02)
+        assert len(s.down(LLMContextFrame)) == 1
+
+
+async def test_speaking_again_keeps_one_turn(no_leaked_tasks: None) -> None:
+    async with Session() as s:
+        await s.send(vad_start())
+        await s.wait(0.5)
+        await s.send(vad_stop(), *said("book a table"))
+        await s.wait(0.3)
+        await s.send(vad_start())  # a pause shorter than the turn's stop_secs
+        await s.wait(0.5)
+        await s.send(vad_stop(), *said("for two"))
+        await s.wait(1.0)
+        assert s.user_messages() == ["book a table for two"]
+        assert len(s.down(LLMContextFrame)) == 1 and len(s.down(UserStartedSpeakingFrame)) == 1
+
+
+async def test_fallback_when_the_stt_never_says_it_finished(no_leaked_tasks: None) -> None:
+    async with Session(UserTurnParams(transcription_timeout_secs=2.0)) as s:
+        await s.send(vad_start())
+        await s.wait(0.5)
+        await s.send(vad_stop(), TranscriptionFrame("hi there", user_id="u", finalized=True))
+        await s.wait(1.9)
+        assert not s.down(LLMContextFrame)
+        await s.wait(0.2)
+        assert s.user_messages() == ["hi there"]
+
+
+async def test_barge_in_while_the_bot_speaks_needs_the_minimum_speech(no_leaked_tasks: None) -> None:
+    async with Session(UserTurnParams(interruption_min_speech_secs=0.5)) as s:
+        await s.bot_speaks()
+        await s.send(vad_start())  # 0.2 s of speech so far
+        await s.send(UserSpeakingFrame())
+        # While the VAD says "speaking", speech is only sure up to its stop delay (0.3 s) ago: 0.5 s
+        # of sure speech is reached 0.6 s after the VAD start.
+        await s.wait(0.55)
+        assert not s.down(InterruptionFrame) and not s.down(UserStartedSpeakingFrame)
+        await s.wait(0.1)
+        assert len(s.down(InterruptionFrame)) == 1 and len(s.up(InterruptionFrame)) == 1
+        assert len(s.down(UserStartedSpeakingFrame)) == 1
+        await s.send_up(BotStoppedSpeakingFrame())
+        await s.wait(0.5)
+        await s.send(vad_stop(), *said("no wait stop"))
+        await s.wait(1.0)
+        assert s.user_messages() == ["no wait stop"]
+
+
+async def test_short_noise_while_the_bot_speaks_leaves_no_trace(no_leaked_tasks: None) -> None:
+    async with Session(UserTurnParams(interruption_min_speech_secs=0.5)) as s:
+        await s.bot_speaks()
+        await s.send(vad_start())
+        await s.wait(0.3)
+        await s.send(vad_stop())  # 0.2 s of "speech": a cough
+        await s.wait(0.2)
+        # The user starts for real before the STT delivered the cough's words.
+        await s.send_up(BotStoppedSpeakingFrame())
+        await s.send(vad_start())
+        await s.send(*said("uh"))  # the cough's transcription arrives late
+        await s.wait(0.8)
+        await s.send(vad_stop(), *said("where is my order"))
+        await s.wait(1.0)
+        assert s.user_messages() == ["where is my order"]
+        assert len(s.down(LLMContextFrame)) == 1
+        # The cough never interrupted the bot (the only interruption is the real turn's).
+        assert len(s.down(UserStartedSpeakingFrame)) == 1
+        starts = s.harness.down.index(s.down(UserStartedSpeakingFrame)[0])
+        assert all(s.harness.down.index(f) > starts for f in s.down(InterruptionFrame))
+        await settle()
+    assert ("on_user_speech_rejected", ("",)) in s.events
+
+
+async def test_noise_alone_while_the_bot_speaks_opens_nothing(no_leaked_tasks: None) -> None:
+    async with Session(UserTurnParams(interruption_min_speech_secs=0.5)) as s:
+        await s.bot_speaks()
+        await s.send(vad_start())
+        await s.wait(0.1)
+        await s.send(vad_stop(), *said("hm"))
+        await s.wait(10)
+        assert not s.down(InterruptionFrame) and not s.down(UserStartedSpeakingFrame)
+        assert not s.down(UserStoppedSpeakingFrame) and not s.down(LLMContextFrame)
+        assert not s.agg.user_turn_open
+        assert s.context.messages == [{"role": "system", "content": "be brief"}]
+        await settle()
+    # Rejected when the VAD stopped (before its words came); the late words are dropped quietly.
+    assert [e for e in s.events if e[0] == "on_user_speech_rejected"] == [("on_user_speech_rejected", ("",))]
+
+
+async def test_barge_in_with_a_minimum_of_words(no_leaked_tasks: None) -> None:
+    params = UserTurnParams(interruption_min_speech_secs=0.3, interruption_min_words=2)
+    async with Session(params) as s:
+        await s.bot_speaks()
+        await s.send(vad_start())
+        await s.wait(0.6)
+        await s.send(vad_stop())
+        assert not s.down(InterruptionFrame)  # long enough, but no words yet
+        await s.send(*said("yeah"))  # one word: backchannel, not an interruption
+        assert not s.down(InterruptionFrame)
+        await s.send(vad_start())
+        await s.wait(0.6)
+        await s.send(vad_stop())
+        await s.send(*said("stop right there"))
+        assert len(s.down(InterruptionFrame)) == 1
+        await s.send_up(BotStoppedSpeakingFrame())
+        await s.wait(1.0)
+        assert s.user_messages() == ["stop right there"]
+
+
+async def test_speech_while_thinking_interrupts_at_once_and_merges(no_leaked_tasks: None) -> None:
+    async with Session() as s:
+        await s.send(vad_start())
+        await s.wait(0.5)
+        await s.send(vad_stop(), *said("tell me a joke"))
+        await s.wait(1.0)
+        assert s.agg.turn_controller.bot_state is BotState.THINKING
+        interruptions = len(s.down(InterruptionFrame))
+        await s.send(vad_start())
+        assert len(s.down(InterruptionFrame)) == interruptions + 1
+        await s.wait(0.5)
+        await s.send(vad_stop(), *said("about cats"))
+        await s.wait(1.0)
+        assert s.user_messages() == ["tell me a joke", "about cats"]
+        assert len(s.down(LLMContextFrame)) == 2
+
+
+async def test_an_empty_turn_that_cut_off_a_silent_reply_asks_again(no_leaked_tasks: None) -> None:
+    async with Session() as s:
+        await s.send(vad_start())
+        await s.wait(0.5)
+        await s.send(vad_stop(), *said("tell me a joke"))
+        await s.wait(1.0)
+        await s.send(vad_start())  # a cough while the LLM thinks: the reply is cancelled
+        await s.wait(0.3)
+        await s.send(vad_stop(), *said(""))
+        await s.wait(1.0)
+        assert s.user_messages() == ["tell me a joke"]
+        assert len(s.down(LLMContextFrame)) == 2  # run again on the same context
+
+
+async def test_bot_state_follows_speaking_and_the_assistant_turn(no_leaked_tasks: None) -> None:
+    async with Session() as s:
+        state = s.agg.turn_controller
+        assert state.bot_state is BotState.LISTENING
+        await s.send(LLMRunFrame())
+        assert state.bot_state is BotState.THINKING
+        await s.bot_speaks()
+        assert state.bot_state is BotState.SPEAKING
+        await s.send_up(BotStoppedSpeakingFrame())
+        assert state.bot_state is BotState.THINKING  # the reply is not over yet
+        await s.send_up(AssistantTurnStoppedFrame(text="hi"))
+        assert state.bot_state is BotState.LISTENING
+        # Both pass on upstream.
+        assert s.up(BotStoppedSpeakingFrame) and s.up(AssistantTurnStoppedFrame)
+
+
+async def test_interruptions_off_ignores_the_user_while_the_bot_speaks(no_leaked_tasks: None) -> None:
+    async with Session(UserTurnParams(allow_interruptions=False)) as s:
+        await s.bot_speaks()
+        await s.send(vad_start())
+        await s.wait(2.0)
+        await s.send(vad_stop(), *said("hello hello"))
+        await s.wait(2.0)
+        assert not s.down(InterruptionFrame) and not s.user_messages()
+
+
+async def test_transcription_without_vad_starts_and_ends_a_turn(no_leaked_tasks: None) -> None:
+    async with Session() as s:
+        await s.send(TranscriptionFrame("typed by a streaming stt", user_id="u", finalized=True))
+        assert len(s.down(UserStartedSpeakingFrame)) == 1
+        await s.wait(0.8)
+        assert s.user_messages() == ["typed by a streaming stt"]
+
+
+async def test_safety_net_closes_a_turn_that_never_ends(no_leaked_tasks: None) -> None:
+    async with Session(UserTurnParams(turn_timeout_secs=5.0)) as s:
+        await s.send(vad_start())
+        await s.wait(1.0)
+        await s.send(UserSpeakingFrame())  # then the audio stops: no VAD stop ever comes
+        await s.wait(4.9)
+        assert not s.down(UserStoppedSpeakingFrame)
+        await s.wait(0.2)
+        assert len(s.down(UserStoppedSpeakingFrame)) == 1
+        assert not s.agg.user_turn_open
+
+
+async def test_pending_words_are_kept_on_end_without_running_the_llm(no_leaked_tasks: None) -> None:
+    s = Session()
+    async with s:
+        await s.send(vad_start())
+        await s.wait(0.5)
+        await s.send(vad_stop(), TranscriptionFrame("goodbye", user_id="u", finalized=True))
+        await s.send(EndFrame())
+    assert s.user_messages() == ["goodbye"]
+    assert not s.down(LLMContextFrame)
+
+
+async def test_send_text_path(no_leaked_tasks: None) -> None:
+    async with Session() as s:
+        await s.send(LLMMessagesAppendFrame(messages=[{"role": "user", "content": "hi"}], run_llm=True))
+        assert len(s.down(LLMContextFrame)) == 1 and s.user_messages() == ["hi"]
+        await s.send(LLMMessagesAppendFrame(messages=[{"role": "user", "content": "quiet"}], run_llm=False))
+        assert len(s.down(LLMContextFrame)) == 1 and s.user_messages() == ["hi", "quiet"]
+        await s.send(LLMMessagesUpdateFrame(messages=[{"role": "system", "content": "new"}], run_llm=False))
+        assert s.context.messages == [{"role": "system", "content": "new"}]
+        await s.send(LLMRunFrame())
+        assert len(s.down(LLMContextFrame)) == 2
+        tool = {"type": "function", "function": {"name": "f", "description": "d", "parameters": {}}}
+        await s.send(LLMSetToolsFrame(tools=[tool]), LLMSetToolChoiceFrame(tool_choice="required"))
+        assert s.context.tools.names() == ["f"] and s.context.tool_choice == "required"
+        # Consumed: they do not travel on to the LLM.
+        assert not s.down(LLMMessagesAppendFrame) and not s.down(LLMSetToolsFrame)
+
+
+async def test_typed_text_interrupts_and_runs(no_leaked_tasks: None) -> None:
+    async with Session() as s:
+        await s.bot_speaks()
+        await s.send(InputTextRawFrame("actually, cancel that"))
+        assert len(s.down(InterruptionFrame)) == 1
+        assert s.user_messages() == ["actually, cancel that"] and len(s.down(LLMContextFrame)) == 1
+
+
+@pytest.mark.parametrize("threshold, summarized", [(2, True), (10, False)])
+async def test_summarizer_runs_before_the_llm_past_the_threshold(
+    threshold: int, summarized: bool, no_leaked_tasks: None
+) -> None:
+    calls: list[int] = []
+
+    async def summarize(context: LLMContext) -> None:
+        calls.append(len(context.messages))
+        context.set_messages([{"role": "system", "content": "summary"}, *context.messages[-1:]])
+
+    async with Session(context_summarizer=summarize, summarize_after_messages=threshold) as s:
+        s.context.add_messages([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
+        await s.send(LLMMessagesAppendFrame(messages=[{"role": "user", "content": "c"}], run_llm=True))
+        await settle()
+        assert len(s.down(LLMContextFrame)) == 1
+    if summarized:
+        assert calls == [4]
+        assert s.context.messages == [
+            {"role": "system", "content": "summary"},
+            {"role": "user", "content": "c"},
+        ]
+    else:
+        assert calls == [] and len(s.context.messages) == 4
