@@ -15,3 +15,12 @@ async def no_leaked_tasks():
     current = asyncio.current_task()
     leaked = [t for t in asyncio.all_tasks() - before if not t.done() and t is not current]
     assert not leaked, f"leaked tasks: {[t.get_name() for t in leaked]}"
+
+
+@pytest.fixture
+async def speech_workers(no_leaked_tasks):
+    """For tests that speak: the process-wide speech workers are closed before the leak check."""
+    from voxloop.services.local import close_speech_workers
+
+    yield
+    await close_speech_workers()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import inspect
 import logging
 import sys
 
@@ -22,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="serve a bot to RTVI clients (the dev server)")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=7860)
-    run.add_argument("--bot", default="echo", help="a built-in bot's name, or a .py file with create_bot()")
+    run.add_argument(
+        "--bot", default="default", help="a built-in bot (default, echo) or a .py file with create_bot()"
+    )
     run.add_argument("--transport", choices=["all", "websocket", "webrtc"], default="all")
     run.add_argument("--max-sessions", type=int, default=50)
     run.add_argument("--require-token", action="store_true", help="one-time tokens from /start for /ws")
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_server(args: argparse.Namespace) -> int:
-    from .bots import BotLoadError, load_bot
+    from .bots import BotLoadError, bot_preloader, load_bot
     from .server import ServerConfig, serve
 
     try:
@@ -67,8 +70,17 @@ def _run_server(args: argparse.Namespace) -> int:
     print(
         f"voxloop: bot {args.bot!r} on http://{args.host}:{args.port} ({served}; Ctrl-C to stop)", flush=True
     )
+
+    async def preload_and_serve() -> None:
+        preload = bot_preloader(bot)
+        if preload is not None:  # models load once per process, before the first client waits on them
+            result = preload()
+            if inspect.isawaitable(result):
+                await result
+        await serve(config, args.host, args.port)
+
     try:
-        asyncio.run(serve(config, args.host, args.port))
+        asyncio.run(preload_and_serve())
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the Ctrl-C it handled once every session has ended
     print("voxloop: stopped", flush=True)

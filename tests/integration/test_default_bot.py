@@ -1,0 +1,138 @@
+"""The default offline bot, end to end over the WebSocket transport, with every model real.
+
+A spoken question (espeak-ng speech, streamed in real time like a microphone) goes through Silero VAD,
+Whisper tiny.en, the demo agent (with its real function call), espeak-ng and the output transport to the
+Python RTVI client, which speaks the published web client's wire. The conversation stored in the context
+is checked against what the client actually received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from helpers.server import running_server
+from helpers.speech import silence, spoken
+from voxloop.bots import SessionInfo
+from voxloop.bots import default as default_bot
+from voxloop.context import LLMContext
+from voxloop.pipeline import PipelineTask
+from voxloop.server import ServerConfig
+from voxloop.services.local.demo_agent import HELP, TIME_TOOL
+from voxloop.testing.rtvi_client import RTVIClient
+
+pytestmark = pytest.mark.timeout(120)
+
+OUT_BYTES_PER_SEC = 24000 * 2
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offline configuration: the demo agent and espeak-ng, whatever the machine's environment."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("VOXLOOP_TTS", "espeak")
+
+
+class Bot:
+    """The default bot, keeping each session's context for the test to read."""
+
+    def __init__(self) -> None:
+        self.contexts: list[LLMContext] = []
+
+    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
+        context = LLMContext([{"role": "system", "content": default_bot.SYSTEM_PROMPT}], tools=[TIME_TOOL])
+        self.contexts.append(context)
+        return default_bot.create_bot(transport, session, context=context)
+
+
+async def start_session(base: str) -> str:
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(f"{base}/start", json={"transport": "websocket"})
+    reply.raise_for_status()
+    return str(reply.json()["wsUrl"])
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9:']+", text.lower())
+
+
+async def test_spoken_question_gets_the_time_through_a_function_call(speech_workers) -> None:
+    question = await spoken("What time is it?")
+    bot = Bot()
+    async with (
+        running_server(ServerConfig(bot=bot)) as (base, _app),
+        RTVIClient(await start_session(base)) as client,
+    ):
+        await client.ready()
+        await client.stream_audio(silence(0.3) + question + silence(1.0))
+        heard = await client.wait_for("user-transcription", predicate=lambda m: m["data"]["final"])
+        answer = await client.wait_for(
+            "bot-output",
+            predicate=lambda m: re.search(r"\d{1,2}:\d{2}", m["data"]["text"]) is not None,
+            timeout=20,
+        )
+        await client.wait_for("bot-stopped-speaking", timeout=20)
+    assert {"what", "time"} <= set(words(heard["data"]["text"]))
+    assert client.of_type("llm-function-call-in-progress"), "the time came from a function call"
+    assert len(client.audio) > 0.5 * OUT_BYTES_PER_SEC  # the answer was spoken
+    messages = bot.contexts[0].messages
+    roles = [m["role"] for m in messages]
+    assert roles == ["system", "user", "assistant", "tool", "assistant"], messages
+    assert "time" in words(messages[1]["content"])
+    call = messages[2]["tool_calls"][0]
+    assert call["function"]["name"] == "get_current_time"
+    result = json.loads(messages[3]["content"])
+    assert result["time"] in messages[4]["content"]  # the spoken answer quotes the function's result
+    assert re.search(r"\d{1,2}:\d{2}", answer["data"]["text"])
+
+
+async def test_barge_in_stops_the_bot_and_stores_only_what_was_played(speech_workers) -> None:
+    ask_help, interrupt = await spoken("Help."), await spoken("What time is it?")
+    bot = Bot()
+    async with (
+        running_server(ServerConfig(bot=bot)) as (base, _app),
+        RTVIClient(await start_session(base)) as client,
+    ):
+        await client.ready()
+        await client.stream_audio(silence(0.3) + ask_help + silence(1.0))
+        await client.wait_for("bot-started-speaking", timeout=20)
+        # Let the long help answer play for a while, then talk over it.
+        await client.wait_for_audio(int(2.5 * OUT_BYTES_PER_SEC), timeout=20)
+        talking = asyncio.create_task(client.stream_audio(interrupt + silence(1.0)))
+        # The first interruption came with the first turn (nothing to interrupt then); this is the barge-in.
+        interrupted = await client.wait_for("bot-interrupted", count=2, timeout=20)
+        await talking
+        answered = await client.wait_for("bot-started-speaking", count=2, timeout=20)
+        await client.wait_for("bot-stopped-speaking", count=2, timeout=20)
+    index = position(client.messages, interrupted)
+    # The help answer (about 15 s of speech) was cut short, and its audio stopped at once: what reached the
+    # client after the interruption was at most what was already in flight (the output runs 0.1 s ahead).
+    audio_at_interruption = client.message_arrivals[index][1]
+    audio_at_answer = client.message_arrivals[position(client.messages, answered)][1]
+    assert audio_at_interruption < 10 * OUT_BYTES_PER_SEC
+    assert audio_at_answer - audio_at_interruption <= 0.2 * OUT_BYTES_PER_SEC
+    messages = bot.contexts[0].messages
+    stored = next(m["content"] for m in messages if m["role"] == "assistant")
+    # The stored reply is the played prefix: exactly the words the client was told were spoken.
+    assert words(stored) == words(played_text(client.messages[:index]))
+    assert 0 < len(words(stored)) < len(words(HELP))
+
+
+def position(messages: list[dict[str, Any]], message: dict[str, Any]) -> int:
+    """Where this very message is (equal messages, like two interruptions, are told apart)."""
+    return next(i for i, m in enumerate(messages) if m is message)
+
+
+def played_text(messages: list[dict[str, Any]]) -> str:
+    """What the client was told had been spoken: per segment, its latest spoken progress."""
+    segments: dict[str, str] = {}
+    for message in messages:
+        if message["type"] == "bot-output" and message["data"].get("spoken_progress"):
+            segments[message["data"]["segment_id"]] = message["data"]["spoken_progress"]["accumulated_text"]
+    return " ".join(segments.values())
