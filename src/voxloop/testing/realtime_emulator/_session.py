@@ -1,0 +1,388 @@
+"""One emulated Realtime connection: the session, the conversation, the input audio buffer and its VAD.
+
+Client events are handled strictly in arrival order by the connection's receive loop. A response runs
+as a task of its own (so the client can cancel it or barge in); when the loop has to stop a response
+(``response.cancel``, speech started with ``interrupt_response``) it waits for that response's
+``response.done`` before handling the next client event, so the event order is deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from . import _conversation, _input_audio
+from ._audio import EnergyVAD, duration_ms
+from ._conversation import Truncation
+from ._responses import (
+    ResponseRecord,
+    ResponseRun,
+    input_audio_tokens,
+    new_id,
+    text_tokens,
+)
+from ._validate import Problem, check_server_event, parse_client_event
+
+if TYPE_CHECKING:
+    from ._server import RealtimeEmulator
+
+DEFAULT_INSTRUCTIONS = "You are a helpful, witty, and friendly AI. Keep your answers short."
+_SERVER_VAD_DEFAULTS = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 500,
+    "idle_timeout_ms": None,
+    "create_response": True,
+    "interrupt_response": True,
+}
+_SEMANTIC_VAD_DEFAULTS = {
+    "type": "semantic_vad",
+    "eagerness": "auto",
+    "create_response": True,
+    "interrupt_response": True,
+}
+_MIN_COMMIT_MS = 100
+
+
+@dataclass
+class ClientEventRecord:
+    """A client event as received: its JSON (``data``, None if unparsable), the SDK model, any problem."""
+
+    raw: str
+    data: dict[str, Any] | None
+    event: Any
+    problem: Problem | None
+    connection_id: str
+
+    @property
+    def type(self) -> str | None:
+        return self.data.get("type") if self.data else None
+
+
+def default_session(model: str) -> dict[str, Any]:
+    pcm = {"type": "audio/pcm", "rate": 24000}
+    return {
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": new_id("sess"),
+        "model": model,
+        "output_modalities": ["audio"],
+        "instructions": DEFAULT_INSTRUCTIONS,
+        "tools": [],
+        "tool_choice": "auto",
+        "max_output_tokens": "inf",
+        "tracing": None,
+        "truncation": "auto",
+        "prompt": None,
+        "expires_at": int(time.time()) + 3600,
+        "include": None,
+        "audio": {
+            "input": {
+                "format": dict(pcm),
+                "transcription": None,
+                "noise_reduction": None,
+                "turn_detection": dict(_SERVER_VAD_DEFAULTS),
+            },
+            "output": {"format": dict(pcm), "voice": "marin", "speed": 1.0},
+        },
+    }
+
+
+def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """The session after an update: nested objects merge, lists and nulls replace, and a turn detection of a
+    new type starts from that type's defaults."""
+    merged = copy.deepcopy(current)
+    for key, value in update.items():
+        if key == "turn_detection" and isinstance(value, dict):
+            old = merged.get(key)
+            if not isinstance(old, dict) or old.get("type") != value.get("type"):
+                old = dict(
+                    _SERVER_VAD_DEFAULTS if value.get("type") == "server_vad" else _SEMANTIC_VAD_DEFAULTS
+                )
+            merged[key] = {**old, **value}
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_session(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass
+class EmulatedConnection:
+    emulator: RealtimeEmulator
+    ws: ServerConnection
+    model: str
+    headers: dict[str, str]
+    id: str = field(default_factory=lambda: new_id("conn"))
+    conversation_id: str = field(default_factory=lambda: new_id("conv"))
+    client_events: list[ClientEventRecord] = field(default_factory=list)
+    server_events: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    item_audio: dict[str, bytearray] = field(default_factory=dict)
+    item_words: dict[str, list[Any]] = field(default_factory=dict)
+    truncations: list[Truncation] = field(default_factory=list)
+    responses: list[ResponseRecord] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.session = default_session(self.model)
+        self._buffer = bytearray()
+        self._buffer_start = 0  # session audio position (bytes) of _buffer[0]
+        self._vad: EnergyVAD | None = None
+        self._speech_item: str | None = None
+        self._speech_start_ms = 0
+        self._active: tuple[ResponseRecord, ResponseRun, asyncio.Task[None]] | None = None
+        self._send_lock = asyncio.Lock()
+        self._previous_input_tokens: dict[str, int] = {}
+        self._configure_vad()
+
+    # -- sending and the receive loop ------------------------------------------------------------------------
+
+    async def send(self, event: dict[str, Any]) -> None:
+        """Validate against the SDK schema (a failure raises: an emulator bug), record, send."""
+        event = {"event_id": new_id("event"), **event}
+        check_server_event(event)
+        async with self._send_lock:
+            self.server_events.append(event)
+            self.emulator._notify()
+            await self.ws.send(_dumps(event))
+        await self.emulator._after_send(self, event)
+
+    async def error(
+        self,
+        message: str,
+        code: str | None,
+        param: str | None = None,
+        event_id: str | None = None,
+        type_: str = "invalid_request_error",
+    ) -> None:
+        await self.send(
+            {
+                "type": "error",
+                "error": {
+                    "type": type_,
+                    "code": code,
+                    "message": message,
+                    "param": param,
+                    "event_id": event_id,
+                },
+            }
+        )
+
+    async def serve(self) -> None:
+        await self.send({"type": "session.created", "session": copy.deepcopy(self.session)})
+        try:
+            async for raw in self.ws:
+                await self._handle(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+        except ConnectionClosed:
+            pass
+        finally:
+            await self.stop_response("client_cancelled", send=False)
+
+    async def _handle(self, raw: str) -> None:
+        event, data, problem = parse_client_event(raw)
+        record = ClientEventRecord(raw, data, event, problem, self.id)
+        self.client_events.append(record)
+        self.emulator._notify()
+        if problem is not None or data is None:
+            if problem is not None:
+                await self.error(problem.message, problem.code, problem.param, problem.event_id)
+            return
+        event_type: str = data["type"]
+        name = "on_" + event_type.replace(".", "_")
+        event_id = data.get("event_id")
+        method = getattr(self, "_" + name, None)
+        if method is not None:  # session and response events are handled here, the rest in their modules
+            await method(data, event_id)
+        else:
+            module = _conversation if event_type.startswith("conversation.") else _input_audio
+            await getattr(module, name)(self, data, event_id)
+
+    # -- session --------------------------------------------------------------------------------------------
+
+    async def _on_session_update(self, data: dict[str, Any], event_id: str | None) -> None:
+        update = data["session"]
+        if update.get("type") != self.session["type"]:
+            await self.error(
+                f"Cannot change the session type from '{self.session['type']}' to '{update.get('type')}'.",
+                "invalid_value",
+                "session.type",
+                event_id,
+            )
+            return
+        self.session = merge_session(self.session, update)
+        self._configure_vad()
+        await self.send({"type": "session.updated", "session": copy.deepcopy(self.session)})
+
+    def _turn_detection(self) -> dict[str, Any] | None:
+        td = self.session["audio"]["input"].get("turn_detection")
+        return td if isinstance(td, dict) else None
+
+    def _configure_vad(self) -> None:
+        td = self._turn_detection()
+        if td is None:
+            self._vad = None
+            return
+        threshold = td.get("threshold", 0.5) if td["type"] == "server_vad" else 0.5
+        silence = td.get("silence_duration_ms", 500) if td["type"] == "server_vad" else 500
+        padding = td.get("prefix_padding_ms", 300) if td["type"] == "server_vad" else 300
+        if self._vad is None:
+            self._vad = EnergyVAD()
+        self._vad.threshold = 0.5 if threshold is None else threshold
+        self._vad.silence_duration_ms = 500 if silence is None else silence
+        self._vad.prefix_padding_ms = 300 if padding is None else padding
+
+    # -- conversation ---------------------------------------------------------------------------------------
+
+    def find_item(self, item_id: str) -> dict[str, Any] | None:
+        return next((item for item in self.items if item["id"] == item_id), None)
+
+    async def add_item(
+        self, item: dict[str, Any], *, announce_done: bool = True, previous_item_id: str | None = None
+    ) -> None:
+        if previous_item_id is None:
+            previous = self.items[-1]["id"] if self.items else None
+            self.items.append(item)
+        elif previous_item_id == "root":
+            previous = None
+            self.items.insert(0, item)
+        else:
+            index = next(i for i, it in enumerate(self.items) if it["id"] == previous_item_id)
+            previous = previous_item_id
+            self.items.insert(index + 1, item)
+        await self.send(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": _public(item)}
+        )
+        if announce_done:
+            await self.send(
+                {"type": "conversation.item.done", "previous_item_id": previous, "item": _public(item)}
+            )
+
+    async def finish_item(self, item: dict[str, Any]) -> None:
+        stored = self.find_item(item["id"])
+        if stored is not None:
+            stored.update(copy.deepcopy(item))
+        index = next((i for i, it in enumerate(self.items) if it["id"] == item["id"]), 0)
+        previous = self.items[index - 1]["id"] if index > 0 else None
+        await self.send(
+            {"type": "conversation.item.done", "previous_item_id": previous, "item": _public(item)}
+        )
+
+    # -- responses ------------------------------------------------------------------------------------------
+
+    async def _on_response_create(self, data: dict[str, Any], event_id: str | None) -> None:
+        if self._active is not None:
+            active_id = self._active[0].id
+            await self.error(
+                f"Conversation already has an active response in progress: {active_id}. Wait until "
+                "the response is finished before creating a new response.",
+                "conversation_already_has_active_response",
+                None,
+                event_id,
+            )
+            return
+        await self.start_response(data.get("response") or {})
+
+    async def _on_response_cancel(self, data: dict[str, Any], event_id: str | None) -> None:
+        wanted = data.get("response_id")
+        if self._active is None or (wanted is not None and wanted != self._active[0].id):
+            await self.error(
+                "Cancellation failed: no active response found", "response_cancel_not_active", None, event_id
+            )
+            return
+        await self.stop_response("client_cancelled")
+
+    async def start_response(self, request: dict[str, Any] | None) -> None:
+        request = request or {}
+        record = ResponseRecord(
+            id=new_id("resp"),
+            connection_id=self.id,
+            instructions=request.get("instructions", self.session.get("instructions")),
+            output_modalities=list(request.get("output_modalities") or self.session["output_modalities"]),
+            tools=list(request.get("tools", self.session.get("tools") or [])),
+            out_of_band=request.get("conversation") == "none",
+            request=request or None,
+        )
+        self.responses.append(record)
+        run = ResponseRun(self, record, asyncio.Event())
+        task = asyncio.create_task(self._run_response(run), name=f"realtime-emulator-{record.id}")
+        self._active = (record, run, task)
+
+    async def _run_response(self, run: ResponseRun) -> None:
+        try:
+            await run.run(self.emulator._next_reply)
+        except ConnectionClosed:
+            pass
+        except Exception as exc:  # an emulator bug: surface it to the test, and end the connection
+            self.emulator._record_failure(exc)
+            await self.ws.close(1011, "emulator error")
+        finally:
+            run.record.done.set()
+            if self._active is not None and self._active[0] is run.record:
+                self._active = None
+            self.emulator._notify()
+
+    async def stop_response(self, reason: str, *, send: bool = True) -> None:
+        """Cancel the active response (if any) and wait until it has sent its ``response.done``."""
+        if self._active is None:
+            return
+        _, run, task = self._active
+        run.reason = reason
+        run.cancel.set()
+        if not send:
+            task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+
+    def input_usage(self, record: ResponseRecord) -> dict[str, Any]:
+        """Input tokens of a response: instructions, tools and every conversation item; what the previous
+        response of this connection already read counts as cached (a prompt-cache hit on the prefix)."""
+        text = text_tokens(record.instructions) + (text_tokens(_dumps(record.tools)) if record.tools else 0)
+        audio = 0
+        for item in self.items:
+            if item["id"] in self.item_audio:
+                audio += input_audio_tokens(duration_ms(self.item_audio[item["id"]]))
+            for part in item.get("content", []):
+                text += text_tokens(part.get("text") or part.get("transcript"))
+            text += text_tokens(item.get("arguments")) + text_tokens(item.get("output"))
+        cached_text = min(text, self._previous_input_tokens.get("text", 0))
+        cached_audio = min(audio, self._previous_input_tokens.get("audio", 0))
+        self._previous_input_tokens = {"text": text, "audio": audio}
+        return {
+            "input_tokens": text + audio,
+            "input_token_details": {
+                "text_tokens": text,
+                "audio_tokens": audio,
+                "image_tokens": 0,
+                "cached_tokens": cached_text + cached_audio,
+                "cached_tokens_details": {
+                    "text_tokens": cached_text,
+                    "audio_tokens": cached_audio,
+                    "image_tokens": 0,
+                },
+            },
+        }
+
+
+def _public(item: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(item)
+
+
+def _split_words(text: str) -> list[str]:
+    words = text.split(" ")
+    return [word if i == 0 else " " + word for i, word in enumerate(words)]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
