@@ -16,8 +16,8 @@ run: $(VENV)/.installed-run web
 	$(BIN)/voxloop run
 
 test: $(VENV)/.installed-dev web browser-deps
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy src/voxloop
 	$(BIN)/python bench/pipeline.py --smoke
 	$(BIN)/python bench/sessions.py --smoke

@@ -77,7 +77,11 @@ def _run_server(args: argparse.Namespace) -> int:
             result = preload()
             if inspect.isawaitable(result):
                 await result
-        await serve(config, args.host, args.port)
+        try:
+            await serve(config, args.host, args.port)
+        finally:
+            if (engines := sys.modules.get("voxloop.services.local.speech_engines")) is not None:
+                await engines.close_speech_workers()  # the shared speech worker processes, if any ran
 
     try:
         asyncio.run(preload_and_serve())

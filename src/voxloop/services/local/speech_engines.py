@@ -168,6 +168,9 @@ class SpeechWorker:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             limit=_STREAM_LIMIT,
+            # Its own session: a Ctrl-C in the terminal is the server's to handle (it closes the worker);
+            # if this process dies instead, the worker sees stdin close and exits.
+            start_new_session=True,
         )
         self._proc, self._loop = proc, asyncio.get_running_loop()
         self.starts += 1
