@@ -136,3 +136,24 @@ def played_text(messages: list[dict[str, Any]]) -> str:
         if message["type"] == "bot-output" and message["data"].get("spoken_progress"):
             segments[message["data"]["segment_id"]] = message["data"]["spoken_progress"]["accumulated_text"]
     return " ".join(segments.values())
+
+
+async def test_typed_text_gets_a_spoken_answer_and_a_text_only_one(speech_workers) -> None:
+    bot = Bot()
+    async with (
+        running_server(ServerConfig(bot=bot)) as (base, _app),
+        RTVIClient(await start_session(base)) as client,
+    ):
+        await client.ready()
+        await client.send_text("What time is it?", run_immediately=True)
+        await client.wait_for("bot-stopped-speaking", timeout=20)
+        spoken_audio = len(client.audio)
+        await client.send_text("hello", run_immediately=True, audio_response=False)
+        await client.wait_for("bot-llm-stopped", count=3, timeout=20)  # time: call + answer; then hello
+    assert spoken_audio > 0.5 * OUT_BYTES_PER_SEC
+    assert len(client.audio) == spoken_audio, "audio_response=False: the greeting was not spoken"
+    messages = bot.contexts[0].messages
+    assert messages[1] == {"role": "user", "content": "What time is it?"}
+    assert json.loads(messages[3]["content"])["time"] in messages[4]["content"]
+    assert messages[5] == {"role": "user", "content": "hello"}
+    assert "demo agent" in messages[6]["content"]  # stored as text, though not spoken

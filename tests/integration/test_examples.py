@@ -88,3 +88,31 @@ async def test_restaurant_bot_checks_a_table_through_its_function(
 
 def test_browser_tools_bot_loads() -> None:
     assert callable(load_bot(str(EXAMPLES / "browser_tools_bot.py")))
+
+
+async def test_browser_tools_bot_calls_a_function_on_the_client(
+    speech_workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with OpenAITestServer() as llm_server:
+        monkeypatch.setenv("OPENAI_BASE_URL", llm_server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", llm_server.api_key or "")
+        llm_server.script["chat"] = [
+            {"tool_calls": [{"id": "call_size", "name": "get_screen_size", "arguments": {}}]},
+            {"text": "Your window is 1280 pixels wide."},
+        ]
+        bot = load_bot(str(EXAMPLES / "browser_tools_bot.py"))
+        async with (
+            running_server(ServerConfig(bot=bot)) as (base, _app),
+            RTVIClient(await start_session(base)) as client,
+        ):
+            await client.ready()
+            await client.send_text("How big is my screen?", run_immediately=True)
+            call = await client.wait_for("llm-function-call-in-progress", timeout=20)
+            assert call["data"]["function_name"] == "get_screen_size"  # the "full" report level
+            await client.send_function_call_result(
+                "get_screen_size", call["data"]["tool_call_id"], {}, {"width": 1280, "height": 720}
+            )
+            await client.wait_for("bot-tts-text", predicate=lambda m: "1280" in m["data"]["text"], timeout=20)
+        assert llm_server.invalid_requests == []
+        tool_message = next(m for m in llm_server.requests[-1].body["messages"] if m["role"] == "tool")
+        assert json.loads(tool_message["content"]) == {"width": 1280, "height": 720}
