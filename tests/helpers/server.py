@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 
 from voxloop.server import ServerConfig, create_app, wait_for_sessions_to_end
@@ -35,3 +36,11 @@ async def running_server(config: ServerConfig) -> AsyncIterator[tuple[str, Any]]
         server.should_exit = True
         await serving
         sock.close()
+
+
+async def start_websocket_session(base: str) -> str:
+    """``POST /start`` for a WebSocket session, as the web client does; returns the ``wsUrl``."""
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(f"{base}/start", json={"transport": "websocket"})
+    reply.raise_for_status()
+    return str(reply.json()["wsUrl"])

@@ -13,10 +13,9 @@ import json
 import re
 from typing import Any
 
-import httpx
 import pytest
 
-from helpers.server import running_server
+from helpers.server import running_server, start_websocket_session
 from helpers.speech import silence, spoken
 from voxloop.bots import SessionInfo
 from voxloop.bots import default as default_bot
@@ -51,13 +50,6 @@ class Bot:
         return default_bot.create_bot(transport, session, context=context)
 
 
-async def start_session(base: str) -> str:
-    async with httpx.AsyncClient() as http:
-        reply = await http.post(f"{base}/start", json={"transport": "websocket"})
-    reply.raise_for_status()
-    return str(reply.json()["wsUrl"])
-
-
 def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9:']+", text.lower())
 
@@ -67,7 +59,7 @@ async def test_spoken_question_gets_the_time_through_a_function_call(speech_work
     bot = Bot()
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
-        RTVIClient(await start_session(base)) as client,
+        RTVIClient(await start_websocket_session(base)) as client,
     ):
         await client.ready()
         await client.stream_audio(silence(0.3) + question + silence(1.0))
@@ -97,7 +89,7 @@ async def test_barge_in_stops_the_bot_and_stores_only_what_was_played(speech_wor
     bot = Bot()
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
-        RTVIClient(await start_session(base)) as client,
+        RTVIClient(await start_websocket_session(base)) as client,
     ):
         await client.ready()
         await client.stream_audio(silence(0.3) + ask_help + silence(1.0))
@@ -142,7 +134,7 @@ async def test_typed_text_gets_a_spoken_answer_and_a_text_only_one(speech_worker
     bot = Bot()
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
-        RTVIClient(await start_session(base)) as client,
+        RTVIClient(await start_websocket_session(base)) as client,
     ):
         await client.ready()
         await client.send_text("What time is it?", run_immediately=True)

@@ -10,10 +10,9 @@ import json
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 
-from helpers.server import running_server
+from helpers.server import running_server, start_websocket_session
 from helpers.speech import silence, spoken
 from voxloop.bots import load_bot
 from voxloop.server import ServerConfig
@@ -30,13 +29,6 @@ def espeak(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOXLOOP_TTS", "espeak")
 
 
-async def start_session(base: str) -> str:
-    async with httpx.AsyncClient() as http:
-        reply = await http.post(f"{base}/start", json={"transport": "websocket"})
-    reply.raise_for_status()
-    return str(reply.json()["wsUrl"])
-
-
 def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
@@ -46,7 +38,7 @@ async def test_dictation_bot_notes_what_was_said(speech_workers) -> None:
     note = await spoken("Remember to call the dentist.")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
-        RTVIClient(await start_session(base)) as client,
+        RTVIClient(await start_websocket_session(base)) as client,
     ):
         await client.ready()
         await client.stream_audio(silence(0.3) + note + silence(1.0))
@@ -72,7 +64,7 @@ async def test_restaurant_bot_checks_a_table_through_its_function(
         question = await spoken("Do you have a table for two on Friday?")
         async with (
             running_server(ServerConfig(bot=bot)) as (base, _app),
-            RTVIClient(await start_session(base)) as client,
+            RTVIClient(await start_websocket_session(base)) as client,
         ):
             await client.ready()
             await client.stream_audio(silence(0.3) + question + silence(1.0))
@@ -103,7 +95,7 @@ async def test_browser_tools_bot_calls_a_function_on_the_client(
         bot = load_bot(str(EXAMPLES / "browser_tools_bot.py"))
         async with (
             running_server(ServerConfig(bot=bot)) as (base, _app),
-            RTVIClient(await start_session(base)) as client,
+            RTVIClient(await start_websocket_session(base)) as client,
         ):
             await client.ready()
             await client.send_text("How big is my screen?", run_immediately=True)

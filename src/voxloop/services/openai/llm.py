@@ -7,7 +7,6 @@ give ``base_url`` (or set ``OPENAI_BASE_URL``); a local server needs no key.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from openai import AsyncOpenAI
 
 from ...frames import ErrorCategory, LLMTokenUsage
 from ..llm import LLMOutput, LLMService, LLMServiceError, LLMToolCall
+from ._client import make_client
 
 logger = logging.getLogger("voxloop.services.openai")
 
@@ -27,8 +27,6 @@ except ImportError:  # pragma: no cover - older SDKs
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 OPENAI_URL = "https://api.openai.com/v1"
-# Local servers ignore the key, but the SDK insists on one.
-PLACEHOLDER_API_KEY = "not-needed"
 
 
 @dataclass
@@ -73,19 +71,8 @@ class OpenAILLMService(LLMService):
         self.timeout_secs = timeout_secs
         self._owns_client = client is None
         if client is None:
-            api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
-            base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-            if api_key is None and base_url is None:
-                raise ValueError(
-                    "OpenAILLMService needs an API key: set OPENAI_API_KEY (or pass api_key=...), "
-                    "or point OPENAI_BASE_URL (base_url=...) at a local OpenAI-compatible server "
-                    "such as Ollama (http://localhost:11434/v1) or llama.cpp (http://localhost:8080/v1)"
-                )
-            client = AsyncOpenAI(
-                api_key=api_key or PLACEHOLDER_API_KEY,
-                base_url=base_url,
-                timeout=timeout_secs,
-                max_retries=max_retries,
+            client = make_client(
+                "OpenAILLMService", api_key, base_url, timeout=timeout_secs, max_retries=max_retries
             )
         self._client = client
         self.base_url = str(client.base_url).rstrip("/")

@@ -68,9 +68,9 @@ class OpenAISTTService(SegmentedSTTService):
         self.prompt = prompt
         self._owns_client = client is None
         if client is None:
-            from openai import AsyncOpenAI  # lazy: only this service needs the SDK
+            from ._client import make_client  # lazy: only this service needs the SDK
 
-            client = AsyncOpenAI(api_key=api_key, base_url=base_url)
+            client = make_client("OpenAISTTService", api_key, base_url)
         self._client = client
         self.set_metrics_model(model)
 

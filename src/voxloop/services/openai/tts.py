@@ -53,9 +53,9 @@ class OpenAITTSService(TTSService):
         super().__init__(sample_rate=OPENAI_TTS_SAMPLE_RATE, settings=settings, **kwargs)
         self._owns_client = client is None
         if client is None:
-            from openai import AsyncOpenAI  # lazy: only this service needs the SDK
+            from ._client import make_client  # lazy: only this service needs the SDK
 
-            client = AsyncOpenAI(api_key=api_key, base_url=base_url)
+            client = make_client("OpenAITTSService", api_key, base_url)
         self._client = client
         self.set_metrics_model(model)
 
