@@ -1,0 +1,525 @@
+"""Voice-to-voice latency, interruption latency and per-session cost of the default offline bot.
+
+    python bench/voice.py              # both TTS engines: latency, interruptions, N = 1, 2, 4, 8 sessions
+    python bench/voice.py --smoke      # one question, espeak, one session (about 11 s with model loading)
+    python bench/voice.py --tts espeak --rounds 3 --sessions 1,2,4
+
+The server is ``bench/_voice_server.py``: the default bot (Silero VAD -> Whisper tiny.en -> demo agent ->
+espeak-ng or piper) served exactly as ``voxloop run`` serves it, in its own process, with timing probes that
+write server-side events stamped on ``CLOCK_MONOTONIC`` (the pipeline clock). This process is the client: the
+Python ``RTVIClient`` (the web client's wire) streams spoken questions in real time, 16 ms per frame, and
+stamps on the same clock when each frame left and when each bot audio chunk arrived.
+
+End of speech is exact: the moment the frame holding the question's last non-silent sample left the client.
+Voice-to-voice is from there to the first bot audio at the client, split along its critical path (each part
+at its own boundaries; the parts plus the hops add up to the total exactly):
+
+* endpointing = end of speech -> the turn's silence deadline (VAD stop event - VAD stop_secs + the turn's
+  stop_secs): the VAD's own delay and the turn policy's wait, fixed by the settings;
+* STT = the part of VAD stop -> ``TranscriptionFinishedFrame`` that runs past that deadline (the STT runs
+  during the wait; its full time is reported too);
+* LLM = the LLM starts on the ``LLMContextFrame`` -> it pushes its first ``LLMTextFrame``;
+* TTS = the first sentence handed to the engine -> the engine's first audio;
+* framework overhead = the rest: the hops between those boundaries, each reported.
+
+Interruptions: ask "Help." (a long answer), let it play 2 s, then talk over it. Reported: VAD onset ->
+the turn start decision (``UserStartedSpeakingFrame``, which carries the interruption), decision -> the
+output transport sends the interruption (its audio stops there: no write follows), and at the client the
+last chunk of the interrupted answer.
+
+Sessions: N clients ask questions in a loop for ``--duration`` seconds; the server's CPU (utime+stime from
+``/proc``) and RSS over the idle server's are divided by N, and voice-to-voice is reported per N (Whisper
+runs one transcription at a time per process, so it queues as N grows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sessions import ROOT, Server, free_port, http_json, machine_busy_ticks
+from voxloop import __version__
+from voxloop.testing.rtvi_client import RTVIClient, load_wav
+
+AUDIO = ROOT.parent / "shared" / "testdata" / "audio"
+WAVS = ("utt01_weather", "utt02_timer", "utt04_lights", "utt05_joke")  # utt03 asks for help: a 15 s answer
+SPOKEN = ("What time is it?",)
+RATE = 16000
+FRAME_BYTES = 512  # 16 ms of 16 kHz mono PCM16, as the web client sends
+SPEECH_LEVEL = 300  # |sample| above this (-41 dBFS) is speech; the WAVs' and espeak's silence is far below
+VAD_STOP_SECS, TURN_STOP_SECS = 0.3, 0.7  # the default bot's VADParams / UserTurnParams
+CLK_TCK = 100
+JOINING = asyncio.Lock()
+
+
+def silence(seconds: float) -> bytes:
+    return bytes(2 * round(seconds * RATE))
+
+
+def speech_bounds(pcm: bytes) -> tuple[int, int]:
+    """Index (in samples) of the first and last non-silent samples."""
+    loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32)) > SPEECH_LEVEL)
+    return int(loud[0]), int(loud[-1])
+
+
+async def spoken(text: str) -> bytes:
+    """``text`` spoken by espeak-ng at 140 wpm, 16 kHz (as the shared WAVs and the tests' speech)."""
+    import soxr
+
+    from voxloop.services.local import shared_speech_worker
+
+    worker = shared_speech_worker("espeak")
+    info = await worker.start()
+    pcm = bytearray()
+    async with await worker.synthesize(text, {"rate": 140}) as request:
+        async for item in request:
+            if isinstance(item, bytes):
+                pcm += item
+    samples = np.frombuffer(bytes(pcm), dtype="<i2")
+    return np.asarray(soxr.resample(samples, info.sample_rate, RATE, quality="HQ"), dtype="<i2").tobytes()
+
+
+async def questions(smoke: bool) -> dict[str, bytes]:
+    out = {text: await spoken(text) for text in SPOKEN}
+    if not smoke:
+        for name in WAVS:
+            pcm, rate, channels = load_wav(AUDIO / f"{name}.wav")
+            assert rate == RATE and channels == 1, name
+            out[name] = pcm
+    return out
+
+
+# -- the client ---------------------------------------------------------------------------------
+
+
+class TimedClient(RTVIClient):
+    """Stamps (CLOCK_MONOTONIC ns) when each audio frame left."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.sent_ns: list[int] = []
+
+    async def send_raw(self, data: bytes | str) -> None:
+        await super().send_raw(data)
+        if isinstance(data, bytes):
+            self.sent_ns.append(time.monotonic_ns())
+
+    async def say(self, pcm: bytes, lead: float = 0.3, tail: float = 1.6) -> tuple[int, int]:
+        """Stream ``pcm`` in real time; returns when (ns) its speech started and ended at the client."""
+        first, last = speech_bounds(pcm)
+        head = round(lead * RATE)
+        before = len(self.sent_ns)
+        await self.stream_audio(silence(lead) + pcm + silence(tail), chunk_bytes=FRAME_BYTES)
+        per_frame = FRAME_BYTES // 2
+        sent = self.sent_ns
+        return sent[before + (head + first) // per_frame], sent[before + (head + last) // per_frame]
+
+    def first_audio_after(self, t_ns: int) -> int | None:
+        return next((round(t * 1e9) for t, _ in self.audio_arrivals if t * 1e9 >= t_ns), None)
+
+
+async def start_client(base: str) -> TimedClient:
+    reply = await asyncio.to_thread(http_json, f"{base}/start", {"transport": "websocket"})
+    client = TimedClient(str(reply["wsUrl"]))
+    await client.connect()
+    await client.ready()
+    return client
+
+
+# -- server events --------------------------------------------------------------------------------
+
+
+@dataclass
+class Events:
+    path: Path
+    sessions: list[str] = field(default_factory=list)
+    by_sid: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _offset: int = 0
+
+    def refresh(self) -> None:
+        with self.path.open() as f:
+            f.seek(self._offset)
+            data = f.read()
+        complete = data[: data.rfind("\n") + 1]
+        self._offset += len(complete.encode())
+        for line in complete.splitlines():
+            event = json.loads(line)
+            if event["ev"] == "session":
+                self.sessions.append(event["sid"])
+            self.by_sid.setdefault(event["sid"], []).append(event)
+
+    def first(self, sid: str, ev: str, after: int, src: str | None = None) -> int | None:
+        for event in self.by_sid.get(sid, []):
+            if event["ev"] == ev and event["ts"] >= after and (src is None or event.get("src") == src):
+                return int(event["ts"])
+        return None
+
+    def last(self, sid: str, ev: str, before: int, after: int) -> int | None:
+        found = [e["ts"] for e in self.by_sid.get(sid, []) if e["ev"] == ev and after <= e["ts"] < before]
+        return int(found[-1]) if found else None
+
+
+def ms(a: int | None, b: int | None) -> float | None:
+    return None if a is None or b is None else (b - a) / 1e6
+
+
+def v2v_breakdown(events: Events, sid: str, end_ns: int, client_first: int | None) -> dict[str, Any] | None:
+    """The critical path of one turn, from the end of speech to the first bot audio at the client."""
+    f = events.first
+    vad_stop = f(sid, "VADUserStoppedSpeakingFrame", end_ns, "VADProcessor")
+    if vad_stop is None or client_first is None:
+        return None
+    stt_done = f(sid, "TranscriptionFinishedFrame", vad_stop)
+    ctx = f(sid, "LLMContextFrame", vad_stop)
+    llm_in = f(sid, "llm:LLMContextFrame", ctx or vad_stop)
+    llm_text = f(sid, "LLMTextFrame", llm_in or vad_stop)
+    tts_run = f(sid, "tts:run", llm_text or vad_stop)
+    tts_first = f(sid, "tts:first_audio", tts_run or vad_stop)
+    tts_audio = f(sid, "TTSAudioRawFrame", tts_first or vad_stop)
+    out_write = f(sid, "out:write", tts_audio or vad_stop)
+    user_stop = f(sid, "UserStoppedSpeakingFrame", vad_stop)
+    if None in (stt_done, ctx, llm_in, llm_text, tts_run, tts_first, tts_audio, out_write):
+        return None
+    assert stt_done and ctx and llm_in and llm_text and tts_run and tts_first and tts_audio and out_write
+    # the turn controller's rule: speech ended at the VAD stop minus the VAD's effective stop delay (whole
+    # 32 ms frames, carried by the frame), and the turn may end TURN_STOP_SECS after that
+    vad_secs = next(e.get("secs", VAD_STOP_SECS) for e in events.by_sid[sid] if e["ts"] == vad_stop)
+    deadline = vad_stop + round((TURN_STOP_SECS - vad_secs) * 1e9)
+    ready = max(deadline, stt_done)
+    row = {
+        "total": ms(end_ns, client_first),
+        "endpointing": ms(end_ns, deadline),
+        "stt_on_path": ms(deadline, ready),
+        "llm": ms(llm_in, llm_text),
+        "tts": ms(tts_run, tts_first),
+        # the hops (their sum is the framework overhead)
+        "hop_turn_decision": ms(ready, ctx),
+        "hop_llm_queue": ms(ctx, llm_in),
+        "hop_first_sentence": ms(llm_text, tts_run),
+        "hop_tts_to_frame": ms(tts_first, tts_audio),
+        "hop_output": ms(tts_audio, out_write),
+        "hop_socket": ms(out_write, client_first),
+        # for reference
+        "vad_stop": ms(end_ns, vad_stop),
+        "stt_full": ms(vad_stop, stt_done),
+        "user_stopped_after_context": ms(ctx, user_stop),
+    }
+    hops = [k for k in row if k.startswith("hop_")]
+    row["overhead"] = sum(row[k] for k in hops)
+    row["overhead_excl_sentence"] = row["overhead"] - row["hop_first_sentence"]
+    return row
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+
+async def wait_reply_done(client: TimedClient, stopped_before: int, timeout: float = 40) -> None:
+    await client.wait_for("bot-stopped-speaking", count=stopped_before + 1, timeout=timeout)
+
+
+async def join(base: str, events: Events) -> tuple[TimedClient, str]:
+    """A new session, and its id in the server's log (one join at a time, so it is this client's)."""
+    async with JOINING:
+        known = len(events.sessions)
+        client = await start_client(base)
+        while len(events.sessions) == known:
+            await asyncio.sleep(0.02)
+            events.refresh()
+        return client, events.sessions[known]
+
+
+async def ask(base: str, events: Events, name: str, pcm: bytes) -> dict[str, Any] | None:
+    """One question in a fresh session (the demo agent's answers last 10 to 20 s: waiting them out would make
+    the run long, and a question asked over one would be a barge-in). Sessions share the process's models."""
+    client, sid = await join(base, events)
+    try:
+        _, end_ns = await client.say(pcm)
+        have = len(client.audio)
+        await client.wait_for_audio(have + 1, timeout=30)
+        await asyncio.sleep(0.3)  # the last events reach the log
+    finally:
+        await client.close()
+    events.refresh()
+    row = v2v_breakdown(events, sid, end_ns, client.first_audio_after(end_ns))
+    if row is not None:
+        row["question"] = name
+    return row
+
+
+async def barge_in(client: TimedClient, sid: str, events: Events, ask_help: bytes, interrupt: bytes) -> dict:
+    stopped = len(client.of_type("bot-stopped-speaking"))
+    interrupted_before = len(client.of_type("bot-interrupted"))
+    await client.say(ask_help)
+    await client.wait_for("bot-started-speaking", count=stopped + 1, timeout=30)
+    have = len(client.audio)
+    await client.wait_for_audio(have + 2 * 48000, timeout=30)
+    onset_ns, end_ns = await client.say(interrupt)
+    await client.wait_for("bot-interrupted", count=interrupted_before + 2, timeout=30)
+    await wait_reply_done(client, stopped + 1)
+    await asyncio.sleep(0.2)
+    events.refresh()
+    f = events.first
+    vad_start = f(sid, "VADUserStartedSpeakingFrame", onset_ns, "VADProcessor")
+    decision = f(sid, "UserStartedSpeakingFrame", vad_start or onset_ns)
+    interruption = f(sid, "InterruptionFrame", decision or onset_ns)
+    out_int = f(sid, "out:interruption", decision or onset_ns)
+    bot_stopped = f(sid, "BotStoppedSpeakingFrame", decision or onset_ns)
+    writes_between = [
+        e
+        for e in events.by_sid[sid]
+        if e["ev"] == "out:write" and decision and out_int and decision <= e["ts"] < out_int
+    ]
+    # client: the last chunk of the interrupted answer = the last arrival before the next answer's audio
+    next_first = f(sid, "out:write", out_int or onset_ns)
+    arrivals = [round(t * 1e9) for t, _ in client.audio_arrivals]
+    last_old = max((a for a in arrivals if a < (next_first or 0)), default=None)
+    # the question opened a turn (a bot-interrupted with nothing to interrupt); the next one is the barge-in
+    index = [i for i, m in enumerate(client.messages) if m["type"] == "bot-interrupted"][
+        interrupted_before + 1
+    ]
+    bot_interrupted_at = round(client.message_arrivals[index][0] * 1e9)
+    return {
+        "onset_to_vad_start": ms(onset_ns, vad_start),
+        "vad_start_to_decision": ms(vad_start, decision),
+        "decision_to_interruption_frame": ms(decision, interruption),
+        "decision_to_output_stopped": ms(decision, out_int),
+        "decision_to_bot_stopped": ms(decision, bot_stopped),
+        "writes_after_decision": len(writes_between),
+        "client_chunks_after_decision": sum(
+            1 for a in arrivals if decision and decision <= a < (next_first or 0)
+        ),
+        "decision_to_client_last_chunk": ms(decision, last_old),
+        "decision_to_client_bot_interrupted": ms(decision, bot_interrupted_at),
+        "end_of_interrupting_speech": end_ns,
+    }
+
+
+def proc_sample(pid: int) -> tuple[int, int]:
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(stat[11]) + int(stat[12]), rss
+
+
+async def concurrent(base: str, server: Server, events: Events, n: int, qs: dict[str, bytes], seconds: float):
+    """N sessions asking in a loop (staggered), CPU and RSS of the server while all of them run."""
+    assert server.proc is not None
+    idle_rss = proc_sample(server.proc.pid)[1]
+    rows: list[dict[str, Any]] = []
+    names = list(qs)
+    deadline = time.monotonic() + seconds
+
+    async def loop(i: int) -> None:
+        await asyncio.sleep(i * 0.7)  # staggered, as independent users would be
+        k = i
+        while time.monotonic() < deadline:
+            name = names[k % len(names)]
+            k += 1
+            row = await ask(base, events, name, qs[name])
+            if row is not None and time.monotonic() < deadline:
+                rows.append(row)
+
+    cpu0, _ = proc_sample(server.proc.pid)
+    busy0, t0 = machine_busy_ticks(), time.monotonic()
+    peak = 0
+
+    async def sample_rss() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, proc_sample(server.proc.pid)[1])  # type: ignore[union-attr]
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample_rss())
+    try:
+        await asyncio.gather(*(loop(i) for i in range(n)))
+    finally:
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+    cpu1, _ = proc_sample(server.proc.pid)
+    wall = time.monotonic() - t0
+    busy = machine_busy_ticks() - busy0
+    cpu = 100 * (cpu1 - cpu0) / CLK_TCK / wall
+    return {
+        "n": n,
+        "turns": len(rows),
+        "server_cpu_pct": round(cpu, 1),
+        "cpu_per_session_pct": round(cpu / n, 1),
+        "rss_per_session_kib": round((peak - idle_rss) / n),
+        "idle_rss_kib": idle_rss,
+        "machine_cpu_pct": round(100 * busy / CLK_TCK / wall, 1),
+        "v2v_p50": pct(rows, "total", 50),
+        "v2v_p90": pct(rows, "total", 90),
+        "stt_p50": pct(rows, "stt_full", 50),
+        "stt_on_path_p50": pct(rows, "stt_on_path", 50),
+        "overhead_p50": pct(rows, "overhead_excl_sentence", 50),
+        "overhead_p90": pct(rows, "overhead_excl_sentence", 90),
+    }
+
+
+def pct(rows: list[dict[str, Any]], key: str, p: int) -> float | None:
+    values = sorted(float(r[key]) for r in rows if r.get(key) is not None)
+    if not values:
+        return None
+    if p == 50:
+        return round(statistics.median(values), 1)
+    return round(values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))], 1)
+
+
+def loadavg() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
+
+
+# -- main -------------------------------------------------------------------------------------------
+
+V2V_KEYS = (
+    "total",
+    "endpointing",
+    "stt_on_path",
+    "llm",
+    "tts",
+    "overhead_excl_sentence",
+    "hop_turn_decision",
+    "hop_llm_queue",
+    "hop_first_sentence",
+    "hop_tts_to_frame",
+    "hop_output",
+    "hop_socket",
+    "overhead",
+    "vad_stop",
+    "stt_full",
+)
+INT_KEYS = (
+    "onset_to_vad_start",
+    "vad_start_to_decision",
+    "decision_to_interruption_frame",
+    "decision_to_output_stopped",
+    "decision_to_bot_stopped",
+    "decision_to_client_bot_interrupted",
+    "decision_to_client_last_chunk",
+    "writes_after_decision",
+    "client_chunks_after_decision",
+)
+
+
+def table(title: str, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+    print(f"\n{title} ({len(rows)} samples): median / p90 ms")
+    for key in keys:
+        print(f"  {key:36} {pct(rows, key, 50)!s:>9} {pct(rows, key, 90)!s:>9}")
+
+
+async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], tmp: Path) -> dict[str, Any]:
+    import os
+
+    os.environ["VOXLOOP_TTS"] = tts
+    port = free_port()
+    events_path = tmp / f"events-{tts}.jsonl"
+    events_path.touch()
+    argv = [
+        sys.executable,
+        str(ROOT / "bench" / "_voice_server.py"),
+        "--port",
+        str(port),
+        "--events",
+        str(events_path),
+    ]
+    server = Server(f"voxloop-{tts}", argv, port, tmp / f"server-{tts}.log")
+    server.start(timeout=120)
+    events = Events(events_path)
+    base = server.base
+    result: dict[str, Any] = {"tts": tts, "loadavg_start": loadavg()}
+    try:
+        # warm-up: the first transcription and synthesis of a process are slower
+        await ask(base, events, "warm-up", next(iter(qs.values())))
+        v2v: list[dict[str, Any]] = []
+        for r in range(args.rounds):
+            for name, pcm in qs.items():
+                row = await ask(base, events, name, pcm)
+                if row is None:
+                    print(f"  [{tts}] round {r + 1} {name}: incomplete events", file=sys.stderr)
+                    continue
+                v2v.append(row)
+                print(f"  [{tts}] round {r + 1} {name[:20]:20} total {row['total']:7.1f} ms", file=sys.stderr)
+        result["v2v"] = v2v
+        interruptions: list[dict[str, Any]] = []
+        if args.interruptions:
+            help_pcm = await spoken("Help.")
+            for i in range(args.interruptions):
+                client, sid = await join(base, events)
+                try:
+                    row = await barge_in(client, sid, events, help_pcm, qs["What time is it?"])
+                finally:
+                    await client.close()
+                interruptions.append(row)
+                print(
+                    f"  [{tts}] barge-in {i + 1}: decision->output {row['decision_to_output_stopped']}",
+                    file=sys.stderr,
+                )
+        result["interruptions"] = interruptions
+        result["concurrency"] = []
+        for n in args.sessions:
+            await asyncio.sleep(1.0)
+            row = await concurrent(base, server, events, n, qs, args.duration)
+            print(f"  [{tts}] N={n}: {row}", file=sys.stderr)
+            result["concurrency"].append(row)
+    finally:
+        server.stop()
+        result["loadavg_end"] = loadavg()
+        result["server_log_problems"] = server.log_problems()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="one question, espeak, one session")
+    parser.add_argument("--tts", default="espeak,piper")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--interruptions", type=int, default=5)
+    parser.add_argument("--sessions", default="1,2,4,8")
+    parser.add_argument("--duration", type=float, default=40.0, help="seconds per N in the sessions run")
+    args = parser.parse_args()
+    if args.smoke:
+        args.tts, args.rounds, args.interruptions, args.sessions = "espeak", 1, 0, ""
+    args.sessions = [int(n) for n in args.sessions.split(",") if n]
+    started = time.monotonic()
+    results: dict[str, Any] = {"voxloop": __version__, "date": time.strftime("%Y-%m-%d"), "engines": []}
+    with tempfile.TemporaryDirectory(prefix="voxloop-voice-") as tmp:
+
+        async def run() -> None:
+            qs = await questions(args.smoke)
+            for tts in args.tts.split(","):
+                results["engines"].append(await run_engine(tts, args, qs, Path(tmp)))
+
+        asyncio.run(run())
+    for engine in results["engines"]:
+        print(
+            f"\n=== voxloop {__version__}, TTS {engine['tts']}, "
+            f"load {engine['loadavg_start']} -> {engine['loadavg_end']}"
+        )
+        table("voice-to-voice", engine["v2v"], V2V_KEYS)
+        if engine["interruptions"]:
+            table("interruption", engine["interruptions"], INT_KEYS)
+        for row in engine.get("concurrency", []):
+            print(f"  sessions {row}")
+    results["seconds"] = round(time.monotonic() - started, 1)
+    print(f"\nrun time {results['seconds']} s")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / ("voice-smoke.json" if args.smoke else "voice.json")).write_text(
+        json.dumps(results, indent=2) + "\n"
+    )
+    ok = all(engine["v2v"] for engine in results["engines"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
