@@ -58,3 +58,21 @@ def test_bot_stopping_confirms_pending_speech() -> None:
     assert turns.bot_state is BotState.SPEAKING
     actions = turns.on_bot_stopped(int(1.5 * S))
     assert kinds(actions) == [TurnStarted]
+
+
+def test_speech_ticks_confirm_a_barge_in_without_waiting_for_the_vad_stop_delay() -> None:
+    turns = TurnController(UserTurnParams(interruption_min_speech_secs=0.4))
+    turns.on_bot_started(0)
+    onset = 1 * S
+    assert turns.on_vad_started(onset + int(0.224 * S), 0.224) == []  # 0.224 s of speech so far
+    assert turns.on_user_speaking(onset + int(0.3 * S)) == []
+    # A tick proves speech up to now: 0.4 s after the onset the barge-in is decided, not 0.32 s later.
+    assert kinds(turns.on_user_speaking(onset + int(0.4 * S))) == [TurnStarted]
+
+
+def test_without_ticks_speech_only_counts_up_to_the_vad_stop_delay_ago() -> None:
+    turns = TurnController(UserTurnParams(interruption_min_speech_secs=0.4))
+    turns.on_bot_started(0)
+    turns.on_vad_started(1 * S, 0.2)  # onset at 0.8 s
+    assert turns.on_timer(int(1.4 * S)) == []  # 0.6 s after the onset, but the VAD could still say "stopped"
+    assert kinds(turns.on_timer(int(1.52 * S))) == [TurnStarted]  # 1.52 - 0.3 = 1.22 >= 0.8 + 0.4

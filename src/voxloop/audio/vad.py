@@ -166,6 +166,11 @@ class SileroVAD:
         return self._speaking
 
     @property
+    def last_frame_is_speech(self) -> bool:
+        """Whether the newest whole frame analysed counted as speech (proof the user is still talking)."""
+        return self._last_is_speech
+
+    @property
     def stream_secs(self) -> float:
         """Seconds of audio analysed since the start or the last :meth:`reset` (whole frames only)."""
         return self._frames / self.sample_rate * FRAME_SAMPLES
@@ -180,6 +185,7 @@ class SileroVAD:
         self._speaking = False
         self._run = 0  # consecutive frames that disagree with the current state
         self._volume = 0.0
+        self._last_is_speech = False
 
     def confidence(self, frame: np.ndarray | bytes) -> float:
         """Speech probability of exactly one 512-sample frame; advances this instance's model state.
@@ -217,6 +223,7 @@ class SileroVAD:
         level = rms_level(frame)
         self._volume = level if level >= self._volume else 0.8 * self._volume + 0.2 * level
         is_speech = probability >= self.confidence_threshold and self._volume >= self.min_volume
+        self._last_is_speech = is_speech
         self._frames += 1
         if is_speech != self._speaking:
             self._run += 1

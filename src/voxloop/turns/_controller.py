@@ -69,6 +69,7 @@ Action = TurnStarted | TurnEnded | SpeechRejected | UserIdle
 class _Segment:
     onset_ns: int
     end_ns: int | None = None  # where the speech ended (None while speaking)
+    heard_until_ns: int = 0  # speech was certainly still going on at this time (UserSpeakingFrame)
     closed_ns: int | None = None  # when the VAD said so
     accepted: bool | None = None  # None: undecided
     texts: list[str] = field(default_factory=list)
@@ -189,7 +190,10 @@ class TurnController:
 
     def on_user_speaking(self, now_ns: int) -> list[Action]:
         self._last_activity_ns = now_ns
-        return []
+        if self._current is None:
+            return []
+        self._current.heard_until_ns = now_ns
+        return self._evaluate(now_ns)
 
     def on_interim(self, now_ns: int, text: str) -> list[Action]:
         self._last_activity_ns = now_ns
@@ -286,7 +290,10 @@ class TurnController:
     def _speech_qualifies(self, segment: _Segment, now_ns: int, min_secs: float) -> bool:
         if min_secs <= 0:
             return True
-        end = segment.end_ns if segment.end_ns is not None else now_ns - self._vad_stop_ns
+        if segment.end_ns is not None:
+            end = segment.end_ns
+        else:  # still speaking: certainly until the VAD's stop delay ago, or the last speech tick
+            end = max(now_ns - self._vad_stop_ns, segment.heard_until_ns)
         return end - segment.onset_ns >= min_secs * _NS
 
     def _try_confirm(self, now_ns: int, extra: list[_Segment] | None = None) -> list[Action]:

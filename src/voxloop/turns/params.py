@@ -59,11 +59,11 @@ class UserTurnParams:
     - While the bot is speaking, speech interrupts it only after ``interruption_min_speech_secs``
       (0.4 s) of continuous speech, counted from the speech onset, and once at least
       ``interruption_min_words`` words (0 = no word check) were transcribed. Shorter speech is
-      treated as noise: no turn, no interruption, and its words never reach the context. Speech is
-      only known to have lasted that long once the VAD has not said "stopped" for its own stop delay
-      after it, so a barge-in lands about 0.4 + 0.32 s after the onset with the default VAD (0.4 s
-      rejects coughs, clicks and most one-syllable backchannels; raise the word count to reject
-      "yeah" / "okay" too, at the cost of waiting for the STT).
+      treated as noise: no turn, no interruption, and its words never reach the context. The VAD
+      processor's speech ticks (``UserSpeakingFrame``, every 0.1 s, only on frames that are speech)
+      prove the user is still talking, so a barge-in lands 0.4-0.5 s after the onset (0.4 s rejects
+      coughs, clicks and most one-syllable backchannels; raise the word count to reject "yeah" /
+      "okay" too, at the cost of waiting for the STT; 0 interrupts at the VAD start).
     - While the bot is thinking (the LLM runs, nothing audible yet), the same with
       ``thinking_min_speech_secs`` (0: the user simply continues talking, so the pending reply is
       stale and is cancelled at once) and ``thinking_min_words``.

@@ -71,7 +71,7 @@ class VADProcessor(FrameProcessor):
         *,
         params: VADParams | None = None,
         run_in_thread: bool = False,
-        speaking_interval_secs: float = 0.2,
+        speaking_interval_secs: float = 0.1,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -164,7 +164,13 @@ class VADProcessor(FrameProcessor):
                 delay = event.at_secs - event.edge_secs
                 frame = VADUserStoppedSpeakingFrame(stop_secs=delay, timestamp=time.time())
             await self.push_frame(frame, DOWNSTREAM)
-        if vad.speaking and vad.stream_secs - self._last_tick_secs >= self._speaking_interval:
+        # Ticks only on frames that are speech: each one proves the user was still talking at that moment,
+        # which lets the turn controller confirm a barge-in without waiting out the VAD's stop delay.
+        if (
+            vad.speaking
+            and vad.last_frame_is_speech
+            and vad.stream_secs - self._last_tick_secs >= self._speaking_interval
+        ):
             self._last_tick_secs = vad.stream_secs
             await self.push_frame(UserSpeakingFrame(), DOWNSTREAM)
 
