@@ -165,6 +165,20 @@ async def test_barge_in_while_the_bot_speaks_needs_the_minimum_speech(no_leaked_
         assert s.user_messages() == ["no wait stop"]
 
 
+async def test_a_speech_tick_confirms_the_barge_in_as_soon_as_the_minimum_is_spoken(
+    no_leaked_tasks: None,
+) -> None:
+    async with Session(UserTurnParams(interruption_min_speech_secs=0.5)) as s:
+        await s.bot_speaks()
+        await s.send(vad_start())  # onset 0.2 s ago
+        await s.wait(0.25)
+        await s.send(UserSpeakingFrame())  # speech still going on 0.45 s after the onset: not enough
+        assert not s.down(InterruptionFrame)
+        await s.wait(0.05)
+        await s.send(UserSpeakingFrame())  # 0.5 s: the user is talking over the bot
+        assert len(s.down(InterruptionFrame)) == 1 and len(s.down(UserStartedSpeakingFrame)) == 1
+
+
 async def test_short_noise_while_the_bot_speaks_leaves_no_trace(no_leaked_tasks: None) -> None:
     async with Session(UserTurnParams(interruption_min_speech_secs=0.5)) as s:
         await s.bot_speaks()

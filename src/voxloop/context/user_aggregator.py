@@ -122,8 +122,8 @@ class LLMUserAggregator(FrameProcessor):
             await self.push_frame(frame, direction)
             await self._act(turns.on_vad_stopped(now, frame.stop_secs))
         elif isinstance(frame, UserSpeakingFrame):
-            turns.on_user_speaking(now)
             await self.push_frame(frame, direction)
+            await self._act(turns.on_user_speaking(now))
         elif isinstance(frame, TranscriptionFrame):
             await self._act(turns.on_transcription(now, frame.text))
         elif isinstance(frame, InterimTranscriptionFrame):
