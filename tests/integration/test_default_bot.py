@@ -149,3 +149,21 @@ async def test_typed_text_gets_a_spoken_answer_and_a_text_only_one(speech_worker
     assert json.loads(messages[3]["content"])["time"] in messages[4]["content"]
     assert messages[5] == {"role": "user", "content": "hello"}
     assert "demo agent" in messages[6]["content"]  # stored as text, though not spoken
+
+
+async def test_a_client_vanishing_mid_reply_ends_its_session_and_the_next_one_works(speech_workers) -> None:
+    ask_help, ask_time = await spoken("Help."), await spoken("What time is it?")
+    bot = Bot()
+    async with running_server(ServerConfig(bot=bot)) as (base, app):
+        async with RTVIClient(await start_websocket_session(base)) as client:
+            await client.ready()
+            await client.stream_audio(silence(0.3) + ask_help + silence(1.0))
+            await client.wait_for_audio(int(0.5 * OUT_BYTES_PER_SEC), timeout=20)
+        # Gone mid-reply, without a word: the session and everything it started end.
+        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+        async with RTVIClient(await start_websocket_session(base)) as client:
+            await client.ready()
+            await client.stream_audio(silence(0.3) + ask_time + silence(1.0))
+            await client.wait_for(
+                "bot-output", predicate=lambda m: re.search(r"\d{1,2}:\d{2}", m["data"]["text"]), timeout=20
+            )
