@@ -6,14 +6,19 @@
 //                  [--mic-seconds 7] [--bot-seconds 4] [--typed TEXT] [--heard TRANSCRIPT]
 //                  [--screenshots DIR] [--timeout-ms 20000]
 
-import { createRequire } from "node:module";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 
-// playwright-core is a dev dependency of web/; resolve it from there.
-const require = createRequire(new URL("../../web/package.json", import.meta.url));
-const { chromium } = require("playwright-core");
+import {
+  chooseTransport,
+  connect,
+  conversationView,
+  disconnect,
+  launch,
+  newReport,
+  openPage,
+  shoot as shootInto,
+  waiter,
+} from "./browser.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -37,99 +42,28 @@ const micSeconds = Number(opts["mic-seconds"]);
 const botSeconds = Number(opts["bot-seconds"]);
 const timeout = Number(opts["timeout-ms"]);
 
-const report = { ok: false, stage: "launch", pageErrors: [], consoleErrors: [], console: [] };
+const report = newReport();
+const until = waiter(report, timeout);
+const shoot = (page, name) => shootInto(page, opts.screenshots, name);
 let context;
 
-/** Waits for a condition in the page; a timeout names what was awaited. */
-async function until(page, what, fn, arg) {
-  report.stage = what;
-  try {
-    await page.waitForFunction(fn, arg, { timeout, polling: "raf" });
-  } catch (error) {
-    throw new Error(`timed out waiting for: ${what} (${error.message.split("\n")[0]})`);
-  }
-}
-
-async function shoot(page, name) {
-  if (!opts.screenshots) return;
-  mkdirSync(opts.screenshots, { recursive: true });
-  await page.screenshot({ path: join(opts.screenshots, `${name}.png`), fullPage: true, animations: "disabled" });
-}
-
 try {
-  context = await chromium.launchPersistentContext(opts.profile, {
-    executablePath: opts.chromium,
-    headless: true,
-    viewport: { width: 1280, height: 820 },
-    deviceScaleFactor: 1,
-    permissions: ["microphone"],
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-default-apps",
-      "--disable-extensions",
-      "--use-fake-ui-for-media-stream",
-      "--use-fake-device-for-media-stream",
-      `--use-file-for-fake-audio-capture=${opts.wav}`,
-      "--autoplay-policy=no-user-gesture-required",
-      // WebRTC on loopback: gather 127.0.0.1 candidates, and real addresses instead of mDNS names.
-      "--allow-loopback-in-peer-connection",
-      "--disable-features=WebRtcHideLocalIpsWithMdns",
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on("pageerror", (error) => report.pageErrors.push(String(error)));
-  page.on("console", (message) => {
-    const line = `${message.type()}: ${message.text()}`;
-    if (message.type() === "error") report.consoleErrors.push(line);
-    const noise = line.startsWith("debug: [MessageDispatcher]"); // the client's request bookkeeping
-    if (!noise && report.console.length < 200) report.console.push(line);
-  });
-
-  // WebRTC: the server's candidates are loopback only; keep the browser's to loopback too, so no
-  // connectivity check ever goes to another address of this machine.
-  report.droppedCandidates = 0;
-  await page.route(/\/api\/offer$/, async (route) => {
-    const request = route.request();
-    const body = request.postDataJSON();
-    const loopback = (candidate) => !candidate || candidate.includes(" 127.0.0.1 ");
-    if (request.method() === "PATCH" && Array.isArray(body?.candidates)) {
-      const kept = body.candidates.filter((c) => loopback(c.candidate));
-      report.droppedCandidates += body.candidates.length - kept.length;
-      body.candidates = kept;
-    } else if (typeof body?.sdp === "string") {
-      const lines = body.sdp.split("\r\n");
-      const kept = lines.filter((line) => !line.startsWith("a=candidate:") || loopback(line));
-      report.droppedCandidates += lines.length - kept.length;
-      body.sdp = kept.join("\r\n");
-    }
-    await route.continue({ postData: JSON.stringify(body) });
-  });
+  let page;
+  ({ context, page } = await launch({ profile: opts.profile, wav: opts.wav, executablePath: opts.chromium }, report));
 
   report.stage = "open page";
-  await page.goto(opts.url);
-  await until(page, "the page's test hook", () => window.voxloop?.client);
+  await openPage(page, opts.url, until);
   report.initialState = await page.evaluate(() => window.voxloop.client.state);
   report.transports = await page.$$eval("#transports input", (inputs) =>
     inputs.map((i) => ({ id: i.value, checked: i.checked, disabled: i.disabled })),
   );
   await shoot(page, "1-idle");
 
-  if (opts.transport !== "websocket") {
-    report.stage = `choose ${opts.transport}`;
-    // As a person would: click the segment's label (the radio itself is styled away).
-    await page.click(`#transports label:has(input[value="${opts.transport}"])`);
-    await until(page, `the ${opts.transport} client`, (id) => window.voxloop.transport === id, opts.transport);
-  }
+  report.stage = `choose ${opts.transport}`;
+  await chooseTransport(page, opts.transport, until);
 
   report.stage = "connect";
-  await page.click("#connect");
-  await until(page, "onBotReady", () => window.voxloop.events.some((e) => e.name === "onBotReady"));
+  await connect(page, until);
   report.botReady = await page.evaluate(() => window.voxloop.events.find((e) => e.name === "onBotReady").data);
   report.stateAfterBotReady = await page.evaluate(() => window.voxloop.client.state);
   report.timings = await page.evaluate(() => window.voxloop.timings);
@@ -176,12 +110,7 @@ try {
       opts.heard,
     );
   }
-  report.conversation = await page.$$eval(".turn", (turns) =>
-    turns.map((t) => [
-      t.classList.contains("bot") ? "bot" : t.classList.contains("typed") ? "user typed" : "user",
-      t.querySelector(".bubble").textContent,
-    ]),
-  );
+  report.conversation = await conversationView(page);
 
   await until(
     page,
@@ -206,8 +135,7 @@ try {
   await until(page, "mic on again", () => window.voxloop.client.isMicEnabled);
 
   report.stage = "disconnect";
-  await page.click("#connect");
-  await until(page, "state disconnected", () => window.voxloop.client.state === "disconnected");
+  await disconnect(page, until);
   report.finalState = await page.evaluate(() => window.voxloop.client.state);
   report.finalStatusText = await page.textContent("#status-text");
   report.finalConnectButton = await page.textContent("#connect");

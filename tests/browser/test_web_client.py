@@ -10,20 +10,18 @@ the server, bot audio played in the page, and a clean disconnect on both sides.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shutil
 import wave
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import httpx
 import numpy as np
 import pytest
 import soxr
 
 from helpers.bots import answering_rtvi
+from helpers.browser import run_driver
 from helpers.server import running_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
@@ -42,9 +40,6 @@ from voxloop.server import app as server_app
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO = ROOT.parent / "shared" / "testdata" / "audio"
 DRIVE = Path(__file__).with_name("drive.mjs")
-CHROMIUM = Path("/usr/bin/chromium")
-WEB_BUILD = ROOT / "src" / "voxloop" / "server" / "static" / "index.html"
-PLAYWRIGHT = ROOT / "web" / "node_modules" / "playwright-core" / "package.json"
 
 RATE = 16000  # what the page sends: 16 kHz mono PCM16
 FRAME = 320  # 20 ms envelope frames
@@ -162,36 +157,6 @@ def test_envelope_match_tells_the_file_from_silence_and_noise(tmp_path: Path) ->
     assert envelope_match(np.tile(other, 3)[:n], loop) < 0.5  # other speech
 
 
-# ---- what the tests need -------------------------------------------------------------------------------
-
-
-def _missing(*, browser: bool) -> str | None:
-    if browser and not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (make browser-deps installs Debian's chromium)"
-    if browser and shutil.which("node") is None:
-        return "node is missing"
-    if not WEB_BUILD.exists() or (browser and not PLAYWRIGHT.exists()):
-        return "the web page is not built or web/node_modules is missing (run `make web`)"
-    return None
-
-
-def _require(missing: str | None) -> None:
-    if missing is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser tests, but {missing}")
-        pytest.skip(missing)
-
-
-@pytest.fixture
-def web_build() -> None:
-    _require(_missing(browser=False))
-
-
-@pytest.fixture
-def browser_tools() -> None:
-    _require(_missing(browser=True))
-
-
 # ---- serving the page (no browser) -----------------------------------------------------------------
 
 
@@ -227,31 +192,7 @@ async def run_drive(url: str, tmp_path: Path, transport: str, timeout: float = 9
     args += ["--heard", HEARD]
     if shots := os.environ.get("VOXLOOP_SCREENSHOTS"):
         args += ["--screenshots", str(Path(shots) / transport)]
-    proc = await asyncio.create_subprocess_exec(
-        "node", str(DRIVE), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail(f"drive.mjs did not finish in {timeout}s")
-    lines = stdout.decode().strip().splitlines()
-    assert lines, f"drive.mjs printed nothing (exit {proc.returncode}): {stderr.decode()[-2000:]}"
-    report: dict[str, Any] = json.loads(lines[-1])
-    if not report.get("ok"):
-        pytest.fail(
-            f"the browser run failed at {report.get('stage')!r}: {report.get('error')}\n"
-            f"page errors: {report.get('pageErrors')}\nconsole: {report.get('console', [])[-30:]}\n"
-            f"stderr: {stderr.decode()[-2000:]}"
-        )
-    return report
-
-
-@pytest.fixture
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """aiortc offers host candidates only on non-loopback interfaces: pin them to 127.0.0.1."""
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda *_, **__: ["127.0.0.1"])
+    return await run_driver(DRIVE, args, timeout)
 
 
 @pytest.mark.parametrize("transport", ["websocket", "webrtc"])

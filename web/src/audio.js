@@ -12,7 +12,15 @@ export const MIC_CHUNK_BYTES = 512;
  * AudioContext's rate instead. */
 export const BOT_SAMPLE_RATE = 24000;
 
-/** Running statistics of a PCM16 stream: a fixed-size record, whatever the call length. */
+/** A chunk whose RMS reaches this (-50 dBFS) counts as sound (speech), not silence. */
+export const SOUND_LEVEL = 0.003;
+
+/**
+ * Running statistics of a PCM16 stream: a fixed-size record, whatever the call length. Besides the
+ * totals it keeps the sound alone (chunks at or above ``SOUND_LEVEL``): how much, how loud, and
+ * when the first and the latest came (``performance.now()``, the clock of the page's events), so
+ * a test can tell when speech started and ended and how loud it was, whatever silence surrounds it.
+ */
 export class StreamStats {
   constructor(sampleRate) {
     this.sampleRate = sampleRate;
@@ -22,6 +30,10 @@ export class StreamStats {
     this.peak = 0; // 0..1
     this.sumSquares = 0;
     this.level = 0; // RMS of the latest chunk, 0..1
+    this.soundSamples = 0;
+    this.soundSumSquares = 0;
+    this.firstSoundAt = null;
+    this.lastSoundAt = null;
   }
 
   add(pcm16) {
@@ -41,6 +53,13 @@ export class StreamStats {
     this.sumSquares += sum / (32768 * 32768);
     this.peak = Math.max(this.peak, peak / 32768);
     this.level = pcm16.length ? Math.sqrt(sum / pcm16.length) / 32768 : 0;
+    if (this.level >= SOUND_LEVEL) {
+      const now = performance.now();
+      this.firstSoundAt ??= now;
+      this.lastSoundAt = now;
+      this.soundSamples += pcm16.length;
+      this.soundSumSquares += sum / (32768 * 32768);
+    }
   }
 
   get seconds() {
@@ -49,6 +68,11 @@ export class StreamStats {
 
   get rms() {
     return this.samples ? Math.sqrt(this.sumSquares / this.samples) : 0;
+  }
+
+  /** RMS of the sound alone (0..1): how loud the speech was, however long the silences. */
+  get soundRms() {
+    return this.soundSamples ? Math.sqrt(this.soundSumSquares / this.soundSamples) : 0;
   }
 
   toJSON() {
@@ -60,6 +84,10 @@ export class StreamStats {
       peak: this.peak,
       rms: this.rms,
       level: this.level,
+      soundSeconds: this.soundSamples / this.sampleRate,
+      soundRms: this.soundRms,
+      firstSoundAt: this.firstSoundAt,
+      lastSoundAt: this.lastSoundAt,
     };
   }
 }
