@@ -19,7 +19,11 @@ from typing import Any
 
 from ..pipeline import PipelineTask
 
-BUILT_IN = {"default": "voxloop.bots.default", "echo": "voxloop.bots.echo"}
+BUILT_IN = {
+    "default": "voxloop.bots.default",
+    "echo": "voxloop.bots.echo",
+    "realtime": "voxloop.bots.realtime",
+}
 
 
 @dataclass

@@ -15,13 +15,12 @@ import importlib.util
 import logging
 import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from ..context import LLMContext, LLMContextAggregatorPair
 from ..pipeline import Pipeline, PipelineParams, PipelineTask
 from ..rtvi import RTVIProcessor
-from ..services import FunctionCallParams, LLMService, TTSService
+from ..services import LLMService, TTSService
 from ..services.local import (
     DemoAgentLLM,
     EspeakTTSService,
@@ -29,7 +28,7 @@ from ..services.local import (
     WhisperSTTService,
     preload_speech_worker,
 )
-from ..services.local.demo_agent import TIME_FUNCTION, TIME_TOOL
+from ..services.local.demo_agent import TIME_FUNCTION, TIME_TOOL, current_time
 from ..turns import VADProcessor
 from . import SessionInfo
 
@@ -87,17 +86,6 @@ def _llm_model() -> str:
     return os.environ.get("VOXLOOP_LLM_MODEL", "gpt-4.1-mini")
 
 
-async def _current_time(params: FunctionCallParams) -> None:
-    now = datetime.now(UTC).astimezone()
-    await params.result_callback(
-        {
-            "time": now.strftime("%H:%M"),
-            "date": f"{now.strftime('%A')}, {now.day} {now.strftime('%B %Y')}",
-            "timezone": now.tzname() or "local time",
-        }
-    )
-
-
 def create_llm() -> LLMService:
     """The configured LLM (see the module docstring)."""
     if llm_kind() == "demo":
@@ -105,7 +93,7 @@ def create_llm() -> LLMService:
     from ..services.openai import OpenAILLMService
 
     llm = OpenAILLMService(model=_llm_model())
-    llm.register_function(TIME_FUNCTION, _current_time)
+    llm.register_function(TIME_FUNCTION, current_time)
     return llm
 
 

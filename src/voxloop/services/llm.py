@@ -103,6 +103,8 @@ class LLMService(FrameProcessor, ABC):
         function_call_timeout_secs: default timeout of a call (None = none); per function in
             :meth:`register_function`.
         name: for logs and metrics.
+        queued: handle frames on the service's own task (the default). A service whose frame handling
+            never waits long (a realtime speech-to-speech service only sends events) passes False.
     """
 
     def __init__(
@@ -114,8 +116,9 @@ class LLMService(FrameProcessor, ABC):
         run_in_parallel: bool = True,
         function_call_timeout_secs: float | None = None,
         name: str | None = None,
+        queued: bool = True,
     ) -> None:
-        super().__init__(name=name, queued=True)
+        super().__init__(name=name, queued=queued)
         self.settings = LLMSettings(model=model, temperature=temperature, max_tokens=max_tokens)
         self.set_metrics_model(model)
         self._skip_tts: bool | None = None

@@ -34,6 +34,21 @@ TIME_TOOL = FunctionSchema(
     required=["what"],
 )
 
+
+def time_result(now: datetime) -> dict[str, str]:
+    """What ``get_current_time`` returns: the time, the date and the time zone of ``now``."""
+    return {
+        "time": now.strftime("%H:%M"),
+        "date": f"{now.strftime('%A')}, {now.day} {now.strftime('%B %Y')}",
+        "timezone": now.tzname() or "local time",
+    }
+
+
+async def current_time(params: FunctionCallParams) -> None:
+    """A ``get_current_time`` handler on the machine's clock, for any LLM (the bots register it)."""
+    await params.result_callback(time_result(datetime.now(UTC).astimezone()))
+
+
 CONFIGURE_HINT = (
     "To talk to a real language model, set OPENAI_API_KEY, or set OPENAI_BASE_URL to a local server "
     "such as Ollama or llama.cpp."
@@ -70,14 +85,7 @@ class DemoAgentLLM(LLMService):
         self.register_function(TIME_FUNCTION, self._get_current_time)
 
     async def _get_current_time(self, params: FunctionCallParams) -> None:
-        now = self._now()
-        await params.result_callback(
-            {
-                "time": now.strftime("%H:%M"),
-                "date": f"{now.strftime('%A')}, {now.day} {now.strftime('%B %Y')}",
-                "timezone": now.tzname() or "local time",
-            }
-        )
+        await params.result_callback(time_result(self._now()))
 
     async def generate(self, context: Any) -> AsyncGenerator[LLMOutput, None]:
         if TIME_FUNCTION not in context.tools.names():

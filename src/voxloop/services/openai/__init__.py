@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from ._realtime_settings import InputTranscription, RealtimeSettings, SemanticVAD, ServerVAD
 from .llm import OpenAILLMService
+from .realtime import OpenAIRealtimeService, RealtimeAuthError
 from .stt import OpenAISTTService
 from .tts import OpenAITTSService
 
-__all__ = ["OpenAILLMService", "OpenAISTTService", "OpenAITTSService"]
+__all__ = [
+    "InputTranscription",
+    "OpenAILLMService",
+    "OpenAIRealtimeService",
+    "OpenAISTTService",
+    "OpenAITTSService",
+    "RealtimeAuthError",
+    "RealtimeSettings",
+    "SemanticVAD",
+    "ServerVAD",
+]

@@ -1,0 +1,200 @@
+"""The realtime bot end to end: the Python RTVI client over WebSocket, the bot, the Realtime emulator.
+
+Speech from a WAV streamed in real time like a microphone reaches the emulator through the bot; the
+client gets the user's transcription, the bot's audio and ``bot-output``; a barge-in truncates the server's
+copy of the answer at what was played, and the context keeps exactly the words the client was told were
+spoken; a function call completes and the bot speaks its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("openai")
+
+from helpers.server import running_server
+from helpers.speech import silence
+from voxloop.bots import SessionInfo, load_bot
+from voxloop.bots import realtime as realtime_bot
+from voxloop.context import LLMContext
+from voxloop.pipeline import PipelineTask
+from voxloop.server import ServerConfig
+from voxloop.services.local.demo_agent import TIME_TOOL
+from voxloop.testing.realtime_emulator import RealtimeEmulator, ResponseRecord
+from voxloop.testing.rtvi_client import RTVIClient
+
+pytestmark = [pytest.mark.timeout(120)]
+
+AUDIO = Path("/work/shared/testdata/audio")
+OUT_BYTES_PER_SEC = 24000 * 2
+LONG = (
+    "Let me tell you about the weather across the whole country this week. In the north it will be "
+    "cold and windy with some rain on most days. In the south the sun will shine and it will be warm. "
+    "Along the coast there will be fog in the mornings and a fresh breeze in the afternoons."
+)
+
+
+def wav(name: str) -> bytes:
+    with wave.open(str(AUDIO / name), "rb") as f:
+        assert f.getframerate() == 16000
+        return f.readframes(f.getnframes())
+
+
+@pytest.fixture
+async def emu(monkeypatch: pytest.MonkeyPatch, no_leaked_tasks: None) -> AsyncIterator[RealtimeEmulator]:
+    async with RealtimeEmulator() as emulator:
+        assert emulator.api_key is not None
+        monkeypatch.setenv("OPENAI_API_KEY", emulator.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
+        yield emulator
+    emulator.assert_valid()
+
+
+class Bot:
+    """The realtime bot as `voxloop run --bot realtime` loads it, keeping each session's context."""
+
+    def __init__(self) -> None:
+        self.contexts: list[LLMContext] = []
+        assert load_bot("realtime") is realtime_bot.create_bot
+
+    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
+        context = LLMContext([{"role": "system", "content": realtime_bot.SYSTEM_PROMPT}], tools=[TIME_TOOL])
+        self.contexts.append(context)
+        return realtime_bot.create_bot(transport, session, context=context)
+
+
+async def start_session(base: str) -> str:
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(f"{base}/start", json={"transport": "websocket"})
+    reply.raise_for_status()
+    return str(reply.json()["wsUrl"])
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9:']+", text.lower())
+
+
+def played_text(messages: list[dict[str, Any]]) -> str:
+    """What the client was told had been spoken: per segment, its latest spoken progress."""
+    segments: dict[str, str] = {}
+    for message in messages:
+        if message["type"] == "bot-output" and message["data"].get("spoken_progress"):
+            segments[message["data"]["segment_id"]] = message["data"]["spoken_progress"]["accumulated_text"]
+    return " ".join(segments.values())
+
+
+async def test_preload_checks_the_key(emu: RealtimeEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    await realtime_bot.preload()  # the emulator accepts its key
+    monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+    with pytest.raises(SystemExit, match="refused"):
+        await realtime_bot.preload()
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    with pytest.raises(SystemExit, match="OPENAI_API_KEY"):
+        await realtime_bot.preload()
+
+
+async def test_spoken_question_gets_transcription_audio_and_bot_output(emu: RealtimeEmulator) -> None:
+    emu.add_transcript("what's the weather like today")
+    emu.add_reply("It is sunny and warm today.")
+    bot = Bot()
+    async with (
+        running_server(ServerConfig(bot=bot)) as (base, _app),
+        RTVIClient(await start_session(base)) as client,
+    ):
+        await client.ready()
+        await client.stream_audio(silence(0.3) + wav("utt01_weather.wav") + silence(1.0))
+        heard = await client.wait_for("user-transcription", predicate=lambda m: m["data"]["final"])
+        await client.wait_for("bot-stopped-speaking", timeout=20)
+        await emu.wait_until(lambda: len(bot.contexts[0].messages) >= 3, "the reply in the context")
+    assert heard["data"]["text"] == "what's the weather like today"
+    sent = sum(len(base64.b64decode(e["delta"])) for e in emu.server_events_of("response.output_audio.delta"))
+    assert sent > 0 and len(client.audio) >= sent  # all of the answer played (plus the transport's rounding)
+    assert words(played_text(client.messages)) == words("It is sunny and warm today.")
+    messages = bot.contexts[0].messages
+    assert [m["role"] for m in messages] == ["system", "user", "assistant"], messages
+    assert messages[1]["content"] == "what's the weather like today"
+    assert messages[2]["content"] == "It is sunny and warm today."
+    assert emu.connections[0].session["instructions"] == realtime_bot.SYSTEM_PROMPT
+
+
+async def test_barge_in_truncates_at_what_was_played(emu: RealtimeEmulator) -> None:
+    emu.add_transcript("tell me about the weather")
+    emu.add_reply(LONG)
+    emu.add_transcript("stop please")
+    emu.add_reply("Sure.")
+    bot = Bot()
+    async with (
+        running_server(ServerConfig(bot=bot)) as (base, _app),
+        RTVIClient(await start_session(base)) as client,
+    ):
+        await client.ready()
+        await client.stream_audio(silence(0.3) + wav("utt01_weather.wav") + silence(1.0))
+        await client.wait_for("bot-started-speaking", timeout=20)
+        await client.wait_for_audio(int(2.5 * OUT_BYTES_PER_SEC), timeout=20)
+        mark = len(client.messages)  # the turn's start interrupted nothing; the barge-in comes after this
+        talking = asyncio.create_task(client.stream_audio(wav("utt05_joke.wav") + silence(1.0)))
+        await client.wait_for("bot-interrupted", count=len(client.of_type("bot-interrupted")) + 1, timeout=20)
+        await talking
+        await client.wait_for("bot-stopped-speaking", count=2, timeout=20)
+        truncation = (await emu.wait_until(lambda: emu.truncations, "truncation"))[0]
+        await emu.wait_until(lambda: len(bot.contexts[0].messages) >= 5, "the second turn in the context")
+    index = next(i for i, m in enumerate(client.messages) if i >= mark and m["type"] == "bot-interrupted")
+    audio_at_interruption = client.message_arrivals[index][1]
+    # The server's copy was cut where the client's playback was: never beyond what was received, and within
+    # the output's lead (0.1 s) and a chunk of what the client got.
+    assert truncation.audio_end_ms < truncation.audio_ms_before
+    client_ms = audio_at_interruption * 1000 // OUT_BYTES_PER_SEC
+    assert abs(truncation.audio_end_ms - client_ms) <= 250, (truncation.audio_end_ms, client_ms)
+    messages = bot.contexts[0].messages
+    stored = messages[2]["content"]
+    assert messages[2]["role"] == "assistant"
+    # The context keeps the heard prefix: the words the client was told were spoken, and the emulator's own
+    # account of what had been heard at the truncation point.
+    assert words(stored) == words(played_text(client.messages[:index]))
+    assert 0 < len(words(stored)) < len(words(LONG))
+    assert abs(len(words(stored)) - len(words(truncation.heard_text))) <= 1
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant"], messages
+    assert messages[4]["content"] == "Sure."
+
+
+async def test_function_call_completes_and_the_bot_speaks_the_result(emu: RealtimeEmulator) -> None:
+    def answer(record: ResponseRecord) -> str:
+        outputs = [i for i in emu.connections[0].items if i["type"] == "function_call_output"]
+        return f"It is {json.loads(outputs[-1]['output'])['time']} now."
+
+    emu.add_transcript("what time is it")
+    emu.add_function_call("get_current_time", {}, call_id="call_time")
+    emu.add_reply(answer)
+    bot = Bot()
+    async with (
+        running_server(ServerConfig(bot=bot)) as (base, _app),
+        RTVIClient(await start_session(base)) as client,
+    ):
+        await client.ready()
+        await client.stream_audio(silence(0.3) + wav("utt02_timer.wav") + silence(1.0))
+        spoken = await client.wait_for(
+            "bot-output",
+            predicate=lambda m: re.search(r"\d{1,2}:\d{2}", m["data"]["text"]) is not None,
+            timeout=20,
+        )
+        await client.wait_for("bot-stopped-speaking", timeout=20)
+        await emu.wait_until(lambda: len(bot.contexts[0].messages) >= 5, "the answer in the context")
+    assert client.of_type("llm-function-call-in-progress")
+    messages = bot.contexts[0].messages
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "assistant"], messages
+    result = json.loads(messages[3]["content"])
+    assert result["time"] in messages[4]["content"]
+    assert result["time"] in spoken["data"]["text"]
+    assert len(emu.client_events_of("response.create")) == 1  # the one after the result
