@@ -22,7 +22,9 @@ async def running_server(config: ServerConfig) -> AsyncIterator[tuple[str, Any]]
     (the kernel queues them) and nothing has to wait for a "started" flag.
     """
     app = create_app(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP (not 0) so that asyncio sets TCP_NODELAY on every accepted connection,
+    # as it does when uvicorn binds host/port itself (`voxloop run`); else Nagle delays small sends.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

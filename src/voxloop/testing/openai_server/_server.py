@@ -70,7 +70,9 @@ class OpenAITestServer:
         return None
 
     async def __aenter__(self) -> OpenAITestServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP (not 0) so that asyncio sets TCP_NODELAY on every accepted connection;
+        # else Nagle holds streamed chunks until the client's delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)
