@@ -172,3 +172,15 @@ def test_preroll_keeps_only_the_last_seconds() -> None:
     assert preroll.get() == b""
     preroll.append(stream[:320])
     assert preroll.get() == stream[:320]
+
+
+async def test_a_quiet_first_syllable_does_not_delay_the_onset(model: Path, speech_workers: None) -> None:
+    # espeak's "What" dips just under the threshold for a frame between strong ones; the onset must still
+    # be found where the speech starts, not at the next run of strong frames 0.3 s later.
+    from helpers.speech import silence, spoken
+
+    pcm = silence(0.3) + await spoken("What time is it?") + silence(1.0)
+    started = SileroVAD(model).analyze(pcm)[0]
+    assert started.kind == "started"
+    assert abs(started.edge_secs - 0.3) <= 0.064
+    assert started.at_secs <= 0.3 + 0.224 + 0.1
