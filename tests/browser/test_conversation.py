@@ -15,15 +15,12 @@ import asyncio
 import json
 import os
 import re
-import wave
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soxr
 
-from helpers.browser import run_driver
+from helpers.browser import run_driver, write_fake_mic
 from helpers.server import running_server
 from helpers.speech import silence, spoken
 from voxloop.bots import SessionInfo
@@ -72,17 +69,6 @@ class Bot:
 
 def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9:']+", text.lower())
-
-
-def write_fake_mic(path: Path, pcm16k: bytes) -> None:
-    """The fake mic's WAV, at 48 kHz as Chromium captures (as in the web client test)."""
-    samples = np.frombuffer(pcm16k, dtype="<i2").astype(np.float32) / 32768.0
-    resampled = soxr.resample(samples, RATE, 48000)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(48000)
-        out.writeframes((np.clip(resampled, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 async def converse(url: str, tmp_path: Path, transport: str) -> dict[str, Any]:

@@ -6,10 +6,13 @@ import asyncio
 import json
 import os
 import shutil
+import wave
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soxr
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,3 +61,14 @@ async def run_driver(script: Path, args: list[str], timeout: float = 90.0) -> di
             f"stderr: {stderr.decode()[-2000:]}"
         )
     return report
+
+
+def write_fake_mic(path: Path, pcm16k: bytes) -> None:
+    """The fake mic's WAV from 16 kHz PCM, at 48 kHz as Chromium captures."""
+    samples = np.frombuffer(pcm16k, dtype="<i2").astype(np.float32) / 32768.0
+    resampled = soxr.resample(samples, 16000, 48000)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(48000)
+        out.writeframes((np.clip(resampled, -1, 1) * 32767).astype("<i2").tobytes())

@@ -283,3 +283,57 @@ async def test_camera_images_at_most_once_a_second() -> None:
         assert part["image_url"] == "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
         assert len(emu.client_events_of("conversation.item.create")) == 2
     emu.assert_valid()
+
+
+@pytest.mark.parametrize("pixel_format", ["RGB", "RGBA"])
+async def test_raw_camera_frames_are_sent_as_jpeg_at_most_once_a_second(pixel_format: str) -> None:
+    """A camera at 30 fps for 2.5 s: at most three image items, each a valid JPEG of the frame it was
+    encoded from, with the configured detail level."""
+    av = pytest.importorskip("av")
+    np = pytest.importorskip("numpy")
+    from voxloop.testing import FakeClock
+
+    clock = FakeClock()
+    width, height, channels = 320, 240, len(pixel_format)
+    shades: list[int] = []
+
+    def frame(n: int) -> InputImageRawFrame:
+        shade = (n * 3) % 256  # each frame a different grey, so the test can tell which one was sent
+        shades.append(shade)
+        pixels = np.full((height, width, channels), shade, dtype=np.uint8)
+        pixels[:, : width // 2, 0] = 255  # and a red half
+        return InputImageRawFrame(pixels.tobytes(), (width, height), pixel_format)
+
+    async with (
+        RealtimeEmulator() as emu,
+        running_service(emu, context=LLMContext(), clock=clock, video_frame_detail="high") as (_, h),
+    ):
+        for n in range(75):  # 2.5 s at 30 fps, each frame through the service before the next is due
+            await h.push(frame(n))
+            await h.down_recorder.wait_for(InputImageRawFrame, count=n + 1)
+            await clock.advance(1 / 30)
+        # A later event as a barrier: once it arrived, every image item sent before it had too.
+        await h.push(LLMUpdateSettingsFrame(settings={"instructions": "Look at the camera."}))
+        await emu.wait_for_client_event("session.update", count=2)
+    emu.assert_valid()
+
+    items = [e.data["item"] for e in emu.client_events_of("conversation.item.create") if e.data]
+    assert len(items) == 3, len(items)  # at 0 s, 1 s and 2 s: at most one a second
+    for k, item in enumerate(items):
+        assert item["role"] == "user" and len(item["content"]) == 1
+        part = item["content"][0]
+        assert part["type"] == "input_image" and part["detail"] == "high"
+        prefix = "data:image/jpeg;base64,"
+        assert part["image_url"].startswith(prefix)
+        jpeg = base64.b64decode(part["image_url"][len(prefix) :])
+        assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"  # SOI ... EOI
+        (decoded,) = av.CodecContext.create("mjpeg", "r").decode(av.Packet(jpeg))
+        assert (decoded.width, decoded.height) == (width, height)
+        rgb = decoded.to_ndarray(format="rgb24").astype(int)
+        right = rgb[:, width // 2 + 8 :]  # the grey half, away from the edge's ringing
+        # The frame of second k (the clock's sum of 1/30 s steps may land just before it: or the next).
+        assert min(abs(right.mean() - shades[30 * k + i]) for i in (0, 1)) <= 4, (k, right.mean())
+        assert rgb[:, : width // 2 - 8, 0].mean() >= 250  # the red half
+    # The server's conversation has the three images, in order.
+    images = [i for i in emu.connections[0].items if i["type"] == "message" and i["role"] == "user"]
+    assert [i["content"][0]["image_url"] for i in images] == [i["content"][0]["image_url"] for i in items]

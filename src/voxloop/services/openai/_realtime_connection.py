@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI
@@ -97,19 +98,30 @@ async def close_quietly(conn: Any) -> None:
         logger.debug("closing the Realtime connection: %r", exc)
 
 
+_RAW_PIXELS = {"rgb": "rgb24", "rgb24": "rgb24", "rgba": "rgba", "bgr": "bgr24", "bgr24": "bgr24"}
+
+
 def as_jpeg(image: bytes, size: tuple[int, int], fmt: str | None) -> bytes | None:
-    """The image as JPEG bytes: encoded JPEGs pass as they are, raw RGB is encoded with Pillow if present."""
+    """The image as JPEG bytes: encoded JPEGs pass as they are, raw RGB/RGBA (or BGR) pixels are encoded
+    with PyAV's MJPEG encoder (``av``, which comes with aiortc). None, with a warning, if that cannot be."""
     kind = (fmt or "").lower()
     if kind in ("jpeg", "jpg", "image/jpeg"):
         return image
-    try:
-        from PIL import Image  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        logger.warning("camera image (%s) not sent: encoding raw images to JPEG needs Pillow", fmt)
+    pixel = _RAW_PIXELS.get(kind)
+    width, height = size
+    channels = 4 if pixel == "rgba" else 3
+    if pixel is None or width <= 0 or height <= 0 or len(image) != width * height * channels:
+        logger.warning("camera image not sent: cannot encode %r (%dx%d, %d bytes)", fmt, *size, len(image))
         return None
-    import io
-
-    mode = "RGBA" if kind == "rgba" else "RGB"
-    buffer = io.BytesIO()
-    Image.frombytes(mode, size, image).convert("RGB").save(buffer, format="JPEG", quality=80)
-    return buffer.getvalue()
+    try:
+        import av
+        import numpy as np
+    except ImportError:
+        logger.warning("camera image (%s) not sent: encoding raw images to JPEG needs PyAV (av)", fmt)
+        return None
+    pixels = np.frombuffer(image, dtype=np.uint8).reshape(height, width, channels)
+    frame = av.VideoFrame.from_ndarray(pixels, format=pixel).reformat(format="yuvj420p")
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
+    encoder.time_base = Fraction(1, 1)
+    return b"".join(bytes(packet) for packet in [*encoder.encode(frame), *encoder.encode(None)])

@@ -96,7 +96,8 @@ class OpenAIRealtimeService(LLMService):
         settings: :class:`RealtimeSettings` (changed later with ``LLMUpdateSettingsFrame``).
         context: the conversation (the same object as the aggregators'), so the system prompt and
             history reach the server before the first turn; else the first ``LLMContextFrame`` brings it.
-        video_frame_detail: ``"auto"``, ``"low"`` or ``"high"`` for camera images.
+        video_frame_detail: ``"auto"``, ``"low"`` or ``"high"`` for camera images (``InputImageRawFrame``:
+            JPEG as it is, raw RGB/RGBA encoded to JPEG with PyAV), sent as ``input_image`` items.
         video_interval_secs: at most one image per this many seconds.
         transcript_lead_ms: how far ahead of playback the output transport sends audio
             (``TransportParams.audio_out_lead_ms``), so text is released when its audio plays.
@@ -456,10 +457,11 @@ class OpenAIRealtimeService(LLMService):
             return
         if self._last_image_ns is not None and now - self._last_image_ns < self.video_interval_secs * 1e9:
             return
-        jpeg = as_jpeg(frame.image, frame.size, frame.format)
-        if jpeg is None:
-            return
         self._last_image_ns = now
+        # Raw pixels are encoded off the event loop (a few ms for a camera frame).
+        jpeg = await asyncio.to_thread(as_jpeg, frame.image, frame.size, frame.format)
+        if jpeg is None or not self._ready.is_set():
+            return
         url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
         item = {
             "type": "message",
