@@ -20,15 +20,12 @@ from typing import Any
 
 import pytest
 
+from helpers.bots import ContextKeepingBot
 from helpers.browser import run_driver, write_fake_mic
 from helpers.server import running_server
 from helpers.speech import silence, spoken
-from voxloop.bots import SessionInfo
 from voxloop.bots import default as default_bot
-from voxloop.context import LLMContext
-from voxloop.pipeline import PipelineTask
 from voxloop.server import ServerConfig
-from voxloop.services.local.demo_agent import TIME_TOOL
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,18 +52,6 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOXLOOP_TTS", "espeak")
 
 
-class Bot:
-    """The default bot, keeping each session's context for the test to read."""
-
-    def __init__(self) -> None:
-        self.contexts: list[LLMContext] = []
-
-    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
-        context = LLMContext([{"role": "system", "content": default_bot.SYSTEM_PROMPT}], tools=[TIME_TOOL])
-        self.contexts.append(context)
-        return default_bot.create_bot(transport, session, context=context)
-
-
 def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9:']+", text.lower())
 
@@ -86,7 +71,7 @@ async def test_a_spoken_question_is_heard_answered_and_played_in_the_page(
     question = await spoken(QUESTION)
     write_fake_mic(tmp_path / "mic.wav", silence(LEAD_IN) + question + silence(TRAIL))
     await default_bot.preload()  # models load once per process, before the page connects
-    bot = Bot()
+    bot = ContextKeepingBot("default")
     config = ServerConfig(bot=bot, transports=("websocket", "webrtc"))
     async with running_server(config) as (base, app):
         report = await converse(f"{base}/", tmp_path, transport)

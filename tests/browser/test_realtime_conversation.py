@@ -31,15 +31,11 @@ import pytest
 
 pytest.importorskip("openai")
 
+from helpers.bots import ContextKeepingBot
 from helpers.browser import run_driver, write_fake_mic
 from helpers.server import running_server
 from helpers.speech import silence, spoken
-from voxloop.bots import SessionInfo, load_bot
-from voxloop.bots import realtime as realtime_bot
-from voxloop.context import LLMContext
-from voxloop.pipeline import PipelineTask
 from voxloop.server import ServerConfig
-from voxloop.services.local.demo_agent import TIME_TOOL
 from voxloop.testing.realtime_emulator import RealtimeEmulator, ResponseRecord
 
 pytestmark = pytest.mark.timeout(120)
@@ -72,19 +68,6 @@ async def emu(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RealtimeEmulator
         monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
         yield emulator
     emulator.assert_valid()
-
-
-class Bot:
-    """The realtime bot as `voxloop run --bot realtime` loads it, keeping each session's context."""
-
-    def __init__(self) -> None:
-        self.contexts: list[LLMContext] = []
-        assert load_bot("realtime") is realtime_bot.create_bot
-
-    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
-        context = LLMContext([{"role": "system", "content": realtime_bot.SYSTEM_PROMPT}], tools=[TIME_TOOL])
-        self.contexts.append(context)
-        return realtime_bot.create_bot(transport, session, context=context)
 
 
 def words(text: str) -> list[str]:
@@ -138,7 +121,7 @@ async def test_a_spoken_question_gets_transcription_audio_and_bot_output(
     emu.add_reply(answer)
     question = await spoken("What's the weather like today?")
     write_fake_mic(tmp_path / "mic.wav", silence(LEAD_IN) + question + silence(TRAIL))
-    bot = Bot()
+    bot = ContextKeepingBot("realtime")
     async with running_server(ServerConfig(bot=bot, transports=TRANSPORTS)) as (base, _app):
         report = await drive(
             "converse.mjs", tmp_path, f"{base}/", "--bot-sound-seconds", "0.5", "--transport", transport
@@ -178,7 +161,7 @@ async def test_a_barge_in_truncates_at_what_the_page_received(
     interjection = await spoken("Please stop talking now.")
     mic_audio = silence(LEAD_IN) + question + silence(GAP) + interjection + silence(TRAIL)
     write_fake_mic(tmp_path / "mic.wav", mic_audio)
-    bot = Bot()
+    bot = ContextKeepingBot("realtime")
     async with running_server(ServerConfig(bot=bot)) as (base, _app):
         report = await drive("barge_in.mjs", tmp_path, f"{base}/")
         truncation = (await emu.wait_until(lambda: emu.truncations, "the truncation"))[0]
@@ -254,7 +237,7 @@ async def test_a_function_call_completes_and_the_bot_speaks_the_time(
     emu.add_reply(answer)
     question = await spoken("What is the current time?")
     write_fake_mic(tmp_path / "mic.wav", silence(LEAD_IN) + question + silence(TRAIL))
-    bot = Bot()
+    bot = ContextKeepingBot("realtime")
     async with running_server(ServerConfig(bot=bot, transports=TRANSPORTS)) as (base, _app):
         report = await drive(
             "converse.mjs", tmp_path, f"{base}/", "--bot-sound-seconds", "0.5", "--transport", transport

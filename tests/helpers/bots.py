@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
+from voxloop.bots import SessionInfo, load_bot
+from voxloop.context import LLMContext
+from voxloop.pipeline import PipelineTask
 from voxloop.rtvi import ClientMessage, RTVIProcessor
+from voxloop.services.local.demo_agent import TIME_TOOL
 
 
 def answering_rtvi() -> RTVIProcessor:
@@ -17,3 +24,20 @@ def answering_rtvi() -> RTVIProcessor:
             await processor.send_server_response(message, {"echo": message.data})
 
     return rtvi
+
+
+class ContextKeepingBot:
+    """A built-in bot, loaded as ``voxloop run --bot NAME`` loads it, keeping each session's context.
+
+    The bot's own system prompt and time tool start the context; the test reads ``contexts`` back.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.module = inspect.getmodule(load_bot(name))
+        self.contexts: list[LLMContext] = []
+
+    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
+        prompt = self.module.SYSTEM_PROMPT  # type: ignore[union-attr]
+        context = LLMContext([{"role": "system", "content": prompt}], tools=[TIME_TOOL])
+        self.contexts.append(context)
+        return self.module.create_bot(transport, session, context=context)  # type: ignore[union-attr, no-any-return]

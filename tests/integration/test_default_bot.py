@@ -15,14 +15,11 @@ from typing import Any
 
 import pytest
 
+from helpers.bots import ContextKeepingBot
 from helpers.server import running_server, start_websocket_session
 from helpers.speech import silence, spoken
-from voxloop.bots import SessionInfo
-from voxloop.bots import default as default_bot
-from voxloop.context import LLMContext
-from voxloop.pipeline import PipelineTask
 from voxloop.server import ServerConfig
-from voxloop.services.local.demo_agent import HELP, TIME_TOOL
+from voxloop.services.local.demo_agent import HELP
 from voxloop.testing.rtvi_client import RTVIClient
 
 pytestmark = pytest.mark.timeout(120)
@@ -38,25 +35,13 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOXLOOP_TTS", "espeak")
 
 
-class Bot:
-    """The default bot, keeping each session's context for the test to read."""
-
-    def __init__(self) -> None:
-        self.contexts: list[LLMContext] = []
-
-    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
-        context = LLMContext([{"role": "system", "content": default_bot.SYSTEM_PROMPT}], tools=[TIME_TOOL])
-        self.contexts.append(context)
-        return default_bot.create_bot(transport, session, context=context)
-
-
 def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9:']+", text.lower())
 
 
 async def test_spoken_question_gets_the_time_through_a_function_call(speech_workers) -> None:
     question = await spoken("What time is it?")
-    bot = Bot()
+    bot = ContextKeepingBot("default")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
         RTVIClient(await start_websocket_session(base)) as client,
@@ -86,7 +71,7 @@ async def test_spoken_question_gets_the_time_through_a_function_call(speech_work
 
 async def test_barge_in_stops_the_bot_and_stores_only_what_was_played(speech_workers) -> None:
     ask_help, interrupt = await spoken("Help."), await spoken("What time is it?")
-    bot = Bot()
+    bot = ContextKeepingBot("default")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
         RTVIClient(await start_websocket_session(base)) as client,
@@ -131,7 +116,7 @@ def played_text(messages: list[dict[str, Any]]) -> str:
 
 
 async def test_typed_text_gets_a_spoken_answer_and_a_text_only_one(speech_workers) -> None:
-    bot = Bot()
+    bot = ContextKeepingBot("default")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
         RTVIClient(await start_websocket_session(base)) as client,
@@ -153,7 +138,7 @@ async def test_typed_text_gets_a_spoken_answer_and_a_text_only_one(speech_worker
 
 async def test_a_client_vanishing_mid_reply_ends_its_session_and_the_next_one_works(speech_workers) -> None:
     ask_help, ask_time = await spoken("Help."), await spoken("What time is it?")
-    bot = Bot()
+    bot = ContextKeepingBot("default")
     async with running_server(ServerConfig(bot=bot)) as (base, app):
         async with RTVIClient(await start_websocket_session(base)) as client:
             await client.ready()

@@ -21,14 +21,11 @@ import pytest
 
 pytest.importorskip("openai")
 
+from helpers.bots import ContextKeepingBot
 from helpers.server import running_server
 from helpers.speech import silence
-from voxloop.bots import SessionInfo, load_bot
 from voxloop.bots import realtime as realtime_bot
-from voxloop.context import LLMContext
-from voxloop.pipeline import PipelineTask
 from voxloop.server import ServerConfig
-from voxloop.services.local.demo_agent import TIME_TOOL
 from voxloop.testing.realtime_emulator import RealtimeEmulator, ResponseRecord
 from voxloop.testing.rtvi_client import RTVIClient
 
@@ -57,19 +54,6 @@ async def emu(monkeypatch: pytest.MonkeyPatch, no_leaked_tasks: None) -> AsyncIt
         monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
         yield emulator
     emulator.assert_valid()
-
-
-class Bot:
-    """The realtime bot as `voxloop run --bot realtime` loads it, keeping each session's context."""
-
-    def __init__(self) -> None:
-        self.contexts: list[LLMContext] = []
-        assert load_bot("realtime") is realtime_bot.create_bot
-
-    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
-        context = LLMContext([{"role": "system", "content": realtime_bot.SYSTEM_PROMPT}], tools=[TIME_TOOL])
-        self.contexts.append(context)
-        return realtime_bot.create_bot(transport, session, context=context)
 
 
 async def start_session(base: str) -> str:
@@ -108,7 +92,7 @@ async def test_preload_checks_the_key(emu: RealtimeEmulator, monkeypatch: pytest
 async def test_spoken_question_gets_transcription_audio_and_bot_output(emu: RealtimeEmulator) -> None:
     emu.add_transcript("what's the weather like today")
     emu.add_reply("It is sunny and warm today.")
-    bot = Bot()
+    bot = ContextKeepingBot("realtime")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
         RTVIClient(await start_session(base)) as client,
@@ -134,7 +118,7 @@ async def test_barge_in_truncates_at_what_was_played(emu: RealtimeEmulator) -> N
     emu.add_reply(LONG)
     emu.add_transcript("stop please")
     emu.add_reply("Sure.")
-    bot = Bot()
+    bot = ContextKeepingBot("realtime")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
         RTVIClient(await start_session(base)) as client,
@@ -177,7 +161,7 @@ async def test_function_call_completes_and_the_bot_speaks_the_result(emu: Realti
     emu.add_transcript("what time is it")
     emu.add_function_call("get_current_time", {}, call_id="call_time")
     emu.add_reply(answer)
-    bot = Bot()
+    bot = ContextKeepingBot("realtime")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
         RTVIClient(await start_session(base)) as client,
