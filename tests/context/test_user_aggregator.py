@@ -12,6 +12,7 @@ from voxloop.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     EndFrame,
+    ErrorFrame,
     Frame,
     InputTextRawFrame,
     InterruptionFrame,
@@ -280,6 +281,10 @@ async def test_bot_state_follows_speaking_and_the_assistant_turn(no_leaked_tasks
         assert state.bot_state is BotState.SPEAKING
         await s.send_up(BotStoppedSpeakingFrame())
         assert state.bot_state is BotState.THINKING  # the reply is not over yet
+        # An error on the way (a failing function handler, a TTS sentence) does not end the reply: the
+        # LLM still answers with the error result; only the assistant aggregator knows when it is over.
+        await s.send_up(ErrorFrame(error="get_weather failed"))
+        assert state.bot_state is BotState.THINKING and s.up(ErrorFrame)
         await s.send_up(AssistantTurnStoppedFrame(text="hi"))
         assert state.bot_state is BotState.LISTENING
         # Both pass on upstream.

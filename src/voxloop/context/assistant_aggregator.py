@@ -278,23 +278,7 @@ class LLMAssistantAggregator(FrameProcessor):
             batch.results[frame.tool_call_id] = wish
             if properties is not None and properties.on_context_updated is not None:
                 batch.hooks.append(properties.on_context_updated)
-        elif self._result_after_cancel(frame.tool_call_id):
-            # A timed-out call: its cancel (a system frame) overtook this result, which tells the LLM what
-            # happened, so the LLM runs now, as it would have for the batch.
-            message = self._tool_message(frame.tool_call_id)
-            assert message is not None
-            message["content"] = content
-            if wish is not False and self.params.run_llm_after_function_calls and not self._user_speaking:
-                if self._opened_by == "llm":
-                    self._rerun_at_response_end = True
-                else:
-                    await self._push_context_to_llm()
-            return
         await self._settle(frame.tool_call_id, content, batch)
-
-    def _result_after_cancel(self, call_id: str) -> bool:
-        message = self._tool_message(call_id)
-        return message is not None and message.get("content") == CANCELLED
 
     async def _call_cancelled(self, frame: FunctionCallCancelFrame) -> None:
         batch = self._batch_of(frame.tool_call_id)

@@ -22,7 +22,6 @@ from ..frames import (
     BotStoppedSpeakingFrame,
     CancelFrame,
     EndFrame,
-    ErrorFrame,
     Frame,
     InputTextRawFrame,
     InterimTranscriptionFrame,
@@ -42,7 +41,7 @@ from ..frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from ..pipeline import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
+from ..pipeline import DOWNSTREAM, FrameDirection, FrameProcessor
 from ..turns._controller import (
     Action,
     BotState,
@@ -145,10 +144,6 @@ class LLMUserAggregator(FrameProcessor):
             self._cancel_runs()
             await self.push_frame(frame, direction)
             await self._act(turns.on_response_done(now))
-        elif isinstance(frame, ErrorFrame) and direction is UPSTREAM:
-            await self.push_frame(frame, direction)
-            if not turns.bot_speaking:
-                await self._act(turns.on_response_done(now))  # a failed LLM run never says it is over
         elif isinstance(frame, InputTextRawFrame):
             await self._typed_text(frame.text)
         elif isinstance(frame, LLMRunFrame):

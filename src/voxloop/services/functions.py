@@ -8,8 +8,7 @@ is settled exactly once, by one of:
 - the handler's ``await params.result_callback(result)`` -> ``FunctionCallResultFrame`` (both ways);
 - a ``FunctionCallResultFrame`` arriving from upstream (a client-side function answered by the RTVI client)
   -> that frame is passed on downstream, nothing new is pushed;
-- the call's timeout -> ``FunctionCallCancelFrame`` and a ``FunctionCallResultFrame`` whose result tells
-  the LLM the call timed out;
+- the call's timeout -> a ``FunctionCallResultFrame`` whose result tells the LLM the call timed out;
 - an interruption, for functions registered with ``cancel_on_interruption`` -> ``FunctionCallCancelFrame``;
 - a handler that raises -> an ``ErrorFrame`` upstream and a result telling the LLM the call failed;
 - an unknown function -> a result telling the LLM the function is not available.
@@ -280,8 +279,10 @@ class FunctionCallRunner:
         await self._broadcast_result(call, result, properties)
 
     async def _time_out(self, call: _Call, timeout: float) -> None:
+        # A result, not a cancel: it tells the LLM what happened, and it settles the call in the same
+        # ordered stream as the other results of its batch (a cancel is a system frame and would overtake
+        # them, settling the batch early and running the LLM before this result is in the context).
         if self._mark_settled(call):
-            await self._broadcast_cancel(call)
             result = {"error": f"The function '{call.function_name}' timed out after {timeout:g} seconds."}
             await self._broadcast_result(call, result, None)
 
