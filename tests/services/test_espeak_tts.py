@@ -188,6 +188,25 @@ async def test_worker_crash_fails_in_flight_request_then_restarts(workers, caplo
     assert worker.starts == 2 and worker.info is not None and worker.info.pid != first.pid
 
 
+async def test_an_unreadable_answer_fails_the_request_and_the_worker_restarts(workers, monkeypatch) -> None:
+    from voxloop.services.local import speech_engines
+
+    worker = shared_speech_worker("espeak")
+    first = await worker.start()
+
+    def garbled(*args: object) -> None:
+        raise ValueError("garbled word mark")
+
+    monkeypatch.setattr(speech_engines, "WordMark", garbled)
+    with pytest.raises(SpeechWorkerError):
+        async with await worker.synthesize("Hello there, how are you?") as request:
+            async for _event in request:
+                pass
+    monkeypatch.undo()
+    audio, _ = await collect(worker, "Back again.")
+    assert len(audio) > 0 and worker.info is not None and worker.info.pid != first.pid
+
+
 async def test_crash_during_a_response_reports_an_error_and_the_next_response_recovers(workers) -> None:
     tts = EspeakTTSService()
     gate = Gate(TTSAudioRawFrame, queued=False)

@@ -259,6 +259,12 @@ class SpeechWorker:
                     request._deliver(SpeechWorkerError(f"{self.engine}: {payload.decode(errors='replace')}"))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except Exception:  # a garbled answer: the stream cannot be trusted any more
+            logger.exception(
+                "%s speech worker (pid %d) sent an answer that cannot be read", self.engine, proc.pid
+            )
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
         code = await proc.wait()
         if self._closing:
             self._fail_pending(f"the {self.engine} speech worker was stopped")

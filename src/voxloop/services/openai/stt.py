@@ -36,6 +36,7 @@ class OpenAISTTService(SegmentedSTTService):
     Args:
         model: the transcription model (``gpt-4o-mini-transcribe``, ``gpt-4o-transcribe``, ``whisper-1`` ...).
         api_key, base_url: as for ``openai.AsyncOpenAI`` (default: ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``).
+        timeout_secs, max_retries: per request (a voice user is waiting: short, one retry).
         prompt: text that guides the model (names, style), or None.
         client: an ``openai.AsyncOpenAI`` to use instead of creating one (it is then not closed here).
         language, user_id, pre_roll_secs, max_segment_secs: see :class:`SegmentedSTTService`.
@@ -52,6 +53,8 @@ class OpenAISTTService(SegmentedSTTService):
         language: str | None = "en",
         prompt: str | None = None,
         client: Any = None,
+        timeout_secs: float = 15.0,
+        max_retries: int = 1,
         user_id: str = "",
         pre_roll_secs: float = 0.5,
         max_segment_secs: float = 30.0,
@@ -70,7 +73,10 @@ class OpenAISTTService(SegmentedSTTService):
         if client is None:
             from ._client import make_client  # lazy: only this service needs the SDK
 
-            client = make_client("OpenAISTTService", api_key, base_url)
+            # A stalled request holds every later segment of the session: fail fast, retry once.
+            client = make_client(
+                "OpenAISTTService", api_key, base_url, timeout=timeout_secs, max_retries=max_retries
+            )
         self._client = client
         self.set_metrics_model(model)
 

@@ -28,6 +28,7 @@ class OpenAITTSService(TTSService):
         instructions: how to speak (gpt-4o-mini-tts only), or None.
         speed: 0.25 to 4.0, or None for the default.
         api_key, base_url: as for ``openai.AsyncOpenAI`` (default: ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``).
+        timeout_secs, max_retries: per request (a voice user is waiting: short, one retry).
         client: an ``openai.AsyncOpenAI`` to use instead of creating one (it is then not closed here).
 
     Settings at run time (``TTSUpdateSettingsFrame``): ``voice``, ``model``, ``instructions``, ``speed``.
@@ -43,6 +44,8 @@ class OpenAITTSService(TTSService):
         api_key: str | None = None,
         base_url: str | None = None,
         client: Any = None,
+        timeout_secs: float = 30.0,
+        max_retries: int = 1,
         **kwargs: Any,
     ) -> None:
         settings: dict[str, Any] = {"model": model, "voice": voice}
@@ -55,7 +58,10 @@ class OpenAITTSService(TTSService):
         if client is None:
             from ._client import make_client  # lazy: only this service needs the SDK
 
-            client = make_client("OpenAITTSService", api_key, base_url)
+            # A stalled request holds the reply: fail fast (the SDK's default is 10 minutes), retry once.
+            client = make_client(
+                "OpenAITTSService", api_key, base_url, timeout=timeout_secs, max_retries=max_retries
+            )
         self._client = client
         self.set_metrics_model(model)
 
