@@ -38,10 +38,13 @@ SAMPLES_PER_CHAR = 160  # 10 ms of audio per character
 class FakeTTS(TTSService):
     """10 ms of audio per character, in 50 ms chunks; word timings at each word's first character."""
 
-    def __init__(self, *, words: bool = False, fail_on: str | None = None) -> None:
+    def __init__(
+        self, *, words: bool = False, fail_on: str | None = None, fail_midway: str | None = None
+    ) -> None:
         super().__init__(sample_rate=RATE, settings={"voice": "a"})
         self.words = words
         self.fail_on = fail_on
+        self.fail_midway = fail_midway
         self.requests: list[str] = []
         self.voices: list[str] = []
         self.finished: list[str] = []
@@ -58,6 +61,8 @@ class FakeTTS(TTSService):
         for start in range(0, len(audio), 1600):
             await asyncio.sleep(0)
             yield audio[start : start + 1600]
+            if self.fail_midway and self.fail_midway in text:
+                raise RuntimeError("engine died mid-sentence")
         self.finished.append(text)
 
 
@@ -220,6 +225,16 @@ async def test_engine_error_is_reported_and_the_response_goes_on() -> None:
     assert "engine exploded" in up[0].error
     assert [f.text for f in down if isinstance(f, TTSTextFrame)] == ["A good one."]  # never claims unspoken
     assert kinds(down)[-2:] == ["TTSStoppedFrame", "LLMFullResponseEndFrame"]
+
+
+async def test_an_engine_dying_mid_sentence_releases_only_the_words_whose_audio_went_out() -> None:
+    tts = FakeTTS(words=True, fail_midway="world")
+    down, up = await run_test(tts, response("Hello big wide world."))
+    assert [type(f) for f in up] == [ErrorFrame]
+    audio = sum(len(f.audio) for f in down if isinstance(f, TTSAudioRawFrame)) // 2
+    spoken = [f.text for f in down if isinstance(f, TTSTextFrame)]
+    # Only the first 50 ms chunk was made: the words that start inside it, not the rest of the sentence.
+    assert audio == 800 and spoken == ["Hello"]
 
 
 async def test_metrics_ttfb_per_sentence_and_characters() -> None:

@@ -179,6 +179,7 @@ class TTSService(FrameProcessor):
         announcement.will_be_spoken = True
         await self.push_frame(announcement)
         speaker = _SentenceSpeaker(self, sentence, context_id, announcement.id, append_to_context)
+        complete = False
         try:
             async with contextlib.aclosing(self.run_tts(sentence)) as outputs:
                 async for item in outputs:
@@ -186,12 +187,13 @@ class TTSService(FrameProcessor):
                         await speaker.word(item)
                     elif item:
                         await speaker.audio(item)
+            complete = True
         except Exception as exc:
             logger.warning("%s: synthesis failed for %r: %r", self, sentence, exc)
             await self.push_error(f"{self.name}: speech synthesis failed: {exc}", exc)
         await self.stop_ttfb_metrics()
         await self.stop_processing_metrics()
-        await speaker.finish()
+        await speaker.finish(complete)
 
 
 class _SentenceSpeaker:
@@ -243,9 +245,16 @@ class _SentenceSpeaker:
             pcm = pcm[cut:]
         await self._release_due_words()
 
-    async def finish(self) -> None:
-        """After the sentence's audio: the words still held, or the whole sentence as text."""
+    async def finish(self, complete: bool) -> None:
+        """After the sentence's audio: the words still held, or the whole sentence as text.
+
+        If synthesis failed part-way (``complete`` False), only words whose audio went out were released:
+        the rest was never heard, so it must not reach the context.
+        """
         service = self._service
+        if not complete:
+            self._marks.clear()
+            return
         if self._timed:
             for _sample, index in self._marks:
                 await self._release_word(index)
