@@ -251,7 +251,11 @@ class LLMUserAggregator(FrameProcessor):
 
     def _reschedule(self) -> None:
         deadline = self._turns.next_deadline(self.clock.now_ns())
-        if deadline == self._timer_deadline and self._timer_task is not None:
+        # A pending timer that fires no later is kept: it re-evaluates and sets the next one. That spares
+        # a new task per speech tick (10 a second while the user talks move the turn's safety deadline).
+        pending = self._timer_deadline
+        keep = self._timer_task is not None and pending is not None and deadline is not None
+        if keep and pending <= deadline:  # type: ignore[operator]
             return
         if self._timer_task is not None:
             self._timer_task.cancel()
