@@ -316,10 +316,9 @@ class SegmentedSTTService(STTService):
 
 def _quietest_cut(pcm: bytearray, sample_rate: int) -> int:
     """Byte offset of the quietest short window near the end of ``pcm`` (where to split a long segment)."""
-    samples = np.frombuffer(bytes(pcm), dtype="<i2").astype(np.float32)
     window = max(1, round(_SPLIT_WINDOW_SECS * sample_rate))
-    start = max(0, len(samples) - round(_SPLIT_SEARCH_SECS * sample_rate))
-    tail = samples[start:]
+    start = max(0, len(pcm) // 2 - round(_SPLIT_SEARCH_SECS * sample_rate))
+    tail = np.frombuffer(pcm, dtype="<i2", offset=start * 2).astype(np.float32)  # only what is searched
     usable = len(tail) - len(tail) % window
     if usable == 0:
         return len(pcm)
