@@ -27,7 +27,7 @@ from helpers.speech import silence
 from voxloop.bots import realtime as realtime_bot
 from voxloop.server import ServerConfig
 from voxloop.testing.realtime_emulator import RealtimeEmulator, ResponseRecord
-from voxloop.testing.rtvi_client import RTVIClient
+from voxloop.testing.rtvi_client import RTVIClient, RTVIErrorResponse
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -182,3 +182,30 @@ async def test_function_call_completes_and_the_bot_speaks_the_result(emu: Realti
     assert result["time"] in messages[4]["content"]
     assert result["time"] in spoken["data"]["text"]
     assert len(emu.client_events_of("response.create")) == 1  # the one after the result
+
+
+async def test_clients_change_only_voice_instructions_modality_and_max_output_tokens(
+    emu: RealtimeEmulator,
+) -> None:
+    """The model sets the price of the session: a client may not switch it. A refused or invalid change
+    is answered with an error-response and changes nothing; an allowed one reaches the session."""
+    async with (
+        running_server(ServerConfig(bot=ContextKeepingBot("realtime"))) as (base, _app),
+        RTVIClient(await start_session(base)) as client,
+    ):
+        await client.ready()
+        conn = await emu.wait_for_connection()
+        await emu.wait_for_client_event("session.update")
+        with pytest.raises(RTVIErrorResponse, match="model"):
+            await client.request("llm-update-settings", {"model": "gpt-realtime-mini", "voice": "cedar"})
+        with pytest.raises(RTVIErrorResponse, match="modality"):
+            await client.request("llm-update-settings", {"modality": "video"})
+        with pytest.raises(RTVIErrorResponse, match="settings"):
+            await client.request("llm-update-settings", "cedar")
+        allowed = {"t": "llm-update-settings", "d": {"instructions": "Hi."}}
+        await client.send_message("client-message", allowed)
+        await emu.wait_until(lambda: conn.session.get("instructions") == "Hi.", "the allowed change")
+        updates = emu.client_events_of("session.update")
+        assert len(updates) == 2  # the first session's, and the allowed change: nothing refused was sent
+        assert conn.session["audio"]["output"]["voice"] == realtime_bot.realtime_settings().voice
+        assert len(emu.connections) == 1 and conn.model == realtime_bot.realtime_settings().model

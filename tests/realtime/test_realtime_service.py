@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 
@@ -39,10 +40,12 @@ from voxloop.frames import (
 )
 from voxloop.frames.metrics import LLMUsageMetricsData, TTFBMetricsData
 from voxloop.services.openai import InputTranscription, RealtimeSettings, SemanticVAD
+from voxloop.services.stt import iso8601_now
 from voxloop.testing.realtime_emulator import RealtimeEmulator
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaked_tasks")]
 
+ISO8601_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 WEATHER = FunctionSchema(
     name="get_weather",
     description="The weather in a city.",
@@ -127,6 +130,10 @@ async def test_spoken_turn_gives_transcription_audio_transcript_and_metrics() ->
         up = h.up
         assert final.text == "what is the weather like" and final.finalized
         assert any(isinstance(f, InterimTranscriptionFrame) for f in up)
+        # Timestamps as every STT service gives them (the client's user-transcription.timestamp).
+        stamps = [f.timestamp for f in up if isinstance(f, InterimTranscriptionFrame | TranscriptionFrame)]
+        assert all(re.fullmatch(ISO8601_MS, stamp) for stamp in stamps), stamps
+        assert re.fullmatch(ISO8601_MS, iso8601_now())
         finished = [f for f in up if isinstance(f, TranscriptionFinishedFrame)]
         assert [f.text for f in finished] == ["what is the weather like"]
         assert up.index(final) < up.index(finished[0])

@@ -7,7 +7,9 @@ emulator). ``VOXLOOP_REALTIME_MODEL`` and ``VOXLOOP_REALTIME_VOICE`` choose the 
 VAD decides the turns, the bot can tell the time through a real function call, and clients change the
 session's settings with a ``client-message`` of type ``llm-update-settings`` (``d``: a settings dict such
 as ``{"voice": "cedar", "instructions": "..."}``) or, for 0.x clients, ``update-config`` of the ``llm``
-service.
+service. Clients may change only ``voice``, ``instructions``, ``modality`` and ``max_output_tokens`` (not
+the model, which decides what the session costs); anything else, or an invalid value, is answered with an
+``error-response`` and changes nothing.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import Any
 from ..context import LLMContext, LLMContextAggregatorPair
 from ..frames import LLMUpdateSettingsFrame
 from ..pipeline import Pipeline, PipelineParams, PipelineTask
-from ..rtvi import RTVIProcessor
+from ..rtvi import RequestError, RTVIProcessor
 from ..rtvi.legacy import RTVIService, RTVIServiceOption
 from ..services.local.demo_agent import TIME_FUNCTION, TIME_TOOL, current_time
 from ..services.openai import OpenAIRealtimeService, RealtimeSettings
+from ..services.openai._client import make_client
 from . import SessionInfo
 
 SYSTEM_PROMPT = (
@@ -30,6 +33,8 @@ SYSTEM_PROMPT = (
     "Use the get_current_time tool for the time or the date."
 )
 _SETTINGS_MESSAGE = "llm-update-settings"
+# What a client may change; the model is the operator's choice (it sets the price of the session).
+CLIENT_SETTINGS = ("voice", "instructions", "modality", "max_output_tokens")
 
 
 def realtime_settings() -> RealtimeSettings:
@@ -41,16 +46,12 @@ def realtime_settings() -> RealtimeSettings:
 
 async def preload(timeout_secs: float = 10.0) -> None:
     """Check, before serving, that the Realtime API is configured and the key is accepted."""
-    key, url = os.environ.get("OPENAI_API_KEY"), os.environ.get("OPENAI_BASE_URL")
-    if not key and not url:
-        raise SystemExit(
-            "voxloop: the realtime bot needs OPENAI_API_KEY (or OPENAI_BASE_URL for a compatible server)"
-        )
-    from openai import AsyncOpenAI
-
+    try:
+        client = make_client("the realtime bot", None, None)
+    except ValueError as exc:
+        raise SystemExit(f"voxloop: {exc}") from None
     model = realtime_settings().model
-    where = url or "api.openai.com"
-    client = AsyncOpenAI(api_key=key or "unused", base_url=url or None)
+    where = os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
     try:
         async with asyncio.timeout(timeout_secs), client.realtime.connect(model=model) as conn:
             event = await conn.recv()
@@ -68,23 +69,47 @@ async def preload(timeout_secs: float = 10.0) -> None:
     print(f"voxloop:   realtime model {model} at {where}: ready", flush=True)
 
 
+def client_settings_problem(realtime: OpenAIRealtimeService, changes: Any) -> str | None:
+    """Why a client's settings change is refused (None: it may be applied)."""
+    if not isinstance(changes, dict) or not changes:
+        return f"{_SETTINGS_MESSAGE} needs an object of settings ({', '.join(CLIENT_SETTINGS)})"
+    refused = sorted(str(key) for key in changes if key not in CLIENT_SETTINGS)
+    if refused:
+        return (
+            f"settings a client may not change: {', '.join(refused)} (allowed: {', '.join(CLIENT_SETTINGS)})"
+        )
+    try:
+        realtime.realtime_settings.checked(changes)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _client_settings(rtvi: RTVIProcessor, realtime: OpenAIRealtimeService) -> None:
     """Let the client change the session: RTVI 1.x/2.x client-message, 0.x update-config."""
 
     @rtvi.event_handler("on_client_message")
     async def on_client_message(processor: RTVIProcessor, message: Any) -> None:
-        if message.type == _SETTINGS_MESSAGE and isinstance(message.data, dict):
-            await processor.push_frame(LLMUpdateSettingsFrame(settings=dict(message.data), service=realtime))
+        if message.type != _SETTINGS_MESSAGE:
+            return
+        problem = client_settings_problem(realtime, message.data)
+        if problem is not None:
+            await processor.send_error_response(message, problem)
+            return
+        await processor.push_frame(LLMUpdateSettingsFrame(settings=dict(message.data), service=realtime))
 
     def option(name: str, kind: Any) -> RTVIServiceOption:
         async def apply(processor: RTVIProcessor, service: str, value: dict[str, Any]) -> None:
+            problem = client_settings_problem(realtime, {name: value["value"]})
+            if problem is not None:
+                raise RequestError(problem)  # answered with an error-response
             frame = LLMUpdateSettingsFrame(settings={name: value["value"]}, service=realtime)
             await processor.push_frame(frame)
 
         return RTVIServiceOption(name=name, type=kind, handler=apply)
 
-    options = [option("instructions", "string"), option("voice", "string"), option("modality", "string")]
-    options.append(option("max_output_tokens", "number"))
+    kinds = {"voice": "string", "instructions": "string", "modality": "string", "max_output_tokens": "number"}
+    options = [option(name, kinds[name]) for name in CLIENT_SETTINGS]
     rtvi.register_service(RTVIService(name="llm", options=options), warn=False)
 
 

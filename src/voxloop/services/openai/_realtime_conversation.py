@@ -15,6 +15,10 @@ Messages are recognised by identity (the context keeps its dicts; the aggregator
 place), so nothing is compared by text except the two kinds the server made itself: a user message
 written from the transcription of committed audio, and an assistant message written from the model's
 transcript (the heard prefix of it, after a barge-in).
+
+A context replaced wholesale (``LLMMessagesUpdateFrame`` copies the messages, a summarizer drops old
+ones) is not appended: :meth:`ConversationSync.rewritten` tells the service, which starts a fresh server
+conversation and replays the context as it now is.
 """
 
 from __future__ import annotations
@@ -86,6 +90,14 @@ class ConversationSync:
         return bool(self._user_transcripts)
 
     # -- planning ----------------------------------------------------------------------------
+
+    def rewritten(self, messages: list[dict[str, Any]]) -> bool:
+        """Whether messages the server already holds have left the context (it was replaced or cut),
+        so the server's conversation no longer matches it and appending would repeat it."""
+        if not self._synced:
+            return False
+        live = {id(m) for m in messages}
+        return any(key not in live for key in self._synced)
 
     def plan(self, messages: list[dict[str, Any]], *, replay: bool = False) -> SyncPlan:
         """Items for every message the server lacks; ``replay``: after a reconnect, send everything."""
@@ -192,6 +204,18 @@ class ConversationSync:
         plan.items.append({"type": "function_call_output", "call_id": call_id, "output": output})
         plan.outputs += 1
         return True
+
+
+def awaits_reply(messages: list[dict[str, Any]]) -> bool:
+    """Whether the conversation ends with something for the model to answer: the user's words, a
+    finished call's result or a system note (not the model's own words, nor a lone system prompt)."""
+    if not messages:
+        return False
+    last = messages[-1]
+    role = last.get("role")
+    if role == "assistant" or (role in ("system", "developer") and len(messages) == 1):
+        return False
+    return not (role == "tool" and last.get("content") == IN_PROGRESS)
 
 
 def _message(role: str, content: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ...frames import (
@@ -30,6 +29,9 @@ from ...frames import (
     VADUserStoppedSpeakingFrame,
 )
 from ...pipeline import UPSTREAM
+from ..stt import iso8601_now
+from ._realtime_calls import run_calls
+from ._realtime_responses import close_response, open_response, request_response, start_measuring
 from ._realtime_settings import SAMPLE_RATE, ServerVAD
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ async def _on_session_created(svc: OpenAIRealtimeService, event: Any) -> None:
         logger.info("%s: reconnected", svc)
     if svc._create_on_ready or svc._create_pending:
         svc._create_on_ready = svc._create_pending = False
-        await svc._request_response()
+        await request_response(svc)
 
 
 async def _on_session_updated(svc: OpenAIRealtimeService, event: Any) -> None:
@@ -90,8 +92,7 @@ async def _on_speech_started(svc: OpenAIRealtimeService, event: Any) -> None:
     busy = (svc._response is not None and svc._response.active) or svc._bot_speaking
     if interrupts and (busy or svc._played.unplayed(svc.clock.now_ns())):
         # The server cancels its response itself; the audio already here must stop now.
-        await svc._functions.interrupt()
-        await svc._stop_output(cancel=False)
+        await svc._cut_in(cancel=False)
         await svc.broadcast_interruption()
     await svc.push_frame(VADUserStartedSpeakingFrame(start_secs=0.0, timestamp=time.time()), UPSTREAM)
 
@@ -101,7 +102,7 @@ async def _on_speech_stopped(svc: OpenAIRealtimeService, event: Any) -> None:
     silence_ms = 500
     if isinstance(detection, ServerVAD) and detection.silence_duration_ms is not None:
         silence_ms = detection.silence_duration_ms
-    await svc._start_measuring()
+    await start_measuring(svc)
     stopped = VADUserStoppedSpeakingFrame(stop_secs=silence_ms / 1000, timestamp=time.time())
     await svc.push_frame(stopped, UPSTREAM)
 
@@ -119,7 +120,7 @@ async def _on_transcription_delta(svc: OpenAIRealtimeService, event: Any) -> Non
     if len(svc._transcripts) > _MAX_TRANSCRIPTS:
         svc._transcripts.pop(next(iter(svc._transcripts)))
     if text.strip():
-        await svc.push_frame(InterimTranscriptionFrame(text.strip(), timestamp=_now()), UPSTREAM)
+        await svc.push_frame(InterimTranscriptionFrame(text.strip(), timestamp=iso8601_now()), UPSTREAM)
 
 
 async def _on_transcription_completed(svc: OpenAIRealtimeService, event: Any) -> None:
@@ -127,7 +128,7 @@ async def _on_transcription_completed(svc: OpenAIRealtimeService, event: Any) ->
     text = (event.transcript or "").strip()
     if text:
         svc._sync.user_audio_transcribed(text)
-        frame = TranscriptionFrame(text, timestamp=_now(), finalized=True)
+        frame = TranscriptionFrame(text, timestamp=iso8601_now(), finalized=True)
         await svc.push_frame(frame, UPSTREAM)
     await svc.push_frame(TranscriptionFinishedFrame(text=text), UPSTREAM)
 
@@ -142,7 +143,7 @@ async def _on_transcription_failed(svc: OpenAIRealtimeService, event: Any) -> No
 
 
 async def _on_response_created(svc: OpenAIRealtimeService, event: Any) -> None:
-    await svc._open_response(event.response.id)
+    await open_response(svc, event.response.id)
 
 
 async def _on_output_item_added(svc: OpenAIRealtimeService, event: Any) -> None:
@@ -254,7 +255,7 @@ async def _on_response_done(svc: OpenAIRealtimeService, event: Any) -> None:
         if not response.closed:
             for text in svc._pacer.flush():
                 await _push_spoken(svc, response, text)
-            await svc._close_response(response)
+            await close_response(svc, response)
     await _report_usage(svc, done.usage)
     if not (response is not None and response.interrupted):
         svc._measuring = False
@@ -262,21 +263,10 @@ async def _on_response_done(svc: OpenAIRealtimeService, event: Any) -> None:
     if done.status == "failed":
         await _report_failed_response(svc, done)
     if response is not None and response.calls:
-        await _run_calls(svc, response)
+        await run_calls(svc, response)
     if svc._create_pending:
         svc._create_pending = False
-        await svc._request_response()
-
-
-async def _run_calls(svc: OpenAIRealtimeService, response: Any) -> None:
-    calls = [(call_id, name, arguments) for call_id, (name, arguments) in response.calls.items()]
-    if response.interrupted:
-        # The user cut in before the calls could run: the server must still see them answered.
-        for call_id, _name, _arguments in calls:
-            item = {"type": "function_call_output", "call_id": call_id, "output": "CANCELLED"}
-            await svc._send("item", svc._conn.conversation.item.create, item=item)
-        return
-    await svc.start_calls(calls)
+        await request_response(svc)
 
 
 async def _report_usage(svc: OpenAIRealtimeService, usage: Any) -> None:
@@ -338,10 +328,6 @@ async def _on_error(svc: OpenAIRealtimeService, event: Any) -> None:
         frame = ErrorFrame(error=f"{svc.name}: {message}", processor=svc, category=category)
         await svc._call_event_handler("on_error", frame)
         await svc.push_frame(frame, UPSTREAM)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 _HANDLERS: dict[str, Any] = {

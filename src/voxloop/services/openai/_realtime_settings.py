@@ -111,28 +111,33 @@ class RealtimeSettings:
     def update(self, changes: dict[str, Any]) -> set[str]:
         """Apply ``changes`` (field names; dicts accepted for the nested settings); returns what changed.
 
-        Unknown keys raise ``ValueError``, so a typo from a client is answered instead of ignored.
+        All or nothing: every change is checked first (:meth:`checked`), so an invalid one raises
+        ``ValueError`` and leaves the settings as they were; a typo from a client is answered, not ignored.
         """
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = set(changes) - known - {"output_modalities", "transcription"}
-        if unknown:
-            raise ValueError(f"unknown realtime settings: {', '.join(sorted(unknown))}")
         changed: set[str] = set()
-        for key, value in changes.items():
-            if key == "output_modalities":
-                key, value = "modality", (value[0] if isinstance(value, list | tuple) and value else value)
-            if key == "transcription":
-                key = "input_transcription"
-            if key == "input_transcription" and isinstance(value, dict):
-                value = InputTranscription(**value)
-            elif key == "turn_detection":
-                value = _turn_detection(value)
-            elif key == "modality" and value not in ("audio", "text"):
-                raise ValueError(f"modality must be 'audio' or 'text', not {value!r}")
+        for key, value in self.checked(changes).items():
             if getattr(self, key) != value:
                 setattr(self, key, value)
                 changed.add(key)
         return changed
+
+    def checked(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """``changes`` validated and normalised (field name -> value), without applying them.
+
+        Accepts the session's own spellings too (``output_modalities``, ``transcription``). Raises
+        ``ValueError`` naming every unknown key, or the first invalid value.
+        """
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - known - set(_ALIASES)
+        if unknown:
+            raise ValueError(f"unknown realtime settings: {', '.join(sorted(unknown))}")
+        result: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "output_modalities" and isinstance(value, list | tuple) and len(value) == 1:
+                value = value[0]
+            key = _ALIASES.get(key, key)
+            result[key] = _checked_value(key, value)
+        return result
 
     def session_param(self, *, instructions: str | None, tools: list[dict[str, Any]]) -> dict[str, Any]:
         """The ``session`` of a ``session.update`` (model excluded: it is fixed per connection)."""
@@ -158,6 +163,58 @@ class RealtimeSettings:
         return session
 
 
+_ALIASES = {"output_modalities": "modality", "transcription": "input_transcription"}
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "modality": ("audio", "text"),
+    "noise_reduction": ("near_field", "far_field", None),
+}
+
+
+def _checked_value(key: str, value: Any) -> Any:
+    """One setting's value, validated and in the field's type (``ValueError`` if it cannot be)."""
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            choices = " or ".join(repr(c) for c in _CHOICES[key])
+            raise ValueError(f"{key} must be {choices}, not {value!r}")
+        return value
+    if key == "turn_detection":
+        return _turn_detection(value)
+    if key == "input_transcription":
+        if value is None or isinstance(value, InputTranscription):
+            return value
+        if isinstance(value, dict):
+            try:
+                return InputTranscription(**value)
+            except TypeError as exc:
+                raise ValueError(f"input_transcription: {exc}") from None
+        raise ValueError(f"input_transcription must be a dict or None, not {value!r}")
+    if key in ("model", "voice"):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{key} must be a non-empty string, not {value!r}")
+        return value
+    if key == "instructions":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"instructions must be a string or None, not {value!r}")
+        return value
+    if key in ("speed", "temperature"):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"{key} must be a number or None, not {value!r}")
+        return value
+    if key == "max_output_tokens":
+        if value in (None, "inf"):
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # a JSON number from a client
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"max_output_tokens must be a positive integer or None, not {value!r}")
+        return value
+    if key == "tool_choice":
+        if value is not None and not isinstance(value, str | dict):
+            raise ValueError(f"tool_choice must be a string, a dict or None, not {value!r}")
+        return value
+    return value
+
+
 def _turn_detection(value: Any) -> TurnDetection | None:
     if value is None or value is False or value == "none":
         return None
@@ -169,10 +226,16 @@ def _turn_detection(value: Any) -> TurnDetection | None:
         return SemanticVAD()
     if isinstance(value, dict):
         options = {k: v for k, v in value.items() if k != "type"}
-        if value.get("type") == "semantic_vad":
-            return SemanticVAD(**options)
-        if value.get("type", "server_vad") == "server_vad":
-            return ServerVAD(**options)
+        kinds: dict[Any, type[ServerVAD] | type[SemanticVAD]] = {
+            "semantic_vad": SemanticVAD,
+            "server_vad": ServerVAD,
+        }
+        kind = kinds.get(value.get("type", "server_vad"))
+        if kind is not None:
+            try:
+                return kind(**options)
+            except TypeError as exc:
+                raise ValueError(f"turn_detection: {exc}") from None
     raise ValueError(f"turn_detection must be server_vad, semantic_vad or None, not {value!r}")
 
 

@@ -18,20 +18,25 @@ How the conversation stays true:
   that; the server's copy is truncated at the audio played (``audio_end_ms`` never beyond what was
   received or played);
 - everything else in the context (typed text, function results, history) is sent as items
-  (:mod:`._realtime_conversation`), and after a lost connection the whole context is replayed.
+  (:mod:`._realtime_conversation`); after a lost connection, or when the context was rewritten (an
+  ``LLMMessagesUpdateFrame``, a summary), a fresh server conversation gets the whole context replayed.
 
 Function calls go through the same :class:`~voxloop.services.functions.FunctionCallRunner` as the chat
 LLMs; their results come back as a context frame from the assistant aggregator and are sent as
-``function_call_output`` items followed by exactly one ``response.create``.
+``function_call_output`` items followed by exactly one ``response.create`` (:mod:`._realtime_calls`).
+
+The parts, each a module of functions of the service: ``_realtime_connection`` (connect, receive,
+reconnect), ``_realtime_events`` (one handler per server event), ``_realtime_responses`` (asking for,
+opening, closing and interrupting responses), ``_realtime_calls``, ``_realtime_input`` (audio and camera
+images in), ``_realtime_conversation`` and ``_realtime_settings``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
-from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 from openai import AsyncOpenAI
@@ -50,12 +55,9 @@ from ...frames import (
     InterruptionFrame,
     LLMConfigureOutputFrame,
     LLMContextFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
     LLMTextFrame,
     LLMUpdateSettingsFrame,
     StartFrame,
-    TTSStoppedFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
@@ -64,28 +66,16 @@ from ...frames import (
 from ...pipeline import DOWNSTREAM, UPSTREAM, FrameDirection
 from ..llm import LLMService, LLMServiceError
 from ._realtime_audio import InputAudio, PlayedAudio, TranscriptPacer
-from ._realtime_connection import RealtimeAuthError, as_jpeg, close_quietly, keep_connected
-from ._realtime_conversation import ConversationSync
+from ._realtime_calls import Call, cancel_deferred_calls, run_deferred_calls
+from ._realtime_connection import RealtimeAuthError, close_quietly, keep_connected
+from ._realtime_conversation import ConversationSync, awaits_reply
+from ._realtime_input import commit_input, restart_input_buffer, user_audio, user_image
+from ._realtime_responses import Response, close_response, request_response, stop_output
 from ._realtime_settings import RealtimeSettings, tools_param
 
 logger = logging.getLogger("voxloop.services.realtime")
 
 _SENT_MEMORY = 128
-
-
-@dataclass
-class _Response:
-    """One response of the model, from ``response.created`` to ``response.done``."""
-
-    id: str
-    active: bool = True
-    interrupted: bool = False
-    closed: bool = False  # LLMFullResponseEndFrame pushed
-    audio_started: bool = False
-    text_started: bool = False
-    calls: dict[str, tuple[str, str]] = field(default_factory=dict)  # call_id -> (name, arguments)
-    segment: int = 0  # id of the sentence being spoken (bot-output progress)
-    sentence: str = ""
 
 
 class OpenAIRealtimeService(LLMService):
@@ -150,7 +140,7 @@ class OpenAIRealtimeService(LLMService):
         self._input = InputAudio()
         self._played = PlayedAudio()
         self._pacer = TranscriptPacer(lead_ms=transcript_lead_ms)
-        self._response: _Response | None = None
+        self._response: Response | None = None
         self._create_in_flight = False
         self._create_pending = False
         self._create_on_ready = False
@@ -160,7 +150,7 @@ class OpenAIRealtimeService(LLMService):
         self._measuring = False
         self._bot_speaking = False
         self._user_turn_open = False  # between the user aggregator's UserStarted/StoppedSpeaking frames
-        self._deferred_calls: list[tuple[str, str, str]] = []
+        self._deferred_calls: list[Call] = []
         self._last_image_ns: int | None = None
         self._transcripts: dict[str, str] = {}  # input item id -> transcription so far
         self._sent: dict[str, str] = {}  # event id -> what it was (for error reports)
@@ -195,14 +185,18 @@ class OpenAIRealtimeService(LLMService):
     async def reset_conversation(self) -> None:
         """Start a fresh server conversation from the context (reconnects; the context is replayed)."""
         self._reconnect_now = True
+        self._ready.clear()  # nothing more goes to the old conversation
+        self._configured.clear()
         await self._close_connection()
 
     async def apply_settings(self, changes: dict[str, Any]) -> None:
-        """Change settings now (what ``LLMUpdateSettingsFrame`` does); a new model reconnects."""
+        """Change settings now (what ``LLMUpdateSettingsFrame`` does): all of ``changes`` or, when one is
+        invalid (``ValueError``), none. The session is updated at once; a new model reconnects."""
         changed = self.realtime_settings.update(changes)
         if not changed:
             return
         self.settings.model = self.realtime_settings.model
+        self.settings.max_tokens = self.realtime_settings.max_output_tokens
         self.set_metrics_model(self.realtime_settings.model)
         if "instructions" in changed:
             self._write_instructions_into_context(self.realtime_settings.instructions)
@@ -211,14 +205,19 @@ class OpenAIRealtimeService(LLMService):
         elif self._ready.is_set():
             await self._send_session_update()
 
-    def update_settings(self, changes: dict[str, Any]) -> None:  # the sync LLMService hook: not used
-        self.realtime_settings.update(changes)
+    def update_settings(self, changes: dict[str, Any]) -> None:
+        """Not for a live session: a change must reach the server (``session.update``), which takes an
+        ``await``. Push an ``LLMUpdateSettingsFrame`` or ``await apply_settings(changes)`` instead."""
+        raise TypeError(
+            f"{self.name}: use `await apply_settings(...)` or an LLMUpdateSettingsFrame to change the "
+            "settings of a Realtime session"
+        )
 
     # -- frames ---------------------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, InputAudioRawFrame):
-            await self._user_audio(frame)
+            await user_audio(self, frame)
             await self.push_frame(frame, direction)
         elif isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)
@@ -226,17 +225,16 @@ class OpenAIRealtimeService(LLMService):
         elif isinstance(frame, LLMContextFrame):
             await self._on_context(frame.context, direction)
         elif isinstance(frame, InterruptionFrame):
-            await self._functions.interrupt()
-            await self._stop_output(cancel=True)
+            await self._cut_in(cancel=True)
             await self.push_frame(frame, direction)
         elif isinstance(frame, VADUserStartedSpeakingFrame) and direction is DOWNSTREAM:
             await self.push_frame(frame, direction)
             if not self.realtime_settings.server_turns:
-                await self._restart_input_buffer()
+                await restart_input_buffer(self)
         elif isinstance(frame, VADUserStoppedSpeakingFrame) and direction is DOWNSTREAM:
             await self.push_frame(frame, direction)
             if not self.realtime_settings.server_turns:
-                await self._commit_input()
+                await commit_input(self)
         elif isinstance(frame, UserStartedSpeakingFrame):
             self._user_turn_open = True
             await self.push_frame(frame, direction)
@@ -244,13 +242,13 @@ class OpenAIRealtimeService(LLMService):
             self._user_turn_open = False
             await self.push_frame(frame, direction)
             if self._unanswered_audio and not self.realtime_settings.server_creates_responses:
-                await self._request_response()
-            await self._run_deferred_calls()
+                await request_response(self)
+            await run_deferred_calls(self)
         elif isinstance(frame, BotStartedSpeakingFrame | BotStoppedSpeakingFrame):
             self._bot_speaking = isinstance(frame, BotStartedSpeakingFrame)
             await self.push_frame(frame, direction)
         elif isinstance(frame, InputImageRawFrame):
-            await self._user_image(frame)
+            await user_image(self, frame)
             await self.push_frame(frame, direction)
         elif isinstance(frame, FunctionCallResultFrame) and direction is DOWNSTREAM:
             if self._functions.accept_result_frame(frame):
@@ -298,11 +296,18 @@ class OpenAIRealtimeService(LLMService):
         if not self._ready.is_set():
             self._create_on_ready = True  # the session is being set up: sync and respond once it is
             return
+        if self._sync.rewritten(context.messages):
+            # Replaced wholesale (LLMMessagesUpdateFrame, a summary): appending it would repeat the
+            # history on the server. A fresh server conversation gets the context as it now is.
+            logger.info("%s: the context was rewritten; restarting the server conversation", self)
+            self._create_on_ready = self._create_on_ready or awaits_reply(context.messages)
+            await self.reset_conversation()
+            return
         plan = self._sync.plan(context.messages)
         if plan.instructions is not None or self._tools_changed():
             await self._send_session_update()
         for item in plan.items:
-            await self._send("item", self._conn.conversation.item.create, item=item)
+            await self._send("item", "conversation.item.create", item=item)
         wants = (
             plan.new_input
             or plan.outputs > 0
@@ -310,7 +315,7 @@ class OpenAIRealtimeService(LLMService):
             or (not plan.items and direction is DOWNSTREAM and not self._responded_since_input)
         )
         if wants:
-            await self._request_response()
+            await request_response(self)
 
     def _tools_changed(self) -> bool:
         return tools_param(getattr(self._context, "tools", None)) != self._tools_sent
@@ -323,7 +328,7 @@ class OpenAIRealtimeService(LLMService):
         session = settings.session_param(instructions=instructions, tools=tools)
         if tool_choice is not None and settings.tool_choice is None:
             session["tool_choice"] = tool_choice
-        await self._send("session.update", self._conn.session.update, session=session)
+        await self._send("session.update", "session.update", session=session)
         self._tools_sent = tools
         self._sync.instructions_synced(instructions)
 
@@ -335,140 +340,18 @@ class OpenAIRealtimeService(LLMService):
             return
         plan = self._sync.plan(self._context.messages, replay=True)
         for item in plan.items:
-            await self._send("item", self._conn.conversation.item.create, item=item)
+            await self._send("item", "conversation.item.create", item=item)
         if plan.items:
             logger.info("%s: conversation restored (%d items)", self, len(plan.items))
 
-    # -- responses ------------------------------------------------------------------------------------
+    # -- interruptions ---------------------------------------------------------------------------------
 
-    async def _request_response(self) -> None:
-        """Ask for one response; while one is active, once it is done (requests coalesce)."""
-        self._unanswered_audio = False
-        self._responded_since_input = True
-        if not self._ready.is_set():
-            self._create_on_ready = True
-            return
-        if self._create_in_flight or (self._response is not None and self._response.active):
-            self._create_pending = True
-            return
-        self._create_in_flight = True
-        if not self._measuring:
-            await self._start_measuring()
-        response: dict[str, Any] = {}
-        if self._skip_tts:
-            response["output_modalities"] = ["text"]
-        await self._send("response.create", self._conn.response.create, response=response)
-
-    async def _start_measuring(self) -> None:
-        self._measuring = True
-        await self.start_ttfb_metrics()
-        await self.start_processing_metrics()
-
-    async def _stop_output(self, *, cancel: bool) -> None:
-        """Stop the bot now: cancel the active response, truncate what was not heard, drop the rest."""
-        now = self.clock.now_ns()
-        response = self._response
-        if response is not None and response.active and not response.interrupted:
-            response.interrupted = True
-            if cancel:
-                await self._send("response.cancel", self._conn.response.cancel)
-        item = self._played.item
-        if item is not None and not item.truncated and self._played.unplayed(now):
-            item.truncated = True
-            end_ms = self._played.played_ms(now)
-            logger.debug("%s: truncating %s at %d ms", self, item.item_id, end_ms)
-            await self._send(
-                "truncate",
-                self._conn.conversation.item.truncate,
-                item_id=item.item_id,
-                content_index=item.content_index,
-                audio_end_ms=end_ms,
-            )
-        self._played.stop(now)
-        self._pacer.clear()
-        self._measuring = False
-        if response is not None and not response.closed:
-            await self._close_response(response)
-
-    async def _close_response(self, response: _Response) -> None:
-        response.closed = True
-        if response.audio_started:
-            await self.push_frame(TTSStoppedFrame(context_id=response.id))
-        await self.push_frame(LLMFullResponseEndFrame())
-
-    async def _open_response(self, response_id: str) -> _Response:
-        response = self._response = _Response(response_id)
-        self._create_in_flight = False
-        self._create_retried = False
-        self._responded_since_input = True
-        self._unanswered_audio = False
-        await self.push_frame(LLMFullResponseStartFrame())
-        return response
-
-    async def start_calls(self, calls: list[tuple[str, str, str]]) -> None:
-        """Run the model's function calls; while the user's turn is still being written, after it.
-
-        The server answers before the user aggregator has written the user's words, so calls started at
-        once would land in the context before the question that asked for them.
-        """
-        if self._user_turn_open:
-            self._deferred_calls.extend(calls)
-            return
-        await self._functions.start_calls(calls, self._context)
-
-    async def _run_deferred_calls(self) -> None:
-        calls, self._deferred_calls = self._deferred_calls, []
-        if calls:
-            await self._functions.start_calls(calls, self._context)
-
-    # -- audio and images in ------------------------------------------------------------------------
-
-    async def _user_audio(self, frame: InputAudioRawFrame) -> None:
-        if not self._ready.is_set():
-            return
-        batch = self._input.add(frame.audio, frame.sample_rate, frame.num_channels)
-        if batch:
-            await self._append(batch)
-
-    async def _append(self, pcm: bytes) -> None:
-        audio = base64.b64encode(pcm).decode("ascii")
-        await self._send("append", self._conn.input_audio_buffer.append, audio=audio)
-
-    async def _restart_input_buffer(self) -> None:
-        """Manual turns, speech starts: drop older audio from the buffer, keep the pre-roll."""
-        if not self._ready.is_set():
-            return
-        self._input.drop_pending()
-        await self._send("clear", self._conn.input_audio_buffer.clear)
-        if preroll := self._input.preroll():
-            await self._append(preroll)
-
-    async def _commit_input(self) -> None:
-        if not self._ready.is_set():
-            return
-        if batch := self._input.flush():
-            await self._append(batch)
-        await self._send("commit", self._conn.input_audio_buffer.commit)
-        await self._start_measuring()
-
-    async def _user_image(self, frame: InputImageRawFrame) -> None:
-        now = self.clock.now_ns()
-        if not self._ready.is_set():
-            return
-        if self._last_image_ns is not None and now - self._last_image_ns < self.video_interval_secs * 1e9:
-            return
-        self._last_image_ns = now
-        # Raw pixels are encoded off the event loop (a few ms for a camera frame).
-        jpeg = await asyncio.to_thread(as_jpeg, frame.image, frame.size, frame.format)
-        if jpeg is None or not self._ready.is_set():
-            return
-        url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-        item = {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_image", "image_url": url, "detail": self.video_frame_detail}],
-        }
-        await self._send("image", self._conn.conversation.item.create, item=item)
+    async def _cut_in(self, *, cancel: bool) -> None:
+        """The user cut in: stop the bot (``cancel``: the response too), cancel the calls that say so,
+        and answer the calls still waiting for the user's turn as cancelled."""
+        await self._functions.interrupt()
+        await cancel_deferred_calls(self)
+        await stop_output(self, cancel=cancel)
 
     # -- the connection -------------------------------------------------------------------------------
 
@@ -487,7 +370,7 @@ class OpenAIRealtimeService(LLMService):
             if not response.interrupted and not self._closing and not self._reconnect_now:
                 self._create_on_ready = True  # the answer was cut off: ask again once reconnected
             if not response.closed:
-                await self._close_response(response)
+                await close_response(self, response)
 
     async def _close_connection(self) -> None:
         conn = self._conn
@@ -516,9 +399,11 @@ class OpenAIRealtimeService(LLMService):
         await self._call_event_handler("on_error", error)
         await self.push_frame(error, UPSTREAM)
 
-    async def _send(self, what: str, method: Any, **kwargs: Any) -> None:
-        """Send one client event (dropped, with a log line, when there is no connection)."""
-        if self._conn is None:
+    async def _send(self, what: str, method: str, **kwargs: Any) -> None:
+        """Send one client event with the connection's ``method`` (a dotted path such as
+        ``"conversation.item.create"``); dropped, with a log line, when there is no connection."""
+        conn = self._conn
+        if conn is None:
             logger.debug("%s: not connected, %s dropped", self, what)
             return
         self._event_ids += 1
@@ -528,7 +413,7 @@ class OpenAIRealtimeService(LLMService):
             if len(self._sent) > _SENT_MEMORY:
                 self._sent.pop(next(iter(self._sent)))
         try:
-            await method(event_id=event_id, **kwargs)
+            await reduce(getattr, method.split("."), conn)(event_id=event_id, **kwargs)
         except Exception as exc:  # the receive loop notices a lost connection and reconnects
             logger.warning("%s: sending %s failed: %r", self, what, exc)
 
