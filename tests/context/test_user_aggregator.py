@@ -9,6 +9,8 @@ import pytest
 from voxloop.context import LLMContext, LLMUserAggregator
 from voxloop.frames import (
     AssistantTurnStoppedFrame,
+    BotOutputPauseFrame,
+    BotOutputResumeFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     EndFrame,
@@ -202,6 +204,61 @@ async def test_short_noise_while_the_bot_speaks_leaves_no_trace(no_leaked_tasks:
         assert all(s.harness.down.index(f) > starts for f in s.down(InterruptionFrame))
         await settle()
     assert ("on_user_speech_rejected", ("",)) in s.events
+
+
+async def test_a_noise_over_the_bot_pauses_it_then_resumes_it_and_leaves_no_trace(
+    no_leaked_tasks: None,
+) -> None:
+    async with Session(UserTurnParams(interruption_min_speech_secs=0.4)) as s:
+        await s.bot_speaks()
+        await s.send(vad_start())
+        # The bot is held at once, downstream only (towards the output), before anything is decided.
+        assert len(s.down(BotOutputPauseFrame)) == 1 and not s.up(BotOutputPauseFrame)
+        assert not s.down(BotOutputResumeFrame) and s.agg.turn_controller.bot_paused
+        await s.send(UserSpeakingFrame())
+        await s.wait(0.1)
+        await s.send(vad_stop())  # about 0.1 s of speech: a cough
+        assert len(s.down(BotOutputResumeFrame)) == 1 and not s.agg.turn_controller.bot_paused
+        pause, resume = s.down(BotOutputPauseFrame)[0], s.down(BotOutputResumeFrame)[0]
+        assert s.harness.down.index(pause) < s.harness.down.index(resume)
+        await s.send(*said("hm"))
+        await s.wait(10)
+        assert not s.down(InterruptionFrame) and not s.down(UserStartedSpeakingFrame)
+        assert not s.down(LLMContextFrame) and not s.agg.user_turn_open
+        assert s.context.messages == [{"role": "system", "content": "be brief"}]
+        assert len(s.down(BotOutputPauseFrame)) == 1 and len(s.down(BotOutputResumeFrame)) == 1
+        await settle()
+    assert [e[0] for e in s.events] == ["on_user_speech_rejected"]
+
+
+async def test_a_barge_in_after_the_pause_interrupts_without_resuming(no_leaked_tasks: None) -> None:
+    async with Session(UserTurnParams(interruption_min_speech_secs=0.4)) as s:
+        await s.bot_speaks()
+        await s.send(vad_start())
+        await s.wait(0.3)
+        await s.send(UserSpeakingFrame())  # 0.5 s after the onset: a barge-in
+        assert len(s.down(InterruptionFrame)) == 1 and len(s.down(UserStartedSpeakingFrame)) == 1
+        pause, interruption = s.down(BotOutputPauseFrame)[0], s.down(InterruptionFrame)[0]
+        assert s.harness.down.index(pause) < s.harness.down.index(interruption)
+        await s.send_up(BotStoppedSpeakingFrame())
+        await s.wait(0.3)
+        await s.send(vad_stop(), *said("hold on"))
+        await s.wait(1.0)
+        assert s.user_messages() == ["hold on"]
+        assert not s.down(BotOutputResumeFrame)  # the interruption cleared the pause
+
+
+async def test_no_pause_when_turned_off_or_when_the_bot_is_not_speaking(no_leaked_tasks: None) -> None:
+    async with Session(UserTurnParams(pause_on_speech=False)) as s:
+        await s.bot_speaks()
+        await s.send(vad_start())
+        await s.wait(0.1)
+        await s.send(vad_stop())
+        assert not s.down(BotOutputPauseFrame) and not s.down(BotOutputResumeFrame)
+    async with Session() as s:
+        await s.send(LLMRunFrame())  # thinking
+        await s.send(vad_start())
+        assert not s.down(BotOutputPauseFrame) and len(s.down(InterruptionFrame)) == 1
 
 
 async def test_noise_alone_while_the_bot_speaks_opens_nothing(no_leaked_tasks: None) -> None:

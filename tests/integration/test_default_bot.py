@@ -18,9 +18,20 @@ import pytest
 from helpers.bots import ContextKeepingBot
 from helpers.server import running_server, start_websocket_session
 from helpers.speech import silence, spoken
+from voxloop.bots import SessionInfo
+from voxloop.context import LLMUserAggregator
+from voxloop.frames import (
+    BotOutputPauseFrame,
+    BotStartedSpeakingFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    VADUserStartedSpeakingFrame,
+)
+from voxloop.pipeline import BaseObserver, FramePushed, PipelineTask
 from voxloop.server import ServerConfig
 from voxloop.services.local.demo_agent import HELP
 from voxloop.testing.rtvi_client import RTVIClient
+from voxloop.transports.base_output import BaseOutputTransport
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,9 +80,45 @@ async def test_spoken_question_gets_the_time_through_a_function_call(speech_work
     assert re.search(r"\d{1,2}:\d{2}", answer["data"]["text"])
 
 
+class HopTimes(BaseObserver):
+    """Pipeline-clock times of the hops the barge-in latency is measured from."""
+
+    def __init__(self) -> None:
+        self.vad_starts: list[int] = []  # a VAD start reaching the user aggregator
+        self.pauses: list[int] = []  # a pause reaching the output
+        self.interruptions: list[int] = []  # an interruption leaving the output
+        self.bot_started: list[int] = []
+        self.writes: list[int] = []  # each audio chunk the output wrote (pushed on right after the write)
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        frame, t = data.frame, data.timestamp
+        if isinstance(data.destination, LLMUserAggregator) and isinstance(frame, VADUserStartedSpeakingFrame):
+            self.vad_starts.append(t)
+        elif isinstance(data.destination, BaseOutputTransport) and isinstance(frame, BotOutputPauseFrame):
+            self.pauses.append(t)
+        elif isinstance(data.source, BaseOutputTransport):
+            if isinstance(frame, OutputAudioRawFrame):
+                self.writes.append(t)
+            elif isinstance(frame, InterruptionFrame):
+                self.interruptions.append(t)
+            elif isinstance(frame, BotStartedSpeakingFrame):
+                self.bot_started.append(t)
+
+
+class ObservedBot(ContextKeepingBot):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.hops = HopTimes()
+
+    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
+        task = super().__call__(transport, session)
+        task.add_observer(self.hops)
+        return task
+
+
 async def test_barge_in_stops_the_bot_and_stores_only_what_was_played(speech_workers) -> None:
     ask_help, interrupt = await spoken("Help."), await spoken("What time is it?")
-    bot = ContextKeepingBot("default")
+    bot = ObservedBot("default")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
         RTVIClient(await start_websocket_session(base)) as client,
@@ -99,6 +146,22 @@ async def test_barge_in_stops_the_bot_and_stores_only_what_was_played(speech_wor
     # The stored reply is the played prefix: exactly the words the client was told were spoken.
     assert words(stored) == words(played_text(client.messages[:index]))
     assert 0 < len(words(stored)) < len(words(HELP))
+    # The bot fell silent at the speech onset, not at the barge-in's confirmation (0.2-0.3 s later): the
+    # output wrote no audio more than 50 ms after the VAD start reached the user aggregator.
+    hops = bot.hops
+    first_reply = hops.bot_started[0]
+    vad_start = next(t for t in hops.vad_starts if t > first_reply)
+    barge_in = next(t for t in hops.interruptions if t > vad_start)
+    last_write = max(t for t in hops.writes if t < barge_in)
+    stopped_ms = (last_write - vad_start) / 1e6
+    paused_ms = [(t - vad_start) / 1e6 for t in hops.pauses if vad_start <= t < barge_in]
+    print(
+        f"VAD start -> last audio write {stopped_ms:.2f} ms, pause at the output {paused_ms} ms,"
+        f" interruption {(barge_in - vad_start) / 1e6:.0f} ms"
+    )
+    assert stopped_ms <= 50
+    assert paused_ms and paused_ms[0] <= 50
+    assert (barge_in - vad_start) / 1e6 > 100  # the pause, not the interruption, silenced the bot
 
 
 def position(messages: list[dict[str, Any]], message: dict[str, Any]) -> int:

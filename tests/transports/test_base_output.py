@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from voxloop.frames import (
+    BotOutputPauseFrame,
+    BotOutputResumeFrame,
     BotSpeakingFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -12,8 +14,9 @@ from voxloop.frames import (
     OutputTransportMessageFrame,
     OutputTransportMessageUrgentFrame,
     TTSAudioRawFrame,
+    TTSTextFrame,
 )
-from voxloop.testing import FakeClock, PipelineHarness
+from voxloop.testing import FakeClock, PipelineHarness, settle
 from voxloop.transports.base_output import BaseOutputTransport
 from voxloop.transports.params import TransportParams
 
@@ -134,3 +137,149 @@ async def test_audio_is_converted_to_the_output_rate() -> None:
         await clock.advance(3)  # let it play out, so the End at exit does not wait
     total = sum(len(chunk) for _, chunk in output.writes)
     assert abs(total - 2 * 24000 * 2) < 2 * 24000 * 2 * 0.02  # 2 s of 24 kHz mono, give or take filter delay
+
+
+# -- pause and resume (the user may be barging in) -------------------------------------------------------
+
+CHUNK_40MS = 24000 * 40 // 1000 * 2
+
+
+def numbered_chunks(count: int) -> bytes:
+    """``count`` 40 ms chunks of 24 kHz mono, chunk n filled with the byte n (to check the order)."""
+    return b"".join(bytes([n]) * CHUNK_40MS for n in range(count))
+
+
+async def test_pause_holds_the_audio_and_resume_continues_where_it_stopped() -> None:
+    clock = FakeClock()
+    params = TransportParams(audio_out_chunk_ms=40, audio_out_lead_ms=100, bot_stop_grace_secs=0.1)
+    output = RecordingOutput(params)
+    async with PipelineHarness(output, clock=clock) as h:
+        t0 = clock.now_ns()
+        await h.push(OutputAudioRawFrame(audio=numbered_chunks(10), sample_rate=24000, num_channels=1))
+        await h.push(TTSTextFrame(text="played after its audio"))
+        await h.push(OutputTransportMessageFrame(message={"after": "audio"}))
+        await clock.advance(0.2)
+        assert len(output.writes) == 8  # chunks 0-7 (sent 100 ms ahead; chunk 8 is due at 220 ms)
+        await h.push(BotOutputPauseFrame())
+        await settle()
+        assert output.paused
+        # Held: nothing written, and the bot does not stop speaking though its audio ran out (at 320 ms)
+        # long ago, grace included; the text behind the audio stays queued.
+        await clock.advance(1.0)
+        assert len(output.writes) == 8
+        assert not h.down_recorder.of_type(BotStoppedSpeakingFrame)
+        assert not h.up_recorder.of_type(BotStoppedSpeakingFrame)
+        assert not h.down_recorder.of_type(TTSTextFrame) and not output.sent
+        resumed_at = clock.now_ns()
+        await h.push(BotOutputResumeFrame())
+        await h.down_recorder.wait_for(OutputTransportMessageFrame)
+        assert not output.paused
+        # The rest goes out at once (the player ran dry: playback restarts now), then the queued text.
+        assert [(t - resumed_at) // MS for t, _ in output.writes[8:]] == [0, 0]
+        assert [chunk[0] for _, chunk in output.writes] == list(range(10))
+        assert all(len(set(chunk)) == 1 for _, chunk in output.writes)
+        down = h.down_recorder.frames
+        text = h.down_recorder.of_type(TTSTextFrame)[0]
+        assert down.index(text) > down.index(h.down_recorder.of_type(OutputAudioRawFrame)[-1])
+        assert output.sent[0][0] >= output.writes[-1][0]
+        # And it stops speaking after the resumed audio has played (80 ms) plus the grace (100 ms).
+        await clock.advance(0.17)
+        assert not h.down_recorder.of_type(BotStoppedSpeakingFrame)
+        await clock.advance(0.02)
+        await h.down_recorder.wait_for(BotStoppedSpeakingFrame)
+    assert len(h.down_recorder.of_type(BotStartedSpeakingFrame)) == 1
+    assert len(h.down_recorder.of_type(BotStoppedSpeakingFrame)) == 1
+    assert (resumed_at - t0) // MS == 1200
+    # Both control frames pass on.
+    assert h.down_recorder.of_type(BotOutputPauseFrame) and h.down_recorder.of_type(BotOutputResumeFrame)
+
+
+async def test_a_pause_during_the_wait_for_the_next_chunk_holds_that_chunk() -> None:
+    clock = FakeClock()
+    output = RecordingOutput(TransportParams(audio_out_chunk_ms=40, audio_out_lead_ms=0))
+    async with PipelineHarness(output, clock=clock) as h:
+        await h.push(OutputAudioRawFrame(audio=numbered_chunks(5), sample_rate=24000, num_channels=1))
+        await clock.advance(0.03)  # chunk 0 written; chunk 1 waits until 40 ms
+        assert len(output.writes) == 1
+        await h.push(BotOutputPauseFrame())
+        await clock.advance(0.5)
+        assert len(output.writes) == 1
+        await h.push(BotOutputResumeFrame())
+        await clock.advance(0.5)
+    assert [chunk[0] for _, chunk in output.writes] == [0, 1, 2, 3, 4]
+
+
+async def test_resume_with_nothing_held_stops_the_bot_after_the_grace() -> None:
+    clock = FakeClock()
+    params = TransportParams(audio_out_chunk_ms=40, audio_out_lead_ms=100, bot_stop_grace_secs=0.1)
+    output = RecordingOutput(params)
+    async with PipelineHarness(output, clock=clock) as h:
+        await h.push(OutputAudioRawFrame(audio=numbered_chunks(2), sample_rate=24000, num_channels=1))
+        await clock.advance(0.01)  # all sent; it plays until 80 ms
+        await h.push(BotOutputPauseFrame())
+        await clock.advance(1.0)
+        assert not h.down_recorder.of_type(BotStoppedSpeakingFrame)  # a pause is not the end of a reply
+        await h.push(BotOutputResumeFrame())
+        await clock.advance(0.09)
+        assert not h.down_recorder.of_type(BotStoppedSpeakingFrame)
+        await clock.advance(0.02)
+        await h.down_recorder.wait_for(BotStoppedSpeakingFrame)
+    assert len(output.writes) == 2
+
+
+async def test_interruption_while_paused_drops_everything_and_clears_the_pause() -> None:
+    clock = FakeClock()
+    output = RecordingOutput(TransportParams(audio_out_chunk_ms=20, audio_out_lead_ms=40))
+    async with PipelineHarness(output, clock=clock) as h:
+        await h.push(OutputAudioRawFrame(audio=tone(1000), sample_rate=24000, num_channels=1))
+        await h.push(TTSTextFrame(text="never heard"))
+        await h.push(OutputAudioRawFrame(audio=tone(1000), sample_rate=24000, num_channels=1))
+        await clock.advance(0.2)
+        await h.push(BotOutputPauseFrame())
+        await clock.advance(0.3)
+        written = len(output.writes)
+        assert not h.down_recorder.of_type(BotStoppedSpeakingFrame)
+        await h.push(InterruptionFrame())
+        await h.down_recorder.wait_for(BotStoppedSpeakingFrame)  # at once, not after a grace
+        assert not output.paused
+        await clock.advance(1.0)
+        assert len(output.writes) == written
+        # The next reply plays normally, with no resume.
+        await h.push(OutputAudioRawFrame(audio=tone(100), sample_rate=24000, num_channels=1))
+        await clock.advance(0.2)
+    assert len(output.writes) == written + 5 and output.interruptions == 1
+    assert not h.down_recorder.of_type(TTSTextFrame)
+    assert len(h.down_recorder.of_type(BotStartedSpeakingFrame)) == 2
+
+
+async def test_end_while_paused_plays_out_what_is_held_then_ends() -> None:
+    clock = FakeClock()
+    output = RecordingOutput(TransportParams(audio_out_chunk_ms=40, audio_out_lead_ms=100))
+    async with PipelineHarness(output, clock=clock) as h:
+        await h.push(OutputAudioRawFrame(audio=numbered_chunks(10), sample_rate=24000, num_channels=1))
+        await h.push(TTSTextFrame(text="the last words"))
+        await clock.advance(0.1)
+        await h.push(BotOutputPauseFrame())
+        await clock.advance(1.0)
+        held = len(output.writes)
+        # The session ends while the bot is held: the End resumes it, the rest plays, then the End.
+        await h.task.stop_when_done()
+        await clock.advance(0.1)
+        assert not h.down_recorder.of_type(EndFrame) and not output.paused
+        await clock.advance(0.5)
+        await h.down_recorder.wait_for(EndFrame)
+    assert held < 10 and [chunk[0] for _, chunk in output.writes] == list(range(10))
+    assert h.down_recorder.of_type(TTSTextFrame) and h.down_recorder.of_type(BotStoppedSpeakingFrame)
+
+
+async def test_cancel_while_paused_does_not_hang() -> None:
+    clock = FakeClock()
+    output = RecordingOutput(TransportParams(audio_out_chunk_ms=40, audio_out_lead_ms=100))
+    harness = PipelineHarness(output, clock=clock)
+    await harness.__aenter__()
+    await harness.push(OutputAudioRawFrame(audio=numbered_chunks(10), sample_rate=24000, num_channels=1))
+    await clock.advance(0.1)
+    await harness.push(BotOutputPauseFrame())
+    await clock.advance(0.5)
+    await harness.cancel()
+    assert len(output.writes) < 10 and not output.paused

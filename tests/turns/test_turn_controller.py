@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from voxloop.turns import BotState, TurnController, UserTurnParams
-from voxloop.turns._controller import SpeechRejected, TurnEnded, TurnStarted, UserIdle
+from voxloop.turns._controller import (
+    PauseBot,
+    ResumeBot,
+    SpeechRejected,
+    TurnEnded,
+    TurnStarted,
+    UserIdle,
+)
 
 S = 1_000_000_000
 
@@ -44,35 +51,125 @@ def test_undecided_speech_is_dropped_when_its_words_never_come() -> None:
     )
     turns = TurnController(params)
     turns.on_bot_started(0)
-    turns.on_vad_started(1 * S, 0.2)
+    assert kinds(turns.on_vad_started(1 * S, 0.2)) == [PauseBot]
     assert turns.on_vad_stopped(2 * S, 0.3) == []  # long enough; waiting for words
-    assert turns.has_undecided_speech
-    assert kinds(turns.on_timer(4 * S)) == [SpeechRejected]
+    assert turns.has_undecided_speech and turns.bot_paused
+    assert kinds(turns.on_timer(4 * S)) == [SpeechRejected, ResumeBot]
     assert not turns.turn_open and not turns.has_undecided_speech
 
 
 def test_bot_stopping_confirms_pending_speech() -> None:
     turns = TurnController(UserTurnParams(interruption_min_speech_secs=2.0))
     turns.on_bot_started(0)
-    assert turns.on_vad_started(1 * S, 0.2) == []
+    assert kinds(turns.on_vad_started(1 * S, 0.2)) == [PauseBot]
     assert turns.bot_state is BotState.SPEAKING
     actions = turns.on_bot_stopped(int(1.5 * S))
-    assert kinds(actions) == [TurnStarted]
+    assert kinds(actions) == [TurnStarted] and not turns.bot_paused  # the interruption clears the pause
 
 
 def test_speech_ticks_confirm_a_barge_in_without_waiting_for_the_vad_stop_delay() -> None:
     turns = TurnController(UserTurnParams(interruption_min_speech_secs=0.4))
     turns.on_bot_started(0)
     onset = 1 * S
-    assert turns.on_vad_started(onset + int(0.224 * S), 0.224) == []  # 0.224 s of speech so far
+    assert kinds(turns.on_vad_started(onset + int(0.224 * S), 0.224)) == [PauseBot]  # 0.224 s of speech
     assert turns.on_user_speaking(onset + int(0.3 * S)) == []
     # A tick proves speech up to now: 0.4 s after the onset the barge-in is decided, not 0.32 s later.
     assert kinds(turns.on_user_speaking(onset + int(0.4 * S))) == [TurnStarted]
 
 
 def test_without_ticks_speech_only_counts_up_to_the_vad_stop_delay_ago() -> None:
-    turns = TurnController(UserTurnParams(interruption_min_speech_secs=0.4))
+    turns = TurnController(UserTurnParams(interruption_min_speech_secs=0.4, pause_on_speech=False))
     turns.on_bot_started(0)
-    turns.on_vad_started(1 * S, 0.2)  # onset at 0.8 s
+    assert turns.on_vad_started(1 * S, 0.2) == []  # onset at 0.8 s
     assert turns.on_timer(int(1.4 * S)) == []  # 0.6 s after the onset, but the VAD could still say "stopped"
     assert kinds(turns.on_timer(int(1.52 * S))) == [TurnStarted]  # 1.52 - 0.3 = 1.22 >= 0.8 + 0.4
+
+
+# -- pause on speech: the bot falls silent at the VAD start, resumes on a false alarm --------------------
+
+
+def speaking_bot(**params: object) -> TurnController:
+    turns = TurnController(UserTurnParams(**params))  # type: ignore[arg-type]
+    turns.on_response_started(0)
+    turns.on_bot_started(0)
+    return turns
+
+
+def test_undecided_speech_over_the_bot_pauses_it_and_a_short_noise_resumes_it() -> None:
+    turns = speaking_bot(interruption_min_speech_secs=0.4)
+    assert kinds(turns.on_vad_started(1 * S, 0.2)) == [PauseBot] and turns.bot_paused
+    assert turns.on_user_speaking(int(1.1 * S)) == []  # still undecided: no second pause
+    # 0.2 s of speech (the VAD stops 0.3 s after it ended): noise. Rejected, and the bot goes on.
+    actions = turns.on_vad_stopped(int(1.3 * S), 0.3)
+    assert kinds(actions) == [SpeechRejected, ResumeBot] and not turns.bot_paused
+    assert not turns.turn_open and turns.bot_state is BotState.SPEAKING
+    # Its late words change nothing.
+    assert turns.on_transcription(int(1.5 * S), "uh") == []
+    assert turns.on_transcription_finished(int(1.5 * S)) == []
+
+
+def test_too_few_words_resume_the_bot_once_the_stt_has_spoken() -> None:
+    turns = speaking_bot(interruption_min_speech_secs=0.3, interruption_min_words=2)
+    assert kinds(turns.on_vad_started(1 * S, 0.2)) == [PauseBot]
+    assert turns.on_vad_stopped(2 * S, 0.3) == []  # long enough, the words decide: still paused
+    assert turns.bot_paused
+    assert turns.on_transcription(int(2.3 * S), "yeah") == []
+    assert kinds(turns.on_transcription_finished(int(2.3 * S))) == [SpeechRejected, ResumeBot]
+    assert not turns.bot_paused and not turns.turn_open
+
+
+def test_confirmed_speech_interrupts_and_the_interruption_clears_the_pause() -> None:
+    turns = speaking_bot(interruption_min_speech_secs=0.4)
+    assert kinds(turns.on_vad_started(1 * S, 0.2)) == [PauseBot]
+    actions = turns.on_user_speaking(int(1.2 * S))  # 0.4 s since the onset
+    assert kinds(actions) == [TurnStarted] and actions[0].interrupt  # type: ignore[attr-defined]
+    assert not turns.bot_paused  # no ResumeBot: the interruption drops the held audio instead
+    # Further speech belongs to the open turn: no pause.
+    turns.on_vad_stopped(int(1.8 * S), 0.3)
+    assert turns.on_vad_started(2 * S, 0.2) == []
+
+
+def test_a_second_burst_while_paused_keeps_one_pause_until_both_are_decided() -> None:
+    turns = speaking_bot(interruption_min_speech_secs=0.3, interruption_min_words=3)
+    assert kinds(turns.on_vad_started(1 * S, 0.2)) == [PauseBot]
+    turns.on_vad_stopped(int(1.8 * S), 0.3)
+    assert turns.on_vad_started(2 * S, 0.2) == []  # already paused
+    assert turns.on_transcription(int(2.1 * S), "yeah") == []
+    assert turns.on_transcription_finished(int(2.1 * S)) == [SpeechRejected("yeah")]  # the second holds on
+    assert turns.bot_paused
+    assert kinds(turns.on_vad_stopped(int(2.3 * S), 0.3)) == [SpeechRejected, ResumeBot]  # 0.2 s: noise
+
+
+def test_the_bot_stopping_on_its_own_makes_the_pause_moot() -> None:
+    turns = speaking_bot(interruption_min_speech_secs=0.4, interruption_min_words=2)
+    assert kinds(turns.on_vad_started(1 * S, 0.2)) == [PauseBot]
+    turns.on_vad_stopped(2 * S, 0.3)
+    # The bot stops (its reply had ended before the pause): the held speech is now a normal turn.
+    actions = turns.on_bot_stopped(int(2.1 * S))
+    assert kinds(actions) == [TurnStarted] and not turns.bot_paused
+
+
+def test_turning_the_pause_off_at_run_time_resumes() -> None:
+    turns = speaking_bot(interruption_min_speech_secs=0.4, interruption_min_words=2)
+    assert kinds(turns.on_vad_started(1 * S, 0.2)) == [PauseBot]
+    turns.params.pause_on_speech = False
+    assert kinds(turns.on_timer(int(1.1 * S))) == [ResumeBot]
+
+
+def test_no_pause_when_listening_thinking_or_turned_off() -> None:
+    listening = TurnController(UserTurnParams())
+    assert kinds(listening.on_vad_started(1 * S, 0.2)) == [TurnStarted]
+    thinking = TurnController(UserTurnParams(thinking_min_speech_secs=0.5))
+    thinking.on_response_started(0)
+    assert thinking.on_vad_started(1 * S, 0.2) == []  # undecided, but nothing to pause
+    off = speaking_bot(pause_on_speech=False)
+    assert off.on_vad_started(1 * S, 0.2) == [] and not off.bot_paused
+    ignoring = speaking_bot(allow_interruptions=False)
+    assert ignoring.on_vad_started(1 * S, 0.2) == [] and not ignoring.bot_paused
+    assert ignoring.on_vad_stopped(int(2 * S), 0.3) == []
+
+
+def test_the_end_forgets_the_pause() -> None:
+    turns = speaking_bot()
+    turns.on_vad_started(1 * S, 0.2)
+    assert turns.on_end() is None and not turns.bot_paused

@@ -8,6 +8,10 @@ keeps one owned timer task for its deadlines. It also applies context edits that
 Bot state comes from ``BotStarted/StoppedSpeakingFrame`` (travelling upstream from the output
 transport), from the ``LLMContextFrame`` pushed here ("thinking"), and from the assistant aggregator's
 upstream ``AssistantTurnStoppedFrame`` (the reply is over).
+
+While the bot speaks, speech that may be a barge-in pauses the bot at once: the controller's ``PauseBot``
+and ``ResumeBot`` become ``BotOutputPauseFrame`` / ``BotOutputResumeFrame`` pushed downstream (system
+frames: they overtake the LLM's and the TTS's queues and reach the output transport inline).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections.abc import Awaitable, Callable
 
 from ..frames import (
     AssistantTurnStoppedFrame,
+    BotOutputPauseFrame,
+    BotOutputResumeFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     CancelFrame,
@@ -45,6 +51,8 @@ from ..pipeline import DOWNSTREAM, FrameDirection, FrameProcessor
 from ..turns._controller import (
     Action,
     BotState,
+    PauseBot,
+    ResumeBot,
     SpeechRejected,
     TurnController,
     TurnEnded,
@@ -179,6 +187,12 @@ class LLMUserAggregator(FrameProcessor):
             elif isinstance(action, SpeechRejected):
                 logger.debug("%s: speech taken for noise while the bot was busy: %r", self, action.text)
                 await self._call_event_handler("on_user_speech_rejected", action.text)
+            elif isinstance(action, PauseBot):
+                logger.debug("%s: user speech over the bot: pausing its output", self)
+                await self.push_frame(BotOutputPauseFrame(), DOWNSTREAM)
+            elif isinstance(action, ResumeBot):
+                logger.debug("%s: resuming the bot's output", self)
+                await self.push_frame(BotOutputResumeFrame(), DOWNSTREAM)
             elif isinstance(action, UserIdle):
                 await self._call_event_handler("on_user_turn_idle")
         self._reschedule()

@@ -89,6 +89,8 @@ from .metrics import (
 )
 from .speaking import (
     AssistantTurnStoppedFrame,
+    BotOutputPauseFrame,
+    BotOutputResumeFrame,
     BotSpeakingFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -135,6 +137,8 @@ __all__ = [
     "AssistantTurnStoppedFrame",
     "AudioRawFrame",
     "BotConnectedFrame",
+    "BotOutputPauseFrame",
+    "BotOutputResumeFrame",
     "BotSpeakingFrame",
     "BotStartedSpeakingFrame",
     "BotStoppedSpeakingFrame",

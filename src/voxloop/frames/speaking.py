@@ -64,6 +64,22 @@ class BotStoppedSpeakingFrame(SystemFrame):
 
 
 @dataclass(eq=False)
+class BotOutputPauseFrame(SystemFrame):
+    """Hold the bot's audio at the output: the user may be barging in (not decided yet).
+
+    The output transport stops writing audio at once but drops nothing, and the bot does not count as
+    stopped speaking while paused. Cleared by :class:`BotOutputResumeFrame` (a false alarm: playback
+    continues where it stopped), by an interruption (the barge-in was confirmed) or by an End (what is
+    left plays out).
+    """
+
+
+@dataclass(eq=False)
+class BotOutputResumeFrame(SystemFrame):
+    """Continue the bot's audio held by :class:`BotOutputPauseFrame`, exactly where it stopped."""
+
+
+@dataclass(eq=False)
 class BotSpeakingFrame(SystemFrame):
     """The bot is speaking right now (a periodic tick while audio plays)."""
 

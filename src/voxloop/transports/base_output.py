@@ -13,6 +13,12 @@ broadcast, so processors before and after the output learn about it.
 
 On interruption everything queued is dropped immediately, the playing frame is cancelled, and
 the client is told.
+
+Pause (``BotOutputPauseFrame``, sent when the user may be barging in but that is not decided yet):
+no further chunk is written, nothing is dropped, and the bot does not count as stopped speaking, so
+text queued behind the held audio stays queued. ``BotOutputResumeFrame`` continues exactly where it
+stopped (the player ran dry, so playback restarts then); an interruption clears the pause along with
+the queue; an End clears it too, and what is left plays out before the End goes on.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from typing import Any
 
 from ..audio import PCMConverter
 from ..frames import (
+    BotOutputPauseFrame,
+    BotOutputResumeFrame,
     BotSpeakingFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -36,7 +44,7 @@ from ..frames import (
     OutputTransportMessageUrgentFrame,
     StartFrame,
 )
-from ..pipeline import UPSTREAM, FrameDirection, FrameProcessor
+from ..pipeline import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
 from .params import TransportParams
 
 logger = logging.getLogger("voxloop.transports")
@@ -58,11 +66,19 @@ class BaseOutputTransport(FrameProcessor):
         self._speaking = False
         self._last_tick_ns = 0
         self._audio_sent = asyncio.Event()
+        self._paused = False
+        self._resumed = asyncio.Event()  # set whenever not paused
+        self._resumed.set()
         self._watcher: asyncio.Task[None] | None = None
 
     @property
     def sample_rate(self) -> int:
         return self._rate
+
+    @property
+    def paused(self) -> bool:
+        """True while a ``BotOutputPauseFrame`` holds the bot's audio."""
+        return self._paused
 
     # -- what concrete transports provide ----------------------------------------------------
 
@@ -85,6 +101,13 @@ class BaseOutputTransport(FrameProcessor):
 
     # -- frames ------------------------------------------------------------------------------
 
+    async def queue_frame(self, frame: Frame, direction: FrameDirection = DOWNSTREAM) -> None:
+        if isinstance(frame, EndFrame) and direction is DOWNSTREAM:
+            # The End waits in the queue behind the held audio: the session is ending, so that audio
+            # plays out rather than waiting for a resume that may never come.
+            self._resume()
+        await super().queue_frame(frame, direction)
+
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if direction is UPSTREAM:
             await self.push_frame(frame, direction)
@@ -100,6 +123,12 @@ class BaseOutputTransport(FrameProcessor):
         elif isinstance(frame, InterruptionFrame):
             await self._interrupted()
             await self.push_frame(frame, direction)
+        elif isinstance(frame, BotOutputPauseFrame):
+            self._pause()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, BotOutputResumeFrame):
+            self._resume()
+            await self.push_frame(frame, direction)
         elif isinstance(frame, OutputAudioRawFrame):
             if self.params.audio_out_enabled:
                 await self._play(frame)
@@ -112,6 +141,7 @@ class BaseOutputTransport(FrameProcessor):
             await self.stop()
             await self.push_frame(frame, direction)
         elif isinstance(frame, CancelFrame):
+            self._resume()
             await self._stop_watching()
             await self.stop()
             await self.push_frame(frame, direction)
@@ -127,16 +157,10 @@ class BaseOutputTransport(FrameProcessor):
     async def _play(self, frame: OutputAudioRawFrame) -> None:
         assert self._converter is not None
         pcm = self._converter.convert(frame.audio, frame.sample_rate, frame.num_channels)
-        clock, rate, step = self.clock, self._rate, self._chunk_bytes
+        rate, step = self._rate, self._chunk_bytes
         for start in range(0, len(pcm) - len(pcm) % 2, step):
             chunk = pcm[start : start + step]
-            now = clock.now_ns()
-            if self._next_play_ns < now:
-                self._next_play_ns = now  # the player ran dry: playback restarts now
-            send_at = self._next_play_ns - self._lead_ns
-            if send_at > now:
-                await clock.sleep((send_at - now) / 1e9)
-                now = clock.now_ns()
+            now = await self._wait_until_chunk_due()
             if not self._speaking:
                 self._speaking = True
                 self._last_tick_ns = now
@@ -149,6 +173,38 @@ class BaseOutputTransport(FrameProcessor):
                 self._last_tick_ns = now
                 await self.broadcast_frame(BotSpeakingFrame)
 
+    async def _wait_until_chunk_due(self) -> int:
+        """Waits until the next chunk is due (``audio_out_lead_ms`` before it plays) and not paused."""
+        clock = self.clock
+        while True:
+            if self._paused:
+                await self._resumed.wait()
+            now = clock.now_ns()
+            if self._next_play_ns < now:
+                self._next_play_ns = now  # the player ran dry: playback restarts now
+            send_at = self._next_play_ns - self._lead_ns
+            if send_at > now:
+                await clock.sleep((send_at - now) / 1e9)
+                now = clock.now_ns()
+            if not self._paused:  # a pause that came during the wait holds this chunk back
+                return now
+
+    def _pause(self) -> None:
+        if not self._paused:
+            self._paused = True
+            self._resumed.clear()
+
+    def _resume(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        self._resumed.set()
+        if self._speaking:
+            # Count the stop grace from now: the held audio is written at once, and if none was held
+            # the bot stops speaking after the grace, as after any last chunk.
+            self._next_play_ns = max(self._next_play_ns, self.clock.now_ns())
+            self._audio_sent.set()
+
     async def _wait_until_played(self) -> None:
         remaining = self._next_play_ns - self.clock.now_ns()
         if remaining > 0:
@@ -156,6 +212,8 @@ class BaseOutputTransport(FrameProcessor):
         await self._stopped_speaking()
 
     async def _interrupted(self) -> None:
+        self._paused = False
+        self._resumed.set()
         self._next_play_ns = self.clock.now_ns()
         if self._converter is not None:
             self._converter.reset()
@@ -170,14 +228,17 @@ class BaseOutputTransport(FrameProcessor):
             await self.broadcast_frame(BotStoppedSpeakingFrame)
 
     async def _watch_speaking(self) -> None:
-        """Stops the bot speaking once the last audio has played and nothing followed it."""
+        """Stops the bot speaking once the last audio has played and nothing followed it.
+
+        Not while paused: held audio is not the end of the reply (a resume wakes this up again).
+        """
         grace_ns = int(self.params.bot_stop_grace_secs * 1e9)
         while True:
             await self._audio_sent.wait()
             self._audio_sent.clear()
             while (remaining := self._next_play_ns + grace_ns - self.clock.now_ns()) > 0:
                 await self.clock.sleep(remaining / 1e9)
-            if not self._audio_sent.is_set():
+            if not self._audio_sent.is_set() and not self._paused:
                 await self._stopped_speaking()
 
     async def _stop_watching(self) -> None:

@@ -9,6 +9,11 @@ Speech is tracked as *segments* (VAD start to VAD stop). A segmented STT deliver
 to the oldest segment not finished yet. A segment is either part of the turn (accepted), noise
 (rejected: its words are dropped whenever they arrive), or undecided: speech that began while the bot
 was busy and has not yet met the barge-in thresholds.
+
+Speech that starts while the bot speaks and is undecided pauses the bot (:class:`PauseBot`), so the bot
+falls silent at the speech onset rather than when the barge-in is confirmed: a confirmed barge-in then
+interrupts (which clears the pause), and a rejected one resumes it (:class:`ResumeBot`), as does any
+change that makes the pause moot (the bot stopped speaking, the turn opened without an interruption).
 """
 
 from __future__ import annotations
@@ -62,7 +67,17 @@ class UserIdle:
     """The bot finished and the user said nothing for ``user_idle_timeout_secs``."""
 
 
-Action = TurnStarted | TurnEnded | SpeechRejected | UserIdle
+@dataclass
+class PauseBot:
+    """Hold the bot's audio: the user may be barging in (``UserTurnParams.pause_on_speech``)."""
+
+
+@dataclass
+class ResumeBot:
+    """Continue the held audio: the speech was noise, or the pause no longer matters."""
+
+
+Action = TurnStarted | TurnEnded | SpeechRejected | UserIdle | PauseBot | ResumeBot
 
 
 @dataclass
@@ -72,6 +87,7 @@ class _Segment:
     heard_until_ns: int = 0  # speech was certainly still going on at this time (UserSpeakingFrame)
     closed_ns: int | None = None  # when the VAD said so
     accepted: bool | None = None  # None: undecided
+    holds_bot: bool = False  # began while the bot spoke: the bot is paused until it is decided
     texts: list[str] = field(default_factory=list)
     interim_words: int = 0
 
@@ -95,6 +111,7 @@ class TurnController:
         self._last_activity_ns = 0
         self._turn_interrupted_thinking = False
         self._idle_since_ns: int | None = None
+        self.bot_paused = False  # a PauseBot was sent and not yet undone (by ResumeBot or an interruption)
         # How long the VAD takes to say "stopped" after speech ends (learnt from its stop frames). While
         # it says "speaking", speech is only known to have lasted until now minus this.
         self._vad_stop_ns = int(0.3 * _NS)
@@ -169,7 +186,13 @@ class TurnController:
             segment.accepted = False
         self._current = segment
         self._segments.append(segment)
-        return self._evaluate(now_ns)
+        actions = self._evaluate(now_ns)
+        if segment.accepted is None and self.params.pause_on_speech and self.bot_state is BotState.SPEAKING:
+            segment.holds_bot = True
+            if not self.bot_paused:
+                self.bot_paused = True
+                actions.append(PauseBot())
+        return actions
 
     def on_vad_stopped(self, now_ns: int, stop_secs: float) -> list[Action]:
         self.vad_speaking = False
@@ -245,6 +268,7 @@ class TurnController:
         ended = self._close_turn(forced=True) if self.turn_open else None
         self._segments.clear()
         self._current = None
+        self.bot_paused = False  # the output plays out what it holds at the End
         return ended
 
     # -- internals ---------------------------------------------------------------------------------
@@ -277,6 +301,7 @@ class TurnController:
         interrupt = self.params.allow_interruptions
         if interrupt:
             self.response_open = False
+            self.bot_paused = False  # the interruption clears the pause along with the bot's output
         return TurnStarted(interrupt=interrupt, bot_state=state)
 
     def _close_turn(self, *, forced: bool = False) -> TurnEnded:
@@ -356,7 +381,18 @@ class TurnController:
         ):
             self._idle_since_ns = None
             actions.append(UserIdle())
+        if self.bot_paused and not self._holds_bot():
+            self.bot_paused = False
+            actions.append(ResumeBot())
         return actions
+
+    def _holds_bot(self) -> bool:
+        """The pause still matters: the bot speaks and speech that began over it is undecided."""
+        return (
+            self.params.pause_on_speech
+            and self.bot_state is BotState.SPEAKING
+            and any(s.holds_bot and s.accepted is None for s in self._segments)
+        )
 
     def next_deadline(self, now_ns: int) -> int | None:
         """When :meth:`on_timer` should be called next (pipeline clock ns, after ``now_ns``), or None."""

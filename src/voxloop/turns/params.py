@@ -64,6 +64,12 @@ class UserTurnParams:
       prove the user is still talking, so a barge-in lands 0.4-0.5 s after the onset (0.4 s rejects
       coughs, clicks and most one-syllable backchannels; raise the word count to reject "yeah" /
       "okay" too, at the cost of waiting for the STT; 0 interrupts at the VAD start).
+    - ``pause_on_speech`` (True): speech that starts while the bot speaks and is not decided yet pauses
+      the bot's audio at once (no more is written; nothing is dropped and the bot still counts as
+      speaking), so the bot falls silent within a few ms of the VAD start instead of 0.2-0.3 s later.
+      A confirmed barge-in interrupts as above; noise resumes the audio exactly where it stopped (the
+      user hears a gap the length of the noise plus the VAD's stop delay, about 0.3-0.5 s, longer when
+      ``interruption_min_words`` waits for the STT). False: the bot talks on until the barge-in.
     - While the bot is thinking (the LLM runs, nothing audible yet), the same with
       ``thinking_min_speech_secs`` (0: the user simply continues talking, so the pending reply is
       stale and is cancelled at once) and ``thinking_min_words``.
@@ -78,6 +84,7 @@ class UserTurnParams:
     allow_interruptions: bool = True
     interruption_min_speech_secs: float = 0.4
     interruption_min_words: int = 0
+    pause_on_speech: bool = True
     thinking_min_speech_secs: float = 0.0
     thinking_min_words: int = 0
     user_idle_timeout_secs: float | None = None
