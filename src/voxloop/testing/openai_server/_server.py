@@ -98,6 +98,19 @@ def error_response(
     )
 
 
+async def scripted_fault(entry: dict[str, Any], extra_delay: float = 0.0) -> JSONResponse | None:
+    """Play a scripted answer's faults: wait its ``delay`` (plus ``extra_delay``), and answer its
+    ``status`` (with ``message``) as an OpenAI error if it has one; None when the request goes on."""
+    delay = float(entry.get("delay", 0.0)) + extra_delay
+    if delay > 0:
+        await asyncio.sleep(delay)  # a fault injected on purpose: a slow server
+    if "status" not in entry:
+        return None
+    status = int(entry["status"])
+    message = str(entry.get("message", f"scripted error {status}"))
+    return error_response(status, message, None, "server_error" if status >= 500 else "invalid_request_error")
+
+
 def _route_factories() -> list[RouteFactory]:
     """Every endpoint module's ``routes`` (imported here so a missing optional module is simply skipped)."""
     import importlib

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ._server import RecordedRequest, error_response
+from ._server import RecordedRequest, error_response, scripted_fault
 
 if TYPE_CHECKING:
     from ._server import OpenAITestServer
@@ -78,14 +78,10 @@ async def _transcribe(server: OpenAITestServer, request: Request) -> Response:
         return error_response(400, "streaming transcriptions are not supported by the test server")
 
     entry = _next_entry(server)
-    delay = float(entry.get("delay", 0.0)) + float(server.script.get("transcription_delay", 0.0))
-    if delay > 0:
-        await asyncio.sleep(delay)  # a fault injected on purpose: a slow server
-    if "status" in entry:
-        status = int(entry["status"])
-        message = str(entry.get("message", f"scripted error {status}"))
-        kind = "server_error" if status >= 500 else "invalid_request_error"
-        return error_response(status, message, None, kind)
+    if (
+        fault := await scripted_fault(entry, float(server.script.get("transcription_delay", 0.0)))
+    ) is not None:
+        return fault
     assert audio is not None
     pcm, rate, seconds = audio
     text = entry.get("text")
