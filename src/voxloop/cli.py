@@ -67,17 +67,18 @@ def _run_server(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allowed_origin),
     )
     served = ", ".join(transports)
-    print(
-        f"voxloop: bot {args.bot!r} on http://{args.host}:{args.port} ({served}; Ctrl-C to stop)", flush=True
-    )
 
     async def preload_and_serve() -> None:
-        preload = bot_preloader(bot)
-        if preload is not None:  # models load once per process, before the first client waits on them
-            result = preload()
-            if inspect.isawaitable(result):
-                await result
         try:
+            preload = bot_preloader(bot)
+            if preload is not None:  # models load once per process, before the first client waits on them
+                result = preload()
+                if inspect.isawaitable(result):
+                    await result
+            print(
+                f"voxloop: bot {args.bot!r} on http://{args.host}:{args.port} ({served}; Ctrl-C to stop)",
+                flush=True,
+            )
             await serve(config, args.host, args.port)
         finally:
             if (engines := sys.modules.get("voxloop.services.local.speech_engines")) is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -73,3 +74,64 @@ async def test_unknown_bot_is_a_clear_error() -> None:
     _out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert b"unknown bot 'nonexistent'" in err
+
+
+async def test_the_default_bot_loads_its_models_first_and_leaves_no_worker_behind() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "voxloop.cli",
+        "run",
+        "--port",
+        str(port),
+        "--transport",
+        "websocket",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**env, "VOXLOOP_TTS": "espeak"},
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        while not lines or "listening on" not in lines[-1]:
+            lines.append((await asyncio.wait_for(process.stdout.readline(), 60)).decode())
+        # Progress first, then the banner once the models are in, then the server.
+        assert "loading models" in lines[0]
+        assert any("Whisper tiny.en ready" in line for line in lines)
+        assert any("espeak voice ready" in line for line in lines)
+        assert any("offline demo agent" in line for line in lines)
+        assert "bot 'default'" in lines[-2]
+        workers = _speech_workers_of(process.pid)
+        assert len(workers) == 1, workers  # one espeak worker, shared by every session
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), 15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert code == 0, (await process.stderr.read()).decode() if process.stderr else ""
+    assert not any(_alive(pid) for pid in workers), "the speech worker outlived the server"
+
+
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def _speech_workers_of(parent: int) -> list[int]:
+    """PIDs of the speech worker processes started by ``parent``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except OSError:
+            continue
+        if ppid == parent and b"_speech_worker" in command:
+            found.append(int(entry))
+    return found
