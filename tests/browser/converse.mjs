@@ -53,6 +53,13 @@ try {
   await chooseTransport(page, opts.transport, until);
   report.stage = "connect";
   await connect(page, until);
+  // The browser's processing of the mic as captured (the page asks for it: see MIC_PROCESSING).
+  report.micSettings = await page.evaluate(() => {
+    const track = window.voxloop.client.tracks().local.audio;
+    if (!track) return null;
+    const { echoCancellation, autoGainControl, noiseSuppression } = track.getSettings();
+    return { echoCancellation, autoGainControl, noiseSuppression };
+  });
 
   // The fake mic's file started with the capture (at Connect); its lead-in silence covers the
   // connection, and the test checks that the bot was ready before the question began.

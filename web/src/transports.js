@@ -6,12 +6,15 @@ import {
   SmallWebRTCTransport,
   WavMediaManager as WebRTCWavMediaManager,
 } from "@pipecat-ai/small-webrtc-transport";
-import { metered, MIC_SAMPLE_RATE } from "./audio.js";
+import { installMicProcessing, metered, MIC_SAMPLE_RATE } from "./audio.js";
 
 // Never the default media managers: they download Daily's call bundle at run time, so an offline
 // page would hang at "initializing". Each transport gets its own package's WavMediaManager.
 const WebSocketMedia = metered(WebSocketWavMediaManager);
 const WebRTCMedia = metered(WebRTCWavMediaManager);
+
+// Both transports capture the mic with the same processing (see MIC_PROCESSING).
+installMicProcessing();
 
 export const TRANSPORTS = [
   {
