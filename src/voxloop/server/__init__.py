@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from .app import ServerConfig, Sessions, create_app, wait_for_sessions_to_end
+from .app import create_app, wait_for_sessions_to_end
+from .config import ServerConfig
 from .run import serve
+from .sessions import BotStartError, Session, SessionRegistry
 
-__all__ = ["ServerConfig", "Sessions", "create_app", "serve", "wait_for_sessions_to_end"]
+__all__ = [
+    "BotStartError",
+    "ServerConfig",
+    "Session",
+    "SessionRegistry",
+    "create_app",
+    "serve",
+    "wait_for_sessions_to_end",
+]

@@ -1,8 +1,9 @@
 """The dev server's ASGI app: the endpoints the published clients and prebuilt UIs expect.
 
 ``GET /status``, ``POST /start`` (``{"transport": "websocket"}`` -> ``{"wsUrl": ...}`` plus a
-``token`` when tokens are required) and ``WS /ws``. Many sessions run in one process, each its
-own pipeline task; past ``max_sessions`` new ones are refused with a clear reason.
+``token`` when tokens are required; ``{"transport": "webrtc"}`` -> ``{"sessionId", "iceConfig"}``)
+and ``WS /ws``. Many sessions run in one process; their registry and lifecycle are
+:mod:`voxloop.server.sessions`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
-import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,10 +23,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from .. import __version__
-from ..bots import BotFactory, SessionInfo, create_task
-from ..pipeline import PipelineTask
-from ..transports.params import TransportParams
+from ..bots import SessionInfo
 from ..transports.websocket import WebSocketTransport
+from .config import ServerConfig
+from .sessions import SessionRegistry
 
 if TYPE_CHECKING:
     from .webrtc_routes import WebRTCSignalling
@@ -44,64 +42,8 @@ CLOSE_FORBIDDEN_ORIGIN = 4003
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
-@dataclass
-class ServerConfig:
-    bot: BotFactory
-    transports: tuple[str, ...] = ("websocket",)
-    max_sessions: int = 50
-    require_token: bool = False
-    token_ttl_secs: float = 60.0
-    allowed_origins: tuple[str, ...] = ()
-    transport_params: TransportParams = field(default_factory=TransportParams)
-
-
-class Sessions:
-    """The running sessions of this process: counted, limited, and all cancelled at shutdown."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._tasks: dict[str, PipelineTask] = {}
-        self._tokens: dict[str, float] = {}
-        self.empty = asyncio.Event()
-        self.empty.set()
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    @property
-    def full(self) -> bool:
-        return len(self._tasks) >= self.limit
-
-    def add(self, session_id: str, task: PipelineTask) -> None:
-        self._tasks[session_id] = task
-        self.empty.clear()
-
-    def remove(self, session_id: str) -> None:
-        self._tasks.pop(session_id, None)
-        if not self._tasks:
-            self.empty.set()
-
-    def cancel_all(self, reason: str) -> None:
-        for task in list(self._tasks.values()):
-            task.request_cancel(reason)
-
-    def issue_token(self, ttl_secs: float) -> str:
-        now = time.monotonic()
-        self._tokens = {t: expiry for t, expiry in self._tokens.items() if expiry > now}
-        token = secrets.token_urlsafe(24)
-        self._tokens[token] = now + ttl_secs
-        return token
-
-    def redeem_token(self, token: str | None) -> bool:
-        """True once per valid token: tokens are single-use and expire."""
-        if token is None:
-            return False
-        expiry = self._tokens.pop(token, None)
-        return expiry is not None and expiry > time.monotonic()
-
-
 def create_app(config: ServerConfig) -> Starlette:
-    sessions = Sessions(config.max_sessions)
+    sessions = SessionRegistry(config.max_sessions)
     webrtc: WebRTCSignalling | None = None
     if "webrtc" in config.transports:
         from .webrtc_routes import WebRTCSignalling  # needs the webrtc extra (aiortc)
@@ -141,8 +83,8 @@ def create_app(config: ServerConfig) -> Starlette:
                 {"detail": f"transport {transport!r} is not served here (served: {list(config.transports)})"},
                 status_code=400,
             )
-        if sessions.full:
-            return JSONResponse({"detail": "the server is full; try again later"}, status_code=503)
+        if (refusal := sessions.refusal()) is not None:
+            return JSONResponse({"detail": refusal}, status_code=503)
         if transport == "webrtc" and webrtc is not None:
             return JSONResponse(webrtc.start_reply(body))
         scheme = "wss" if request.url.scheme == "https" else "ws"
@@ -160,31 +102,17 @@ def create_app(config: ServerConfig) -> Starlette:
             await websocket.close(code=CLOSE_UNAUTHORIZED, reason="missing, used or expired token")
             return
         await websocket.accept()
-        if sessions.full:
-            await websocket.close(code=CLOSE_FULL, reason="the server is full; try again later")
+        if (refusal := sessions.refusal()) is not None:
+            await websocket.close(code=CLOSE_FULL, reason=refusal)
             return
-        session = SessionInfo(session_id=uuid.uuid4().hex[:12], transport="websocket")
         transport = WebSocketTransport(websocket, config.transport_params)
-        try:
-            task = await create_task(config.bot, transport, session)
-        except Exception:
-            logger.exception("session %s: the bot could not be created", session.session_id)
+
+        async def refuse() -> None:
             await transport.send_error("the bot could not start")
             await transport.close()
-            return
 
-        @transport.event_handler("on_client_disconnected")
-        def client_left(transport: WebSocketTransport) -> None:
-            task.request_cancel("client disconnected")
-
-        sessions.add(session.session_id, task)
-        logger.info("session %s started (%d running)", session.session_id, len(sessions))
-        try:
-            await task.run()
-        finally:
-            sessions.remove(session.session_id)
-            await transport.close()
-            logger.info("session %s ended (%d running)", session.session_id, len(sessions))
+        session = SessionInfo(session_id=uuid.uuid4().hex[:12], transport="websocket")
+        await sessions.run_session(config.bot, transport, session, close=transport.close, refuse=refuse)
 
     routes = [
         Route("/", index),
@@ -206,7 +134,8 @@ def create_app(config: ServerConfig) -> Starlette:
 
 async def wait_for_sessions_to_end(app: Starlette, timeout: float) -> None:
     """Cancel every session and wait (bounded) until they are gone: for a clean shutdown."""
-    sessions: Sessions = app.state.sessions
+    sessions: SessionRegistry = app.state.sessions
+    sessions.stop_accepting()
     sessions.cancel_all("server shutting down")
     try:
         await asyncio.wait_for(sessions.empty.wait(), timeout)

@@ -8,13 +8,15 @@ from types import FrameType
 
 import uvicorn
 
-from .app import ServerConfig, Sessions, create_app
+from .app import create_app
+from .config import ServerConfig
+from .sessions import SessionRegistry
 
 logger = logging.getLogger("voxloop.server")
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, sessions: Sessions) -> None:
+    def __init__(self, config: uvicorn.Config, sessions: SessionRegistry) -> None:
         super().__init__(config)
         self._sessions = sessions
 
@@ -25,6 +27,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # uvicorn waits for open connections; ending the sessions is what closes them.
+        self._sessions.stop_accepting()
         self._sessions.cancel_all("server shutting down")
         super().handle_exit(sig, frame)
 

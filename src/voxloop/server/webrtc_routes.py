@@ -7,9 +7,10 @@ do not know, starts a new connection and a new session, as the peer's runner doe
 ``{pc_id, candidates:[{candidate, sdp_mid, sdp_mline_index}]}``; an unknown ``pc_id`` is a 404.
 Bad JSON, a bad SDP or a bad candidate is a 400 with ``{"detail": ...}``; a full server is a 503.
 
-Each connection is its own session: a :class:`~voxloop.pipeline.PipelineTask` from the bot
-factory, counted in the server's :class:`~voxloop.server.app.Sessions`, cancelled when the peer
-leaves; the peer connection is closed (``peerLeft`` first) when the session ends.
+Each connection is its own session, started and run by the server's
+:class:`~voxloop.server.sessions.SessionRegistry` (the offer is answered once the bot's task
+exists, then the session runs in a task owned here); the peer connection is closed (``peerLeft``
+first) when the session ends.
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..bots import SessionInfo, create_task
+from ..bots import SessionInfo
 from ..transports.webrtc import SignallingError, WebRTCConnection, WebRTCTransport
-
-if TYPE_CHECKING:  # app.py imports this module lazily; no import cycle at run time
-    from .app import ServerConfig, Sessions
+from .config import ServerConfig
+from .sessions import BotStartError, SessionRegistry
 
 __all__ = ["WebRTCSignalling", "webrtc_routes"]
 
@@ -52,14 +52,14 @@ class WebRTCSignalling:
     """The server's peer connections by ``pc_id``, and the sessions they run.
 
     ``can_accept`` is the limit hook, asked before every new connection (default: the session
-    registry is not full). ``ice_servers`` are handed to aiortc and to clients via /start; by
+    registry accepts new sessions). ``ice_servers`` are handed to aiortc and to clients via /start; by
     default there are none, so nothing ever contacts a public STUN server.
     """
 
     def __init__(
         self,
         config: ServerConfig,
-        sessions: Sessions,
+        sessions: SessionRegistry,
         *,
         ice_servers: list[dict[str, Any]] | None = None,
         can_accept: Callable[[], bool] | None = None,
@@ -69,7 +69,7 @@ class WebRTCSignalling:
         self.ice_servers: list[dict[str, Any]] = list(
             ice_servers if ice_servers is not None else getattr(config, "ice_servers", None) or []
         )
-        self.can_accept = can_accept or (lambda: not sessions.full)
+        self.can_accept = can_accept or (lambda: sessions.accepting)
         self._connections: dict[str, WebRTCConnection] = {}
         self._runners: set[asyncio.Task[None]] = set()
         self._pending: dict[str, tuple[float, dict[str, Any]]] = {}  # /start sessions not yet offered
@@ -169,46 +169,34 @@ class WebRTCSignalling:
         if isinstance(request_data, dict):
             body = request_data
         if not self.can_accept():
-            raise _HTTPError(503, "the server is full; try again later")
+            raise _HTTPError(503, self.sessions.refusal() or "the server is full; try again later")
         connection = WebRTCConnection(self.ice_servers)
         try:
             answer = await connection.answer(sdp, "offer")
         except SignallingError as exc:
             await connection.close(str(exc), notify_peer=False)
             raise _HTTPError(400, str(exc)) from None
-        session = SessionInfo(session_id=session_id, transport="webrtc", body=body)
+        info = SessionInfo(session_id=session_id, transport="webrtc", body=body)
         transport = WebRTCTransport(connection, self.config.transport_params)
-        try:
-            task = await create_task(self.config.bot, transport, session)
-        except Exception:
-            logger.exception("session %s: the bot could not be created", session_id)
+
+        async def refuse() -> None:  # the offer's reply says why; the peer never connected
             await connection.close("the bot could not start", notify_peer=False)
-            raise _HTTPError(500, "the bot could not start") from None
 
-        @transport.event_handler("on_client_disconnected")
-        def client_left(transport: WebRTCTransport) -> None:
-            task.request_cancel("client disconnected")
-
-        self._connections[answer["pc_id"]] = connection
-        self.empty.clear()
-        self.sessions.add(session_id, task)
-        runner = asyncio.create_task(self._run(session_id, task, transport), name=f"webrtc-{session_id}")
-        self._runners.add(runner)
-        runner.add_done_callback(self._runners.discard)
-        logger.info("session %s started over WebRTC (%d running)", session_id, len(self.sessions))
-        return answer
-
-    async def _run(self, session_id: str, task: Any, transport: WebRTCTransport) -> None:
-        try:
-            await task.run()
-        except Exception:
-            logger.exception("session %s failed", session_id)
-        finally:
-            self.sessions.remove(session_id)
+        async def close() -> None:
             await transport.close("the session ended")
             await transport._finish_event_handlers()
-            self._forget(transport.connection)
-            logger.info("session %s ended (%d running)", session_id, len(self.sessions))
+            self._forget(connection)
+
+        try:
+            session = await self.sessions.start(self.config.bot, transport, info, close=close, refuse=refuse)
+        except BotStartError:
+            raise _HTTPError(500, "the bot could not start") from None
+        self._connections[answer["pc_id"]] = connection
+        self.empty.clear()
+        runner = asyncio.create_task(self.sessions.run(session), name=f"webrtc-{session_id}")
+        self._runners.add(runner)
+        runner.add_done_callback(self._runners.discard)
+        return answer
 
     def _forget(self, connection: WebRTCConnection) -> None:
         for pc_id in [k for k, v in self._connections.items() if v is connection]:
@@ -230,7 +218,7 @@ class WebRTCSignalling:
 
 
 def webrtc_routes(
-    config: ServerConfig, sessions: Sessions, signalling: WebRTCSignalling | None = None
+    config: ServerConfig, sessions: SessionRegistry, signalling: WebRTCSignalling | None = None
 ) -> list[Route]:
     """The offer routes; pass ``signalling`` to share it with ``/start`` (see ``start_reply``)."""
     if signalling is None:
