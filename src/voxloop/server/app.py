@@ -1,9 +1,9 @@
 """The dev server's ASGI app: the endpoints the published clients and prebuilt UIs expect.
 
 ``GET /status``, ``POST /start`` (``{"transport": "websocket"}`` -> ``{"wsUrl": ...}`` plus a
-``token`` when tokens are required; ``{"transport": "webrtc"}`` -> ``{"sessionId", "iceConfig"}``)
-and ``WS /ws``. Many sessions run in one process; their registry and lifecycle are
-:mod:`voxloop.server.sessions`.
+``token`` when tokens are required; ``{"transport": "webrtc"}`` -> ``{"sessionId", "iceConfig"}``;
+no ``transport``: see :func:`default_transport`) and ``WS /ws``. Many sessions run in one process;
+their registry and lifecycle are :mod:`voxloop.server.sessions`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,18 @@ CLOSE_FORBIDDEN_ORIGIN = 4003
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
+def default_transport(served: tuple[str, ...]) -> str:
+    """The transport of a ``/start`` that names none, as the peer's runner picks it.
+
+    The one served; with several, ``webrtc`` (the peer's default, what the published SmallWebRTC
+    client expects when it sends no body). Both published clients send the same empty request, so a
+    WebSocket client of a server with both transports must ask for ``{"transport": "websocket"}``.
+    """
+    if len(served) == 1:
+        return served[0]
+    return "webrtc" if "webrtc" in served else (served[0] if served else "websocket")
+
+
 def create_app(config: ServerConfig) -> Starlette:
     sessions = SessionRegistry(config.max_sessions)
     webrtc: WebRTCSignalling | None = None
@@ -77,7 +89,9 @@ def create_app(config: ServerConfig) -> Starlette:
             return JSONResponse({"detail": "the request body is not JSON"}, status_code=400)
         if not isinstance(body, dict):
             return JSONResponse({"detail": "the request body must be a JSON object"}, status_code=400)
-        transport = body.get("transport", "websocket")
+        transport = body.get("transport")
+        if transport is None:
+            transport = default_transport(config.transports)
         if transport not in config.transports:
             return JSONResponse(
                 {"detail": f"transport {transport!r} is not served here (served: {list(config.transports)})"},
