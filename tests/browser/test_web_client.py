@@ -22,6 +22,7 @@ import soxr
 
 from helpers.bots import answering_rtvi
 from helpers.browser import run_driver
+from helpers.paths import AUDIO
 from helpers.server import running_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
@@ -37,8 +38,6 @@ from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineT
 from voxloop.server import ServerConfig
 from voxloop.server import app as server_app
 
-ROOT = Path(__file__).resolve().parents[2]
-AUDIO = ROOT.parent / "shared" / "testdata" / "audio"
 DRIVE = Path(__file__).with_name("drive.mjs")
 
 RATE = 16000  # what the page sends: 16 kHz mono PCM16
