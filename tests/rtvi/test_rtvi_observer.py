@@ -177,7 +177,7 @@ async def test_bot_output_never_ahead_of_the_audio() -> None:
             "data": {
                 "text": "Hello there.",
                 "aggregated_by": "sentence",
-                "segment_id": str(first.id),
+                "segment_id": first.id,
                 "will_be_spoken": True,
                 "spoken_status": "new",
                 "spoken_progress": {"accumulated_text": "", "remaining_text": "Hello there."},
@@ -190,7 +190,7 @@ async def test_bot_output_never_ahead_of_the_audio() -> None:
             "data": {
                 "text": "Hello there.",
                 "aggregated_by": "sentence",
-                "segment_id": str(said.id),
+                "segment_id": said.id,
                 "will_be_spoken": True,
                 "spoken_status": "completed",
                 "spoken_progress": {"accumulated_text": "Hello there.", "remaining_text": ""},
@@ -202,7 +202,7 @@ async def test_bot_output_never_ahead_of_the_audio() -> None:
             "data": {
                 "text": "How are you?",
                 "aggregated_by": "sentence",
-                "segment_id": str(second.id),
+                "segment_id": second.id,
                 "will_be_spoken": True,
                 "spoken_status": "new",
                 "spoken_progress": {"accumulated_text": "", "remaining_text": "How are you?"},
@@ -243,7 +243,7 @@ async def test_unspoken_text_and_word_progress() -> None:
     assert outputs[0] == {
         "text": "[shown only]",
         "aggregated_by": "note",
-        "segment_id": str(silent.id),
+        "segment_id": silent.id,
         "will_be_spoken": False,
     }
     assert outputs[1]["spoken_status"] == "new"
@@ -251,7 +251,7 @@ async def test_unspoken_text_and_word_progress() -> None:
         {
             "text": "Hello",
             "aggregated_by": "sentence",
-            "segment_id": str(segment.id),
+            "segment_id": segment.id,
             "will_be_spoken": True,
             "spoken_status": "in-progress",
             "spoken_progress": {"accumulated_text": "Hello", "remaining_text": " world"},
@@ -259,7 +259,7 @@ async def test_unspoken_text_and_word_progress() -> None:
         {
             "text": " world",
             "aggregated_by": "sentence",
-            "segment_id": str(segment.id),
+            "segment_id": segment.id,
             "will_be_spoken": True,
             "spoken_status": "completed",
             "spoken_progress": {"accumulated_text": "Hello world", "remaining_text": ""},

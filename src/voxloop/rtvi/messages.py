@@ -4,13 +4,19 @@ Every message is ``{"label": "rtvi-ai", "type": ..., "id"?: ..., "data"?: ...}``
 messages leave out fields that are None; ``id`` is echoed on answers so clients can match them to
 their requests. Client ``data`` models validate what a client sends; unknown extra fields are
 tolerated (newer clients add fields), wrong types are not.
+
+The server models cover what the current published clients declare (``@pipecat-ai/client-js``
+1.13.1, protocol 2.1.0) and what the peer's current server sends (pipecat 1.14, protocol 2.2.0),
+so the test kit can check either. :func:`validate_server_message` is strict by default (no
+unknown type, no unknown field: for checking voxloop's own output) and lenient on request (what
+a client can live with from a newer server: unknown types and extra fields pass).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LABEL = "rtvi-ai"
 
@@ -21,6 +27,13 @@ class _Data(BaseModel):
 
 class _StrictData(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _ServerData(BaseModel):
+    """A server message's data: extra fields are kept, so a newer server's additions validate
+    leniently; ``validate_server_message(strict=True)`` then refuses them."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 # -- client -> server -----------------------------------------------------------------------
@@ -175,97 +188,194 @@ CLIENT_REQUESTS = {"client-message", "describe-config", "describe-actions", "get
 # -- server -> client -----------------------------------------------------------------------
 
 
-class AboutServer(_Data):
+class AboutServer(_ServerData):
     library: str
     library_version: str
 
 
-class BotReadyData(_Data):
+class BotCapabilities(_ServerData):
+    """What the bot does in this session (protocol 2.2.0); None or absent: unknown."""
+
+    audio_in: bool | None = None
+    audio_out: bool | None = None
+    video_in: bool | None = None
+    screen_in: bool | None = None
+    video_out: bool | None = None
+    metrics: bool | None = None
+
+
+class BotReadyData(_ServerData):
     version: str
     about: AboutServer | None = None
+    capabilities: BotCapabilities | None = None  # protocol 2.2.0
     config: list[ServiceConfig] | None = None  # only for clients below 1.0
 
 
-class ErrorData(_StrictData):
+class ErrorData(_ServerData):
     error: str
     fatal: bool = False
+    message: str | None = None  # the clients' deprecated twin of `error`
 
 
-class ErrorResponseData(_StrictData):
+class ErrorResponseData(_ServerData):
     error: str
 
 
-class ServerResponseData(_StrictData):
+class ServerResponseData(_ServerData):
     t: str
     d: Any = None
 
 
-class TranscriptionData(_StrictData):
+class TranscriptionData(_ServerData):
     text: str
     user_id: str
     timestamp: str
     final: bool
 
 
-class TextData(_StrictData):
+class TextData(_ServerData):
     text: str
 
 
-class SpokenProgress(_StrictData):
+class UserInputData(_ServerData):
+    """``user-input`` (protocol 2.2.0): what the user said or typed, the twin of ``bot-output``."""
+
+    text: str
+    input_type: Literal["transcription", "chat", "backchannel"]
+    timestamp: str
+    final: bool
+    user_id: str | None = None
+    msg_id: str | None = None  # for chat: the id of the client's send-text
+
+
+class SpokenProgress(_ServerData):
     accumulated_text: str
     remaining_text: str
 
 
-class BotOutputData(_StrictData):
+class BotOutputData(_ServerData):
     text: str
+    output_type: str | None = None  # protocol 2.2.0's name for aggregated_by
+    text_type: str | None = None  # a deprecated 2.2.0 alias of output_type
     aggregated_by: str | None = None
-    segment_id: str | None = None
+    segment_id: int | None = None  # a number in the clients' types and the peer's output
     spoken: bool | None = None  # the 1.x clients' field
     will_be_spoken: bool | None = None
     spoken_status: Literal["new", "in-progress", "completed"] | None = None
     spoken_progress: SpokenProgress | None = None
 
 
-class FunctionCallStartedData(_StrictData):
+class BotLLMMarkerData(_ServerData):
+    """``bot-llm-marker`` (protocol 2.2.0): structured LLM output kept out of the spoken text."""
+
+    text: str
+    kind: str | None = None
+    raw: str | None = None
+    markers: list[str] | None = None
+
+
+class AudioData(_ServerData):
+    """``bot-tts-audio``: base64 PCM16 with its format (also the JSON wire's bot audio)."""
+
+    audio: str
+    sample_rate: int = Field(gt=0)
+    num_channels: int = Field(gt=0)
+
+
+class FunctionCallStartedData(_ServerData):
     function_name: str | None = None
 
 
-class FunctionCallInProgressData(_StrictData):
+class FunctionCallInProgressData(_ServerData):
     tool_call_id: str
     function_name: str | None = None
     arguments: Any = None
 
 
-class FunctionCallStoppedData(_StrictData):
+class FunctionCallStoppedData(_ServerData):
     tool_call_id: str
     cancelled: bool
     function_name: str | None = None
     result: Any = None
 
 
-class LegacyFunctionCallData(_StrictData):
-    function_name: str
+class LegacyFunctionCallData(_ServerData):
     tool_call_id: str
+    function_name: str | None = None
     args: Any = None
 
 
-class AudioLevelData(_StrictData):
+class SearchResult(_ServerData):
+    text: str
+    confidence: list[float]
+
+
+class SearchOrigin(_ServerData):
+    site_uri: str | None = None
+    site_title: str | None = None
+    results: list[SearchResult]
+
+
+class SearchResponseData(_ServerData):
+    search_result: str | None = None
+    rendered_content: str | None = None
+    origins: list[SearchOrigin]
+
+
+class UICommandData(_ServerData):
+    command: str
+    payload: Any = None
+
+
+class UIJobGroupData(_ServerData):
+    """One ``ui-job-group`` envelope; which fields it needs depends on its ``kind``."""
+
+    kind: Literal["group_started", "job_update", "job_completed", "group_completed"]
+    job_id: str
+    at: int
+    workers: list[str] | None = None  # group_started
+    label: str | None = None  # group_started
+    cancellable: bool | None = None  # group_started
+    worker_name: str | None = None  # job_update, job_completed
+    data: Any = None  # job_update
+    status: str | None = None  # job_completed
+    response: Any = None  # job_completed
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> UIJobGroupData:
+        needed = {
+            "group_started": ("workers", "cancellable"),
+            "job_update": ("worker_name",),
+            "job_completed": ("worker_name", "status"),
+            "group_completed": (),
+        }[self.kind]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} envelope needs {', '.join(missing)}")
+        return self
+
+
+class AppendToContextResultData(_ServerData):
+    result: dict[str, Any] | str
+
+
+class AudioLevelData(_ServerData):
     value: float
 
 
-class ActionResponseData(_StrictData):
+class ActionResponseData(_ServerData):
     result: Any = None
 
 
-class ConfigData(_StrictData):
+class ConfigData(_ServerData):
     config: list[Any]
 
 
-class ActionsData(_StrictData):
+class ActionsData(_ServerData):
     actions: list[Any]
 
 
-class _NoPayload(_StrictData):
+class _NoPayload(_ServerData):
     """Server events that carry no data."""
 
 
@@ -286,14 +396,21 @@ SERVER_DATA: dict[str, type[BaseModel]] = {
     "bot-stopped-speaking": _NoPayload,
     "bot-interrupted": _NoPayload,
     "user-transcription": TranscriptionData,
+    "user-input": UserInputData,
+    "stt-raw-text": TranscriptionData,
     "user-llm-text": TextData,
     "bot-llm-started": _NoPayload,
     "bot-llm-stopped": _NoPayload,
     "bot-llm-text": TextData,
+    "llm-raw-text": TextData,
+    "bot-llm-marker": BotLLMMarkerData,
+    "bot-llm-search-response": SearchResponseData,
     "bot-transcription": TextData,
     "bot-tts-started": _NoPayload,
     "bot-tts-stopped": _NoPayload,
     "bot-tts-text": TextData,
+    "tts-raw-text": TextData,
+    "bot-tts-audio": AudioData,
     "bot-output": BotOutputData,
     "llm-function-call-started": FunctionCallStartedData,
     "llm-function-call-in-progress": FunctionCallInProgressData,
@@ -302,6 +419,9 @@ SERVER_DATA: dict[str, type[BaseModel]] = {
     "user-audio-level": AudioLevelData,
     "bot-audio-level": AudioLevelData,
     "system-log": TextData,
+    "ui-command": UICommandData,
+    "ui-job-group": UIJobGroupData,
+    "append-to-context-result": AppendToContextResultData,
     "action-response": ActionResponseData,
     "config": ConfigData,
     "config-available": ConfigData,
@@ -310,28 +430,50 @@ SERVER_DATA: dict[str, type[BaseModel]] = {
 FREE_FORM_SERVER_TYPES = {"server-message", "metrics"}
 
 
-def validate_server_message(message: dict[str, Any]) -> None:
-    """Raise ValueError unless ``message`` is a well-formed server message (for tests)."""
+def validate_server_message(message: dict[str, Any], *, strict: bool = True) -> None:
+    """Raise ValueError unless ``message`` is a well-formed server message (for tests).
+
+    ``strict`` (for voxloop's own output): the type must be known and no field may be unknown.
+    Lenient (what a published client accepts from a newer server): an unknown type passes (the
+    clients ignore it) and so do extra fields; known fields must still have the right types.
+    """
     if message.get("label") != LABEL:
         raise ValueError(f"wrong label in {message}")
     extra = set(message) - {"label", "type", "id", "data"}
-    if extra:
+    if extra and strict:
         raise ValueError(f"unexpected keys {extra} in {message}")
     type_ = message.get("type")
+    if not isinstance(type_, str) or not type_:
+        raise ValueError(f"'type' must be a non-empty string: {message}")
     if type_ in FREE_FORM_SERVER_TYPES:
         return
-    model = SERVER_DATA.get(str(type_))
+    model = SERVER_DATA.get(type_)
     if model is None:
-        raise ValueError(f"unknown server message type {type_!r}")
+        if strict:
+            raise ValueError(f"unknown server message type {type_!r}")
+        return
     if model is _NoPayload:
-        if "data" in message:
+        if "data" in message and (strict or not isinstance(message["data"], dict)):
             raise ValueError(f"{type_} carries no data: {message}")
         return
     if not isinstance(message.get("data"), dict):
         raise ValueError(f"{type_} needs a data object: {message}")
-    model.model_validate(message["data"])
+    validated = model.model_validate(message["data"])
     if any(value is None for value in message["data"].values()):
         raise ValueError(f"None fields must be left out: {message}")
+    if strict and (unknown := _unknown_fields(validated)):
+        raise ValueError(f"unknown fields {sorted(unknown)} in {type_}: {message}")
+
+
+def _unknown_fields(model: BaseModel, where: str = "") -> list[str]:
+    """Fields of server models (nested ones too) that no model declares."""
+    found = [f"{where}{name}" for name in (model.model_extra or {})] if isinstance(model, _ServerData) else []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, BaseModel):
+                found += _unknown_fields(item, f"{where}{name}.")
+    return found
 
 
 def server_message(type_: str, data: Any = None, *, id: str | None = None) -> dict[str, Any]:

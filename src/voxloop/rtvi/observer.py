@@ -342,14 +342,14 @@ class RTVIObserver(BaseObserver):
             return {
                 "text": text,
                 "aggregated_by": kind,
-                "segment_id": str(frame.segment_id),
+                "segment_id": frame.segment_id,
                 "will_be_spoken": True,
                 "spoken_status": "completed" if not frame.remaining_text else "in-progress",
                 "spoken_progress": {"accumulated_text": accumulated, "remaining_text": remaining},
             }
         if kind in _WORDISH:
             return None  # current clients follow words through the progress messages
-        data: dict[str, Any] = {"text": text, "aggregated_by": kind, "segment_id": str(frame.id)}
+        data: dict[str, Any] = {"text": text, "aggregated_by": kind, "segment_id": frame.id}
         if isinstance(frame, TTSTextFrame):
             data["will_be_spoken"] = True
             data["spoken_status"] = "completed"
