@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -84,8 +85,12 @@ class FakeBot:
         self.paths.append(ws.request.path)
         async for data in ws:
             self.frames.append(data)
+            message = None
             if isinstance(data, bytes) and data[:1] == b"\x22":
                 message = json.loads(pb.Frame.FromString(data).message.data)
+            elif isinstance(data, str) and data.startswith("{"):  # the JSON wire
+                message = json.loads(data)
+            if message is not None:
                 self.messages.append(message)
                 for answer in self.reply(message):
                     await ws.send(answer)
@@ -353,3 +358,53 @@ def test_load_wav_reads_the_shared_test_audio() -> None:
     pcm, sample_rate, num_channels = load_wav(path)
     assert (sample_rate, num_channels) == (16000, 1)
     assert len(pcm) == 2 * 47048
+
+
+def json_reply(message: dict[str, Any]) -> list[bytes | str]:
+    """The well-behaved bot on the JSON wire: the same answers, as text frames."""
+    return [
+        json.dumps(json.loads(pb.Frame.FromString(frame).message.data)) for frame in default_reply(message)
+    ]  # type: ignore[arg-type]
+
+
+async def test_json_wire_sends_rtvi_json_text_and_raw_audio(bot: FakeBot) -> None:
+    bot.reply = json_reply
+    pcm = bytes(range(256)) * 3  # 768 bytes: one whole 512-byte chunk and a padded one
+    async with RTVIClient(bot.url, wire="json") as client:
+        ready = await client.ready()
+        assert ready["data"]["version"] == "2.1.0"
+        assert await client.request("echo", {"n": 2}) == {"n": 2}
+        await client.stream_audio(pcm, realtime=False)
+        frames = await bot.wait_frames(4)
+    assert bot.paths == ["/ws?wire=json"]
+    assert all(isinstance(frame, str) for frame in frames)
+    first = json.loads(frames[0])
+    assert first["type"] == "client-ready" and first["data"]["version"] == "2.1.0"
+    audio = [m["data"] for m in bot.messages if m["type"] == "raw-audio"]
+    assert [a["sampleRate"] for a in audio] == [16000, 16000] and {a["numChannels"] for a in audio} == {1}
+    sent = b"".join(base64.b64decode(a["base64Audio"]) for a in audio)
+    assert sent == pcm + bytes(256)
+    assert client.protocol_errors == []
+
+
+async def test_json_wire_collects_bot_audio_messages(bot: FakeBot) -> None:
+    chunks = [bytes([n]) * 960 for n in range(1, 3)]
+
+    def audio(pcm: bytes) -> str:
+        data = {"audio": base64.b64encode(pcm).decode(), "sample_rate": 24000, "num_channels": 1}
+        return json.dumps({"label": "rtvi-ai", "type": "bot-tts-audio", "data": data})
+
+    bot.reply = lambda m: [*json_reply(m), audio(chunks[0]), audio(chunks[1])]
+    async with RTVIClient(bot.url, wire="json") as client:
+        await client.ready()
+        assert await client.wait_for_audio(1920) == 1920
+        await bot.send(audio_frame(b"\0\0"))
+        with pytest.raises(RTVIProtocolError, match="binary frame on the JSON wire"):
+            await client.wait_for("never", timeout=5)
+    assert client.audio == b"".join(chunks) and client.audio_sample_rate == 24000
+    assert [m["type"] for m in client.messages] == ["bot-ready"]  # audio is not kept as messages
+
+
+async def test_wire_must_be_known() -> None:
+    with pytest.raises(ValueError, match="wire must be"):
+        RTVIClient("ws://127.0.0.1:1/ws", wire="xml")  # type: ignore[arg-type]

@@ -2,8 +2,9 @@
 
 ``GET /status``, ``POST /start`` (``{"transport": "websocket"}`` -> ``{"wsUrl": ...}`` plus a
 ``token`` when tokens are required; ``{"transport": "webrtc"}`` -> ``{"sessionId", "iceConfig"}``;
-no ``transport``: see :func:`default_transport`) and ``WS /ws``. Many sessions run in one process;
-their registry and lifecycle are :mod:`voxloop.server.sessions`.
+no ``transport``: see :func:`default_transport`) and ``WS /ws`` (``?wire=json`` for RTVI JSON in
+text frames). Many sessions run in one process; their registry and lifecycle are
+:mod:`voxloop.server.sessions`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("voxloop.server")
 
-#: WebSocket close codes: the server is full (1013 "try again later"), auth and origin failures.
+#: WebSocket close codes: the server is full (1013 "try again later"), a request it cannot serve
+#: (1008, e.g. an unknown ``?wire=``), auth and origin failures.
 CLOSE_FULL = 1013
+CLOSE_BAD_REQUEST = 1008
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_FORBIDDEN_ORIGIN = 4003
 
@@ -119,7 +122,11 @@ def create_app(config: ServerConfig) -> Starlette:
         if (refusal := sessions.refusal()) is not None:
             await websocket.close(code=CLOSE_FULL, reason=refusal)
             return
-        transport = WebSocketTransport(websocket, config.transport_params)
+        try:
+            transport = WebSocketTransport(websocket, config.transport_params)
+        except ValueError as exc:  # an unknown ?wire=
+            await websocket.close(code=CLOSE_BAD_REQUEST, reason=str(exc)[:120])
+            return
 
         async def refuse() -> None:
             await transport.send_error("the bot could not start")

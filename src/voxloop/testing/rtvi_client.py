@@ -6,11 +6,17 @@ every frame it sends is a binary protobuf ``pipecat.Frame`` (RTVI messages as co
 as strict as that client about what comes back, so a server that passes here works in the browser.
 Every server message is checked against :mod:`voxloop.rtvi.messages`; a violation is kept in
 ``protocol_errors`` and raised from the next wait, so a test cannot miss it.
+
+With ``wire="json"`` it speaks voxloop's plain JSON wire instead (``/ws?wire=json``): every RTVI
+message is a JSON text frame, mic audio goes as ``raw-audio`` messages and bot audio arrives as
+``bot-tts-audio`` messages, so the same test can drive a bot over either wire.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import re
 import time
@@ -19,7 +25,7 @@ import wave
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import quote
 
 # protobuf ships no type information; the types-protobuf stubs are optional.
@@ -29,7 +35,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voxloop import __version__
 from voxloop.rtvi.messages import validate_server_message
-from voxloop.transports.serializers import frames_pb2
+from voxloop.transports.serializers import BOT_AUDIO_TYPE, frames_pb2
 
 __all__ = ["RTVIClient", "RTVIErrorResponse", "RTVIProtocolError", "load_wav"]
 
@@ -69,14 +75,32 @@ class RTVIClient:
     ``audio`` (all bot PCM) with ``audio_arrivals`` ((monotonic time, byte count) per frame, for
     underrun and lateness analysis), ``interruptions`` (count of interruption frames),
     ``protocol_errors``, and ``closed`` / ``close_code`` once the socket is gone.
+
+    ``wire``: ``"protobuf"`` (the web client's) or ``"json"`` (adds ``wire=json`` to the URL; bot
+    audio messages fill ``audio`` and are not kept in ``messages``; no interruption frames).
+    ``strict``: check server messages as voxloop's own (no unknown type or field); False accepts
+    what a published client accepts from a newer server.
     """
 
     def __init__(
-        self, url: str, *, token: str | None = None, version: str = "2.1.0", about: Any = None
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        version: str = "2.1.0",
+        about: Any = None,
+        wire: Literal["protobuf", "json"] = "protobuf",
+        strict: bool = True,
     ) -> None:
+        if wire not in ("protobuf", "json"):
+            raise ValueError(f"wire must be 'protobuf' or 'json', got {wire!r}")
         if token is not None:
             url = f"{url}{'&' if '?' in url else '?'}token={quote(token, safe='')}"
+        if wire == "json":
+            url = f"{url}{'&' if '?' in url else '?'}wire=json"
         self.url = url
+        self.wire = wire
+        self.strict = strict
         self.version = version
         self.about: Any = about if about is not None else dict(_ABOUT)
         self.messages: list[dict[str, Any]] = []
@@ -133,12 +157,15 @@ class RTVIClient:
         await self._connection().send(data)
 
     async def send_message(self, type: str, data: Any = None, *, id: str | None = None) -> str:
-        """Send any RTVI message in a protobuf ``MessageFrame``; returns its id."""
+        """Send any RTVI message (a protobuf ``MessageFrame``, or a text frame on the JSON wire)."""
         message_id = id if id is not None else str(uuid.uuid4())[:8]  # as the web client
         message: dict[str, Any] = {"label": LABEL, "type": type}  # the web client's key order
         if data is not None:
             message["data"] = data
         message["id"] = message_id
+        if self.wire == "json":
+            await self.send_raw(_encode_json(message))
+            return message_id
         frame = frames_pb2.Frame()
         frame.message.data = _encode_json(message)
         await self.send_raw(frame.SerializeToString())
@@ -225,7 +252,8 @@ class RTVIClient:
 
         With ``realtime`` chunk n leaves at start + n * chunk duration (absolute deadlines, so no
         drift), as a live microphone would produce it. The last chunk is padded with silence
-        because the web client only ever sends whole chunks.
+        because the web client only ever sends whole chunks. On the JSON wire each chunk is a
+        ``raw-audio`` message instead.
         """
         frame_bytes = 2 * num_channels
         if chunk_bytes <= 0 or chunk_bytes % frame_bytes or len(pcm) % frame_bytes:
@@ -236,11 +264,16 @@ class RTVIClient:
         for n, offset in enumerate(range(0, len(pcm), chunk_bytes)):
             if realtime and (delay := start + n * chunk_seconds - loop.time()) > 0:
                 await asyncio.sleep(delay)  # pacing a real-time stream, not synchronisation
-            chunk = pcm[offset : offset + chunk_bytes]
+            chunk = pcm[offset : offset + chunk_bytes].ljust(chunk_bytes, b"\0")
+            if self.wire == "json":
+                encoded = base64.b64encode(chunk).decode("ascii")
+                raw = {"base64Audio": encoded, "sampleRate": sample_rate, "numChannels": num_channels}
+                await self.send_message("raw-audio", raw)
+                continue
             frame = frames_pb2.Frame()
             audio = frame.audio
             audio.name = "audio"  # id 0 and no pts, as the web client sends it
-            audio.audio = chunk.ljust(chunk_bytes, b"\0")
+            audio.audio = chunk
             audio.sample_rate = sample_rate
             audio.num_channels = num_channels
             await self.send_raw(frame.SerializeToString())
@@ -317,6 +350,12 @@ class RTVIClient:
                 self._changed.notify_all()
 
     def _receive(self, data: bytes | str) -> None:
+        if self.wire == "json":
+            if isinstance(data, str):
+                self._receive_message(data)
+            else:
+                self.protocol_errors.append(f"binary frame on the JSON wire ({len(data)} bytes)")
+            return
         if isinstance(data, str):
             self.protocol_errors.append(
                 f"TEXT frame from the server (the web client drops it): {data[:200]!r}"
@@ -352,11 +391,29 @@ class RTVIClient:
             self.protocol_errors.append(f"message is not a JSON object: {text[:200]!r}")
             return
         try:
-            validate_server_message(message)
+            validate_server_message(message, strict=self.strict)
         except ValueError as exc:
             self.protocol_errors.append(f"invalid {message.get('type')!r} message: {exc}")
+        if self.wire == "json" and message.get("type") == BOT_AUDIO_TYPE:
+            self._receive_json_audio(message)
+            return
         self.messages.append(message)  # kept even when invalid, so the test can look at it
         self.message_arrivals.append((time.monotonic(), len(self.audio)))
+
+    def _receive_json_audio(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        if not isinstance(data, dict):
+            return  # already reported by the validation
+        try:
+            audio = base64.b64decode(str(data.get("audio")), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            self.protocol_errors.append(f"{BOT_AUDIO_TYPE} audio is not base64: {exc}")
+            return
+        if len(audio) % 2:
+            self.protocol_errors.append(f"bot audio message of odd length {len(audio)}")
+        self.audio += audio
+        self.audio_arrivals.append((time.monotonic(), len(audio)))
+        self.audio_sample_rate = data.get("sample_rate")
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -1,10 +1,13 @@
 """WebSocket transport, wire-compatible with ``@pipecat-ai/websocket-transport``.
 
-Every message either way is one binary protobuf ``pipecat.Frame``: microphone audio in, bot audio
-out (24 kHz mono by default, which is what the published player plays), RTVI JSON inside message
-frames, and an interruption frame on barge-in. Works on any ASGI WebSocket (Starlette's here).
-Bad input (a text frame, bytes that are not a frame, invalid JSON) gets an RTVI ``error`` back
-and a log line; the session goes on.
+Each connection speaks one wire, named by the ``wire`` query parameter of its URL (see
+:mod:`.serializers`). The default, ``protobuf``, is the published web client's: every message
+either way is one binary protobuf ``pipecat.Frame`` (microphone audio in, bot audio out at 24 kHz
+mono by default, which is what the published player plays, RTVI JSON inside message frames, an
+interruption frame on barge-in). ``?wire=json`` is plain RTVI JSON in text frames, audio included.
+Works on any ASGI WebSocket (Starlette's here). Bad input (a frame of the other wire's kind, data
+that is not a frame, invalid JSON, an oversized message) gets an RTVI ``error`` back in the
+connection's wire and a log line; the session goes on.
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ from ..pipeline._events import EventSource
 from .base_input import BaseInputTransport
 from .base_output import BaseOutputTransport
 from .params import TransportParams
-from .serializers import ProtobufFrameSerializer, SerializationError
+from .serializers import FrameSerializer, SerializationError, serializer_for_wire
 
 logger = logging.getLogger("voxloop.transports")
 
 
 class WebSocketTransport(EventSource):
     """One client on one accepted WebSocket. Use :meth:`input` and :meth:`output` in the pipeline.
+
+    Without a ``serializer``, the wire is the one the URL's ``wire`` query parameter names
+    (protobuf when absent); an unknown name raises ValueError.
 
     Events: ``on_client_connected()``, ``on_client_disconnected()``.
     """
@@ -42,12 +48,12 @@ class WebSocketTransport(EventSource):
         self,
         websocket: WebSocket,
         params: TransportParams | None = None,
-        serializer: ProtobufFrameSerializer | None = None,
+        serializer: FrameSerializer | None = None,
     ) -> None:
         super().__init__()
         self.websocket = websocket
         self.params = params or TransportParams()
-        self.serializer = serializer or ProtobufFrameSerializer()
+        self.serializer = serializer or serializer_for_wire(websocket.query_params.get("wire"))
         self.disconnected = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._input = _WebSocketInput(self)
@@ -61,23 +67,26 @@ class WebSocketTransport(EventSource):
     def output(self) -> BaseOutputTransport:
         return self._output
 
-    async def send_bytes(self, data: bytes) -> None:
-        """Send one wire frame; after the client left, sends are dropped quietly."""
+    async def send_data(self, data: bytes | str) -> None:
+        """Send one wire message (bytes: binary, str: text); after the client left, dropped quietly."""
         if self.disconnected.is_set():
             return
         try:
             async with self._send_lock:
-                await self.websocket.send_bytes(data)
+                if isinstance(data, str):
+                    await self.websocket.send_text(data)
+                else:
+                    await self.websocket.send_bytes(data)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             logger.debug("websocket send failed (%s); the client is gone", exc)
             await self._mark_disconnected()
 
     async def send_error(self, text: str) -> None:
-        """Answer bad input with an RTVI error (a message frame, as the client expects)."""
+        """Answer bad input with an RTVI error, in the connection's wire."""
         message = {"label": "rtvi-ai", "type": "error", "data": {"error": text, "fatal": False}}
         data = self.serializer.serialize(OutputTransportMessageUrgentFrame(message=message))
         if data is not None:
-            await self.send_bytes(data)
+            await self.send_data(data)
 
     async def close(self) -> None:
         """Close the socket (if still open) and finish the event handlers it started."""
@@ -124,16 +133,12 @@ class _WebSocketInput(BaseInputTransport):
                 if message["type"] == "websocket.disconnect":
                     break
                 data = message.get("bytes")
-                if data is None:
-                    logger.warning("%s: text frame received; this wire is binary protobuf", self)
-                    await transport.send_error("text frames are not accepted: send binary protobuf frames")
-                    continue
-                await self._handle(data)
+                await self._handle(message.get("text", "") if data is None else data)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             logger.debug("%s: connection ended: %s", self, exc)
         await transport._mark_disconnected()
 
-    async def _handle(self, data: bytes) -> None:
+    async def _handle(self, data: bytes | str) -> None:
         try:
             frame = self._transport.serializer.deserialize(data)
         except SerializationError as exc:
@@ -157,7 +162,7 @@ class _WebSocketOutput(BaseOutputTransport):
         frame = OutputAudioRawFrame(audio=audio, sample_rate=sample_rate, num_channels=1)
         data = self._transport.serializer.serialize(frame)
         if data is not None:
-            await self._transport.send_bytes(data)
+            await self._transport.send_data(data)
 
     async def send_message(self, message: Any) -> None:
         try:
@@ -166,9 +171,9 @@ class _WebSocketOutput(BaseOutputTransport):
             logger.error("%s: cannot send message %r: %s", self, message, exc)
             return
         if data is not None:
-            await self._transport.send_bytes(data)
+            await self._transport.send_data(data)
 
     async def send_interruption(self) -> None:
         data = self._transport.serializer.serialize(InterruptionFrame())
         if data is not None:
-            await self._transport.send_bytes(data)
+            await self._transport.send_data(data)

@@ -34,6 +34,7 @@ from voxloop.frames import (
 )
 
 from . import frames_pb2
+from .base import SerializationError
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ProtobufFrameSerializer", "SerializationError"]
 
@@ -47,13 +48,6 @@ _WireFrame = frames_pb2.Frame
 # Python would emit but the client's JSON.parse rejects.
 _encode_json: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _decode_json: Final = json.JSONDecoder().decode
-
-
-class SerializationError(ValueError):
-    """A frame could not be turned into wire bytes, or wire bytes into a frame.
-
-    The message says what was wrong, so the transport can log it, answer the client and go on.
-    """
 
 
 # --- server -> client ------------------------------------------------------------------------
@@ -221,12 +215,17 @@ class ProtobufFrameSerializer:
             raise SerializationError(f"cannot serialize {frame.name}: {exc}") from exc
         return None
 
-    def deserialize(self, data: bytes) -> Frame:
+    def deserialize(self, data: bytes | str) -> Frame:
         """The frame carried by one binary WebSocket message from the client.
 
         Never returns None: anything that is not a usable frame raises SerializationError, so the
         caller can tell the client what was wrong.
         """
+        if isinstance(data, str):
+            raise SerializationError(
+                "expected binary data, got str: text frames are not accepted on the protobuf wire "
+                "(connect with ?wire=json to speak RTVI JSON in text frames)"
+            )
         size = len(data)
         if size > self._max_message_bytes:
             raise SerializationError(
@@ -238,7 +237,7 @@ class ProtobufFrameSerializer:
             msg = _WireFrame.FromString(data)
         except DecodeError as exc:
             raise SerializationError(f"not a protobuf pipecat.Frame: {exc}") from exc
-        except TypeError as exc:  # a text WebSocket message (str) instead of binary
+        except TypeError as exc:  # neither bytes nor str
             raise SerializationError(
                 f"expected binary data, got {type(data).__name__}: the wire is binary protobuf"
             ) from exc

@@ -1,0 +1,104 @@
+"""Frames to and from the plain JSON wire: one RTVI message per WebSocket text frame.
+
+For clients that have no protobuf (a script in any language, an evaluation harness): every
+message either way is an RTVI JSON object in a text frame. The client's audio comes as RTVI
+``raw-audio`` messages (``{base64Audio, sampleRate, numChannels}``), which pass to the RTVI
+processor like any other message and from there into the input transport's audio path, exactly
+as the peer's server handles them. The bot's audio leaves as ``bot-tts-audio`` messages
+(``{audio, sample_rate, num_channels}``: base64 PCM16, the shape of the peer's model of that
+message). Interruptions are told by the RTVI ``bot-interrupted`` message; nothing else leaves.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Final
+
+from voxloop.frames import (
+    Frame,
+    InputTransportMessageFrame,
+    OutputAudioRawFrame,
+    OutputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+)
+
+from .base import SerializationError
+from .protobuf import DEFAULT_MAX_MESSAGE_BYTES
+
+__all__ = ["BOT_AUDIO_TYPE", "JSONFrameSerializer"]
+
+#: The RTVI type of the bot's audio on this wire.
+BOT_AUDIO_TYPE: Final = "bot-tts-audio"
+
+# As on the protobuf wire: compact, UTF-8 as is, and no NaN/Infinity (JSON.parse rejects them).
+_encode_json: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_decode_json: Final = json.JSONDecoder().decode
+
+
+class JSONFrameSerializer:
+    """Frames to and from RTVI JSON text frames (the ``?wire=json`` WebSocket wire)."""
+
+    __slots__ = ("_max_message_bytes",)
+
+    def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        if max_message_bytes < 1:
+            raise ValueError(f"max_message_bytes must be at least 1, got {max_message_bytes}")
+        self._max_message_bytes = max_message_bytes
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Incoming messages larger than this (in UTF-8 bytes) are refused before parsing."""
+        return self._max_message_bytes
+
+    def serialize(self, frame: Frame) -> str | None:
+        """A text frame for RTVI messages and bot audio; None for everything else."""
+        try:
+            if isinstance(frame, OutputAudioRawFrame):
+                return _encode_audio(frame)
+            if isinstance(frame, OutputTransportMessageFrame | OutputTransportMessageUrgentFrame):
+                message = frame.message
+                return message if isinstance(message, str) else _encode_json(message)
+        except SerializationError:
+            raise
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise SerializationError(f"cannot serialize {frame.name}: {exc}") from exc
+        return None
+
+    def deserialize(self, data: bytes | str) -> Frame:
+        """The RTVI message in one text frame, as an InputTransportMessageFrame for the RTVI
+        processor (which answers unknown types and invalid data itself)."""
+        if not isinstance(data, str):
+            raise SerializationError(
+                "binary frames are not accepted on the JSON wire: send each RTVI message as JSON "
+                "in a text frame, and audio as raw-audio messages"
+            )
+        limit = self._max_message_bytes
+        # A character is 1 to 4 bytes of UTF-8: count bytes only when it could matter.
+        if len(data) > limit // 4 and (size := len(data.encode())) > limit:
+            raise SerializationError(f"message of {size} bytes is over the limit of {limit} bytes")
+        if not data:
+            raise SerializationError("empty message: expected an RTVI JSON object")
+        try:
+            message: Any = _decode_json(data)
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            raise SerializationError(f"message is not valid JSON: {exc}") from exc
+        if not isinstance(message, dict):
+            raise SerializationError(
+                f"expected an RTVI message (a JSON object), got a JSON {type(message).__name__}"
+            )
+        return InputTransportMessageFrame(message=message)
+
+
+def _encode_audio(frame: OutputAudioRawFrame) -> str:
+    audio = frame.audio
+    if len(audio) & 1:
+        raise SerializationError(
+            f"{frame.name}: audio has {len(audio)} bytes, not a whole number of 16-bit samples"
+        )
+    data = {
+        "audio": base64.b64encode(audio).decode("ascii"),
+        "sample_rate": frame.sample_rate,
+        "num_channels": frame.num_channels,
+    }
+    return _encode_json({"label": "rtvi-ai", "type": BOT_AUDIO_TYPE, "data": data})
