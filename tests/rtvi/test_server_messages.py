@@ -146,6 +146,9 @@ PEER_ONLY: list[dict[str, Any]] = [
         {"kind": "job_completed", "job_id": "j1", "worker_name": "a", "status": "completed", "at": 3},
     ),
     msg("ui-job-group", {"kind": "group_completed", "job_id": "j1", "at": 4}),
+    msg(
+        "ui-job-group", {"kind": "group_started", "job_id": "j2", "cancellable": True, "at": 0}
+    ),  # no workers
 ]
 
 

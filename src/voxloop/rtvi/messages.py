@@ -344,7 +344,7 @@ class UIJobGroupData(_ServerData):
     @model_validator(mode="after")
     def _fields_of_its_kind(self) -> UIJobGroupData:
         needed = {
-            "group_started": ("workers", "cancellable"),
+            "group_started": ("cancellable",),  # workers may be left out (None) by the peer
             "job_update": ("worker_name",),
             "job_completed": ("worker_name", "status"),
             "group_completed": (),
