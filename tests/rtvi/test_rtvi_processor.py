@@ -20,7 +20,7 @@ from voxloop.frames import (
     LLMMessagesAppendFrame,
     TTSSpeakFrame,
 )
-from voxloop.pipeline import UPSTREAM, FrameProcessor
+from voxloop.pipeline import FrameProcessor
 from voxloop.rtvi import (
     ClientMessage,
     RTVIAction,
@@ -422,12 +422,22 @@ async def test_legacy_config_and_actions() -> None:
 
 
 async def test_function_call_result_upstream_direction_not_needed() -> None:
-    """Upstream frames that are not RTVI's pass through untouched."""
+    """Upstream frames that are not RTVI's pass through untouched, and no error is sent about them."""
+    frame = FunctionCallResultFrame("f", "1", {}, "r")
     async with RTVISession() as s:
-        await s.harness.push_up(FunctionCallResultFrame("f", "1", {}, "r"))
-        await s.harness.up_recorder.wait_for(FunctionCallResultFrame)
-    assert s.messages == [] or all(m["type"] != "error" for m in s.messages)
-    assert UPSTREAM
+        await s.harness.push_up(frame)
+        arrived = await s.harness.up_recorder.wait_for(FunctionCallResultFrame)
+    assert arrived is frame
+    assert (frame.function_name, frame.tool_call_id, frame.arguments, frame.result) == ("f", "1", {}, "r")
+    assert s.up(FunctionCallResultFrame) == [frame]
+    # The observer reports the finished call (as for any result); the processor adds nothing.
+    assert s.messages == [
+        {
+            "label": "rtvi-ai",
+            "type": "llm-function-call-stopped",
+            "data": {"tool_call_id": "1", "cancelled": False},
+        }
+    ]
 
 
 async def test_ui_messages_reach_the_app() -> None:
