@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +111,7 @@ async def test_frame_order_with_word_frames_inside_the_audio(workers) -> None:
     # Words sit inside the audio: audio both before and after "morning." and "you".
     for word in (words[1], words[4]):
         i = down.index(word)
-        assert isinstance(down[i - 2], TTSAudioRawFrame) or isinstance(down[i - 1], TTSAudioRawFrame)
+        assert any(isinstance(f, TTSAudioRawFrame) for f in down[i - 2 : i])
         assert any(isinstance(f, TTSAudioRawFrame) for f in down[i + 1 : i + 4])
     progress = [f for f in down if isinstance(f, AggregatedTextProgressFrame)]
     assert progress[-1].accumulated_text == "How are you today?" and progress[-1].remaining_text == ""
@@ -268,25 +267,23 @@ async def test_round_trip_whisper_recognises_the_words(workers) -> None:
         assert word in text, text
 
 
-async def test_figures(workers, capsys) -> None:
-    """Not an assertion of speed: prints worker start, first-audio latency and RTF for the report."""
+async def test_a_cold_worker_reports_its_start_and_streams_audio_in_small_chunks(workers) -> None:
+    """Start and speed figures are in ``bench/tts.py``; here, what they rest on."""
     await close_speech_workers()
     worker = shared_speech_worker("espeak")
     info = await worker.start()
+    assert 0 < info.load_secs <= info.start_secs  # the engine loads inside the start seen from here
     sentence = "The quick brown fox jumps over the lazy dog near the river bank."
-    started = time.perf_counter()
-    first = None
-    samples = 0
+    chunks: list[bytes] = []
     async with await worker.synthesize(sentence) as request:
         async for event in request:
             if isinstance(event, bytes):
-                first = first or time.perf_counter() - started
-                samples += len(event) // 2
-    total = time.perf_counter() - started
-    with capsys.disabled():
-        print(f"\nespeak: start {info.start_secs:.3f}s first audio {first * 1000:.1f} ms "
-              f"RTF {total / (samples / info.sample_rate):.4f}")  # fmt: skip
-    assert samples > 0
+                chunks.append(event)
+    samples = sum(len(c) for c in chunks) // 2
+    assert request.samples == samples
+    assert 2.0 < samples / info.sample_rate < 8.0  # 13 words at 150 wpm, plus the end pause
+    # Streamed as it is made, not in one piece at the end: the first audio can leave early.
+    assert len(chunks) > 10 and len(chunks[0]) // 2 <= info.sample_rate // 10
 
 
 def test_protocol_constants_match_the_worker() -> None:
