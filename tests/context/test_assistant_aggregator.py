@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import TypeAdapter
 
+from helpers.sync import through
 from voxloop.context import LLMAssistantAggregator, LLMContext
 from voxloop.frames import (
     AggregatedTextFrame,
@@ -34,7 +36,7 @@ from voxloop.frames import (
     UserStartedSpeakingFrame,
 )
 from voxloop.pipeline import Pipeline
-from voxloop.testing import FakeClock, PipelineHarness, settle
+from voxloop.testing import FakeClock, PipelineHarness
 from voxloop.transports.base_output import BaseOutputTransport
 from voxloop.transports.params import TransportParams
 
@@ -75,8 +77,7 @@ class Session:
         await self.harness.__aexit__(*exc)
 
     async def send(self, *frames: Frame) -> None:
-        await self.harness.push(*frames)
-        await settle()
+        await through(self.harness, *frames)
 
     def up(self, frame_type: type[Frame]) -> list[Frame]:
         return [f for f in self.harness.up if isinstance(f, frame_type)]
@@ -97,7 +98,6 @@ async def test_spoken_sentences_are_joined_with_spaces(no_leaked_tasks: None) ->
         assert s.new_messages == [{"role": "assistant", "content": "Hello there. How are you?"}]
         stopped = s.up(AssistantTurnStoppedFrame)
         assert len(stopped) == 1 and stopped[0].text == "Hello there. How are you?"
-        await settle()
     assert s.stopped == [("Hello there. How are you?", False)]
     # It only listens: everything passes on.
     assert len([f for f in s.harness.down if isinstance(f, TTSTextFrame | LLMFullResponseEndFrame)]) == 2
@@ -163,7 +163,7 @@ async def test_interruption_behind_a_real_output_keeps_exactly_the_played_words(
         await h.push(*frames, TTSStoppedFrame(), LLMFullResponseEndFrame())
         await clock.advance(0.3)  # "one" played, "two" is playing
         await h.push(InterruptionFrame())
-        await settle()
+        await h.down_recorder.wait_for(InterruptionFrame)
         await clock.advance(2.0)
     assert context.messages[-1] == {"role": "assistant", "content": "one two"}
     played = [f.text for f in h.down_recorder.frames if isinstance(f, TTSTextFrame)]
@@ -243,14 +243,16 @@ async def test_parallel_calls_run_the_llm_once_when_the_last_settles(no_leaked_t
 async def test_result_with_run_llm_false_does_not_run(no_leaked_tasks: None) -> None:
     async with Session() as s:
         hook_calls: list[int] = []
+        hook_ran = asyncio.Event()
 
         async def hook() -> None:
             hook_calls.append(len(s.context.messages))
+            hook_ran.set()
 
         props = FunctionCallResultProperties(run_llm=False, on_context_updated=hook)
         await s.send(LLMFullResponseStartFrame(), calls("a"), in_progress("a"), LLMFullResponseEndFrame())
         await s.send(result("a", {"ok": True}, properties=props))
-        await settle()
+        await hook_ran.wait()  # the hook runs in a task of its own
         assert not s.up(LLMContextFrame)
         assert len(s.up(AssistantTurnStoppedFrame)) == 1  # the reply is over after all
         assert hook_calls == [4]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from helpers.sync import through, through_up
 from voxloop.context import LLMContext, LLMUserAggregator
 from voxloop.frames import (
     AssistantTurnStoppedFrame,
@@ -32,7 +33,7 @@ from voxloop.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from voxloop.testing import FakeClock, PipelineHarness, settle
+from voxloop.testing import FakeClock, PipelineHarness
 from voxloop.turns import BotState, UserTurnParams
 
 
@@ -68,12 +69,10 @@ class Session:
         await self.harness.__aexit__(*exc)
 
     async def send(self, *frames: Frame) -> None:
-        await self.harness.push(*frames)
-        await settle()
+        await through(self.harness, *frames)
 
     async def send_up(self, *frames: Frame) -> None:
-        await self.harness.push_up(*frames)
-        await settle()
+        await through_up(self.harness, *frames)
 
     async def wait(self, seconds: float) -> None:
         await self.clock.advance(seconds)
@@ -106,7 +105,6 @@ async def test_turn_ends_after_silence_and_the_stt_finished(no_leaked_tasks: Non
         assert s.user_messages() == ["what time is it"]
         assert len(s.down(UserStoppedSpeakingFrame)) == 1 and len(s.up(UserStoppedSpeakingFrame)) == 1
         assert s.agg.turn_controller.bot_state is BotState.THINKING
-        await settle()
     assert ("on_user_turn_stopped", ("what time is it",)) in s.events
     # Transcriptions are consumed, not passed on.
     assert not s.down(TranscriptionFrame) and not s.down(TranscriptionFinishedFrame)
@@ -202,7 +200,6 @@ async def test_short_noise_while_the_bot_speaks_leaves_no_trace(no_leaked_tasks:
         assert len(s.down(UserStartedSpeakingFrame)) == 1
         starts = s.harness.down.index(s.down(UserStartedSpeakingFrame)[0])
         assert all(s.harness.down.index(f) > starts for f in s.down(InterruptionFrame))
-        await settle()
     assert ("on_user_speech_rejected", ("",)) in s.events
 
 
@@ -227,7 +224,6 @@ async def test_a_noise_over_the_bot_pauses_it_then_resumes_it_and_leaves_no_trac
         assert not s.down(LLMContextFrame) and not s.agg.user_turn_open
         assert s.context.messages == [{"role": "system", "content": "be brief"}]
         assert len(s.down(BotOutputPauseFrame)) == 1 and len(s.down(BotOutputResumeFrame)) == 1
-        await settle()
     assert [e[0] for e in s.events] == ["on_user_speech_rejected"]
 
 
@@ -272,7 +268,6 @@ async def test_noise_alone_while_the_bot_speaks_opens_nothing(no_leaked_tasks: N
         assert not s.down(UserStoppedSpeakingFrame) and not s.down(LLMContextFrame)
         assert not s.agg.user_turn_open
         assert s.context.messages == [{"role": "system", "content": "be brief"}]
-        await settle()
     # Rejected when the VAD stopped (before its words came); the late words are dropped quietly.
     assert [e for e in s.events if e[0] == "on_user_speech_rejected"] == [("on_user_speech_rejected", ("",))]
 
@@ -384,7 +379,7 @@ async def test_pending_words_are_kept_on_end_without_running_the_llm(no_leaked_t
         await s.send(vad_start())
         await s.wait(0.5)
         await s.send(vad_stop(), TranscriptionFrame("goodbye", user_id="u", finalized=True))
-        await s.send(EndFrame())
+        await s.harness.push(EndFrame())  # leaving the block waits until the task has ended
     assert s.user_messages() == ["goodbye"]
     assert not s.down(LLMContextFrame)
 
@@ -427,7 +422,6 @@ async def test_summarizer_runs_before_the_llm_past_the_threshold(
     async with Session(context_summarizer=summarize, summarize_after_messages=threshold) as s:
         s.context.add_messages([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
         await s.send(LLMMessagesAppendFrame(messages=[{"role": "user", "content": "c"}], run_llm=True))
-        await settle()
         assert len(s.down(LLMContextFrame)) == 1
     if summarized:
         assert calls == [4]
