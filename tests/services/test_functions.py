@@ -24,7 +24,7 @@ from voxloop.frames import (
     MetricsFrame,
 )
 from voxloop.services import FunctionCallParams, LLMToolCall
-from voxloop.testing import FakeClock, PipelineHarness, settle
+from voxloop.testing import FakeClock, PipelineHarness
 
 pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
@@ -45,11 +45,13 @@ class Handlers:
         self.release: dict[str, asyncio.Event] = {}
         self.cancelled: list[str] = []
         self.params: list[FunctionCallParams] = []
+        self.log: list[str] = []  # "enter c1", "exit c1": the order handlers ran in
 
     def slow(self, result: Any = "done") -> Any:
         async def handler(params: FunctionCallParams) -> None:
             name = params.tool_call_id
             self.params.append(params)
+            self.log.append(f"enter {name}")
             self.entered.setdefault(name, asyncio.Event()).set()
             try:
                 await self.release.setdefault(name, asyncio.Event()).wait()
@@ -57,6 +59,7 @@ class Handlers:
                 self.cancelled.append(name)
                 raise
             await params.result_callback(result)
+            self.log.append(f"exit {name}")
 
         return handler
 
@@ -153,13 +156,14 @@ async def test_calls_can_run_one_after_another() -> None:
     async with PipelineHarness(llm) as h:
         await h.push(LLMContextFrame(user_context()))
         await handlers.entered_("a")
-        await settle()
         assert "b" not in handlers.entered
         handlers.let_go("a")
         await handlers.entered_("b")
         handlers.let_go("b")
         await h.down_recorder.wait_for(FunctionCallResultFrame, count=2)
     assert [f.tool_call_id for f in of(h.down, FunctionCallResultFrame)] == ["a", "b"]
+    # b's handler started only once a's had given its result (in parallel, both enter first).
+    assert handlers.log == ["enter a", "exit a", "enter b", "exit b"]
 
 
 async def test_timeout_cancels_the_handler_and_tells_the_llm() -> None:
@@ -174,9 +178,9 @@ async def test_timeout_cancels_the_handler_and_tells_the_llm() -> None:
         assert of(h.down, FunctionCallResultFrame) == []
         await clock.advance(0.2)
         await h.down_recorder.wait_for(FunctionCallResultFrame)
+        assert handlers.cancelled == ["c1"]  # stopped before the result went out
         handlers.let_go("c1")  # too late: the handler is gone
-        await settle()
-    assert handlers.cancelled == ["c1"]
+    assert handlers.cancelled == ["c1"] and handlers.log == ["enter c1"]
     # Settled by a result that tells the LLM, in order with the batch's other results: no cancel frame.
     assert of(h.down, FunctionCallCancelFrame) == [] and of(h.up, FunctionCallCancelFrame) == []
     (result,) = of(h.down, FunctionCallResultFrame)
@@ -185,7 +189,9 @@ async def test_timeout_cancels_the_handler_and_tells_the_llm() -> None:
     assert "timed out after 2 seconds" in result.result["error"]
 
 
-async def test_service_default_timeout_applies_to_client_functions_and_late_results_are_dropped() -> None:
+async def test_service_default_timeout_applies_to_client_functions_and_late_results_are_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = FakeClock()
     llm = ScriptedLLM([call("c1", "show_map")], function_call_timeout_secs=5.0)
     llm.register_function("show_map", None)  # client-side
@@ -195,10 +201,10 @@ async def test_service_default_timeout_applies_to_client_functions_and_late_resu
         await clock.advance(5.0)
         await h.down_recorder.wait_for(FunctionCallResultFrame)
         late = FunctionCallResultFrame("show_map", "c1", {}, {"shown": True})
-        await h.push(late)
-        await settle()
+        await h.push(late)  # leaving the block ends the task: the late frame is handled before its end
     assert late not in h.down
     assert len(of(h.down, FunctionCallResultFrame)) == 1
+    assert any("late result for show_map (c1) ignored" in r.getMessage() for r in caplog.records)
 
 
 async def test_client_side_function_is_settled_by_the_clients_result() -> None:
@@ -237,14 +243,12 @@ async def test_interruption_cancels_only_functions_that_ask_for_it(cancel_on_int
         await h.push(LLMContextFrame(user_context()))
         await handlers.entered_("c1")
         await h.push(InterruptionFrame())
-        await h.down_recorder.wait_for(InterruptionFrame)
-        await settle()
+        await h.down_recorder.wait_for(InterruptionFrame)  # the runner had the interruption before this
         handlers.let_go("c1")
         if cancel_on_interruption:
             await h.down_recorder.wait_for(FunctionCallCancelFrame)
         else:
             await h.down_recorder.wait_for(FunctionCallResultFrame)
-        await settle()
     (progress,) = of(h.down, FunctionCallInProgressFrame)
     assert progress.cancel_on_interruption is cancel_on_interruption
     if cancel_on_interruption:
@@ -322,31 +326,35 @@ async def test_catch_all_handler_and_registry() -> None:
 
 
 async def test_second_result_is_ignored() -> None:
+    both_given = asyncio.Event()
+
     async def twice(params: FunctionCallParams) -> None:
         await params.result_callback("first")
         await params.result_callback("second")
+        both_given.set()
 
     llm = ScriptedLLM([call("c1", "twice")])
     llm.register_function("twice", twice)
     async with PipelineHarness(llm) as h:
         await h.push(LLMContextFrame(user_context()))
-        await h.down_recorder.wait_for(FunctionCallResultFrame)
-        await settle()
+        await both_given.wait()
     assert [f.result for f in of(h.down, FunctionCallResultFrame)] == ["first"]
 
 
 async def test_handler_may_answer_later_from_another_task() -> None:
     stash: list[FunctionCallParams] = []
 
+    returned = asyncio.Event()
+
     async def deferred(params: FunctionCallParams) -> None:
         stash.append(params)  # returns without a result: the call stays open
+        returned.set()
 
     llm = ScriptedLLM([call("c1", "deferred")])
     llm.register_function("deferred", deferred)
     async with PipelineHarness(llm) as h:
         await h.push(LLMContextFrame(user_context()))
-        await h.down_recorder.wait_for(FunctionCallInProgressFrame)
-        await settle()
+        await returned.wait()  # the runner has seen the handler return without a result
         assert llm.function_runner.pending_calls == ["c1"]
         await stash[0].result_callback("later")
         await h.down_recorder.wait_for(FunctionCallResultFrame)

@@ -29,7 +29,7 @@ from voxloop.frames import (
 )
 from voxloop.pipeline import PipelineParams
 from voxloop.services import LLMOutput, LLMService, LLMServiceError, LLMToolCall
-from voxloop.testing import FakeClock, PipelineHarness, settle
+from voxloop.testing import FakeClock, PipelineHarness
 
 pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
@@ -153,7 +153,8 @@ async def test_metrics_ttfb_processing_and_usage() -> None:
     params = PipelineParams(enable_metrics=True, enable_usage_metrics=True)
     async with PipelineHarness(llm, params=params, clock=clock) as h:
         await h.push(LLMContextFrame(user_context()))
-        await settle()
+        await h.down_recorder.wait_for(LLMFullResponseStartFrame)
+        assert clock.sleepers == 1  # the first "TICK": the response waits on the fake clock
         await clock.advance(0.25)
         await clock.advance(0.25)
         await h.down_recorder.wait_for(LLMFullResponseEndFrame)

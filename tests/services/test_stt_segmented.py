@@ -27,9 +27,9 @@ from voxloop.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from voxloop.pipeline import PipelineParams
+from voxloop.pipeline import FrameDirection, PipelineParams
 from voxloop.services import SegmentedSTTService, Transcript
-from voxloop.testing import FakeClock, PipelineHarness, settle
+from voxloop.testing import FakeClock, PipelineHarness
 
 RATE = 16000
 CHUNK = 320  # 20 ms
@@ -63,6 +63,12 @@ class ScriptedSTT(SegmentedSTTService):
         self.max_running = 0
         self.gate: asyncio.Event | None = None
         self.entered = asyncio.Event()
+        self.end_arrived = asyncio.Event()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, EndFrame):
+            self.end_arrived.set()  # a waiter runs once the service has had its say on the frame
+        await super().process_frame(frame, direction)
 
     async def transcribe(self, audio: bytes, sample_rate: int) -> Transcript:
         self.segments.append(audio)
@@ -159,7 +165,7 @@ async def test_segments_are_transcribed_one_at_a_time_in_order(no_leaked_tasks: 
         for n in range(3):
             await speak(h, 100 * (n + 1), 5)
         await stt.entered.wait()
-        await settle()
+        await h.down_recorder.wait_for(VADUserStoppedSpeakingFrame, count=3)  # all three handed over
         assert len(stt.segments) == 1  # the others wait for the first
         stt.gate.set()
         await h.down_recorder.wait_for(TranscriptionFinishedFrame, count=3)
@@ -268,9 +274,12 @@ async def test_end_frame_waits_for_pending_segments_and_the_open_one(no_leaked_t
         await speak(h, 100, 5)
         await h.push(VADUserStartedSpeakingFrame(start_secs=0.2), chunk(5), chunk(6))
         await stt.entered.wait()
+        await h.down_recorder.wait_for(VADUserStartedSpeakingFrame, count=2)
+        assert stt.recording  # the second segment is open
         end = asyncio.create_task(h.end())
-        await settle()
-        assert not h.down_recorder.of_type(EndFrame)
+        await stt.end_arrived.wait()
+        assert not stt.recording  # the EndFrame closed the open segment
+        assert not h.down_recorder.of_type(EndFrame)  # held while the segments are transcribed
         stt.gate.set()
         await end
     out = kinds(h.down)

@@ -16,7 +16,7 @@ from voxloop.frames import (
     TTSAudioRawFrame,
     TTSTextFrame,
 )
-from voxloop.testing import FakeClock, PipelineHarness, settle
+from voxloop.testing import FakeClock, PipelineHarness
 from voxloop.transports.base_output import BaseOutputTransport
 from voxloop.transports.params import TransportParams
 
@@ -161,7 +161,7 @@ async def test_pause_holds_the_audio_and_resume_continues_where_it_stopped() -> 
         await clock.advance(0.2)
         assert len(output.writes) == 8  # chunks 0-7 (sent 100 ms ahead; chunk 8 is due at 220 ms)
         await h.push(BotOutputPauseFrame())
-        await settle()
+        await h.down_recorder.wait_for(BotOutputPauseFrame)
         assert output.paused
         # Held: nothing written, and the bot does not stop speaking though its audio ran out (at 320 ms)
         # long ago, grace included; the text behind the audio stays queued.
