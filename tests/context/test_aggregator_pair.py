@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from voxloop.context import LLMAssistantAggregator, LLMContext, LLMContextAggregatorPair, LLMUserAggregator
 from voxloop.frames import (
+    AssistantTurnStoppedFrame,
     Frame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
@@ -15,7 +16,7 @@ from voxloop.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline
-from voxloop.testing import FakeClock, PipelineHarness, settle
+from voxloop.testing import FakeClock, PipelineHarness
 from voxloop.turns import BotState, UserTurnParams
 
 
@@ -55,7 +56,7 @@ async def test_a_spoken_exchange_lands_in_the_shared_context(no_leaked_tasks: No
             TranscriptionFinishedFrame("hi"),
         )
         await clock.advance(0.5)
-        await settle()
+        await h.up_recorder.wait_for(AssistantTurnStoppedFrame)  # the reply is in and over
         assert pair.context.messages == [
             {"role": "system", "content": "s"},
             {"role": "user", "content": "hi"},
