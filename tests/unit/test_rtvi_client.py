@@ -7,19 +7,18 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from helpers.paths import AUDIO
 from voxloop import __version__
 from voxloop import frames as f
 from voxloop.testing.rtvi_client import RTVIClient, RTVIErrorResponse, RTVIProtocolError, load_wav
 from voxloop.transports.serializers import ProtobufFrameSerializer
 from voxloop.transports.serializers import frames_pb2 as pb
 
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "audio"
 Reply = Callable[[dict[str, Any]], list[bytes | str]]
 
 
@@ -352,10 +351,7 @@ async def test_server_close_sets_closed_and_ends_waits(bot: FakeBot) -> None:
 
 
 def test_load_wav_reads_the_shared_test_audio() -> None:
-    path = TESTDATA / "utt01_weather.wav"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    pcm, sample_rate, num_channels = load_wav(path)
+    pcm, sample_rate, num_channels = load_wav(AUDIO / "utt01_weather.wav")
     assert (sample_rate, num_channels) == (16000, 1)
     assert len(pcm) == 2 * 47048
 
