@@ -309,7 +309,7 @@ function render() {
   ui.send.disabled = !live;
   ui.text.placeholder = live ? "Type a message to the bot…" : "Connect to send a message";
   for (const input of ui.transports.querySelectorAll("input")) {
-    input.disabled = !idle || !transportById(input.value);
+    input.disabled = !idle;
   }
   if (IDLE_STATES.has(state)) stopMeters();
 }
@@ -357,7 +357,6 @@ function buildTransportChoice() {
     input.name = "transport";
     input.value = entry.id;
     input.checked = entry.id === selected;
-    input.disabled = !entry.available;
     input.addEventListener("change", () => {
       selected = entry.id;
       createClient();
@@ -366,12 +365,6 @@ function buildTransportChoice() {
     const text = document.createElement("span");
     text.textContent = entry.label;
     label.append(input, text);
-    if (!entry.available) {
-      const soon = document.createElement("small");
-      soon.className = "soon";
-      soon.textContent = "coming soon";
-      label.append(soon);
-    }
     ui.transports.append(label);
   }
 }

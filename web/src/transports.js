@@ -21,7 +21,6 @@ export const TRANSPORTS = [
     id: "websocket",
     label: "WebSocket",
     hint: "Audio and messages over one WebSocket",
-    available: true,
     create() {
       const media = new WebSocketMedia();
       const transport = new WebSocketTransport({ mediaManager: media, recorderSampleRate: MIC_SAMPLE_RATE });
@@ -33,7 +32,6 @@ export const TRANSPORTS = [
     id: "webrtc",
     label: "WebRTC",
     hint: "Audio over a peer connection, messages over its data channel",
-    available: true,
     create() {
       const media = new WebRTCMedia();
       // The transport sends the mic track itself and never asks for recorded chunks; take them
@@ -54,5 +52,5 @@ export const TRANSPORTS = [
 ];
 
 export function transportById(id) {
-  return TRANSPORTS.find((t) => t.id === id && t.available);
+  return TRANSPORTS.find((t) => t.id === id);
 }
