@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from voxloop.context import LLMAssistantAggregator, LLMContext, LLMUserAggregator
-from voxloop.frames import Frame, InputAudioRawFrame, TextFrame, TTSTextFrame
+from voxloop.frames import Frame, InputAudioRawFrame, TTSTextFrame
 from voxloop.pipeline import FrameProcessor, Pipeline, PipelineParams
 from voxloop.services.openai import OpenAIRealtimeService, RealtimeSettings
 from voxloop.testing import PipelineHarness
@@ -45,10 +45,6 @@ def appended_bytes(emu: RealtimeEmulator) -> int:
 def spoken_text(frames: list[Frame]) -> str:
     """What the TTSTextFrames say (they carry their own spaces)."""
     return "".join(f.text for f in frames if isinstance(f, TTSTextFrame)).strip()
-
-
-def context_text(frames: list[Frame]) -> str:
-    return "".join(f.text for f in frames if isinstance(f, TextFrame) and f.append_to_context).strip()
 
 
 def loud_16k(ms: int) -> bytes:

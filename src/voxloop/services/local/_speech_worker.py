@@ -133,7 +133,6 @@ class EspeakEngine:
         self._callback = _SynthCallback(self._on_synth)  # kept alive: espeak holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
         self._sink: Callable[[Event], bool] | None = None
-        self._char_offsets: list[int] = []
         self._voice = ""
         self._rate = 0
         self.configure({"voice": voice, "rate": rate})
@@ -154,8 +153,6 @@ class EspeakEngine:
         """Calls ``sink`` with each audio buffer and word mark; ``sink`` returns False to stop."""
         self.configure(settings)
         data = text.encode("utf-8")
-        # espeak reports positions in characters (1-based); map them back to str indices.
-        self._char_offsets = list(range(len(text) + 1))
         self._sink = sink
         try:
             buf = ctypes.create_string_buffer(data)
@@ -174,7 +171,7 @@ class EspeakEngine:
         while events[i].type != _EVENT_LIST_TERMINATED:
             event = events[i]
             if event.type == _EVENT_WORD:
-                start = max(event.text_position - 1, 0)
+                start = max(event.text_position - 1, 0)  # espeak counts characters from 1
                 sample = event.audio_position * self.sample_rate // 1000
                 if not sink((sample, start, start + event.length)):
                     return 1
