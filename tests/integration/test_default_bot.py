@@ -155,13 +155,13 @@ async def test_barge_in_stops_the_bot_and_stores_only_what_was_played(speech_wor
     last_write = max(t for t in hops.writes if t < barge_in)
     stopped_ms = (last_write - vad_start) / 1e6
     paused_ms = [(t - vad_start) / 1e6 for t in hops.pauses if vad_start <= t < barge_in]
-    print(
+    figures = (
         f"VAD start -> last audio write {stopped_ms:.2f} ms, pause at the output {paused_ms} ms,"
         f" interruption {(barge_in - vad_start) / 1e6:.0f} ms"
-    )
-    assert stopped_ms <= 50
-    assert paused_ms and paused_ms[0] <= 50
-    assert (barge_in - vad_start) / 1e6 > 100  # the pause, not the interruption, silenced the bot
+    )  # measured over many runs by bench/voice.py; here only the bounds
+    assert stopped_ms <= 50, figures
+    assert paused_ms and paused_ms[0] <= 50, figures
+    assert (barge_in - vad_start) / 1e6 > 100, figures  # the pause, not the interruption, silenced the bot
 
 
 def position(messages: list[dict[str, Any]], message: dict[str, Any]) -> int:
