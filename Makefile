@@ -22,6 +22,7 @@ test: $(VENV)/.installed-dev web browser-deps
 	$(BIN)/python bench/pipeline.py --smoke
 	$(BIN)/python bench/sessions.py --smoke
 	$(BIN)/python bench/voice.py --smoke
+	$(BIN)/python bench/tts.py --smoke
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
