@@ -255,8 +255,8 @@ def test_model_is_loaded_by_path_once_per_settings(caplog: pytest.LogCaptureFixt
 async def test_with_the_vad_processor_in_front(no_leaked_tasks: None) -> None:
     # Inline VAD only: this pushes 9 s of audio at once, and a VAD on a thread would decide after all of it
     # had passed (live audio comes 20 ms at a time, far slower than the VAD's lag).
-    turns = pytest.importorskip("voxloop.turns")
     from voxloop.pipeline import Pipeline
+    from voxloop.turns import VADProcessor
 
     pcm = wav("vad_two_utts")
     audio = [
@@ -264,7 +264,7 @@ async def test_with_the_vad_processor_in_front(no_leaked_tasks: None) -> None:
         for i in range(0, len(pcm), CHUNK * 2)
     ]
     stt = WhisperSTTService()
-    pipeline = Pipeline([turns.VADProcessor(), stt])
+    pipeline = Pipeline([VADProcessor(), stt])
     async with PipelineHarness(pipeline) as h:
         await h.push(*audio)
         await h.down_recorder.wait_for(TranscriptionFinishedFrame, count=2, timeout=60)
