@@ -108,7 +108,8 @@ async def test_session_is_configured_from_settings_and_context() -> None:
         ]
         assert conn.items[0]["content"][0] == {"type": "input_text", "text": "My name is Ada."}
         assert conn.items[3]["output"] == '{"sky": "clear"}'
-        assert not emu.client_events_of("response.create")  # history alone asks for nothing
+    # Checked once the service has closed its connection: everything it sent has arrived by then.
+    assert not emu.client_events_of("response.create")  # history alone asks for nothing
     emu.assert_valid()
 
 
