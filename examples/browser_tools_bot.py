@@ -17,7 +17,6 @@ A client that never answers is covered by the timeout: the LLM is told the call 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from voxloop.bots import SessionInfo
 from voxloop.bots.default import preload  # noqa: F401
@@ -26,6 +25,7 @@ from voxloop.pipeline import Pipeline, PipelineParams, PipelineTask
 from voxloop.rtvi import FunctionCallReportLevel, RTVIObserverParams, RTVIProcessor
 from voxloop.services.local import EspeakTTSService, WhisperSTTService
 from voxloop.services.openai import OpenAILLMService
+from voxloop.transports import Transport
 from voxloop.turns import VADProcessor
 
 TOOLS = [
@@ -39,7 +39,7 @@ TOOLS = [
 ]
 
 
-def create_bot(transport: Any, session: SessionInfo) -> PipelineTask:
+def create_bot(transport: Transport, session: SessionInfo) -> PipelineTask:
     context = LLMContext(
         [{"role": "system", "content": "You are a concise voice assistant. Use the tools when they help."}],
         tools=TOOLS,

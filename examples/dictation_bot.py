@@ -10,8 +10,6 @@ A client can also ask for the note with ``sendClientRequest("get-note")``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from voxloop.bots import SessionInfo
 from voxloop.bots.default import preload  # noqa: F401  (the shared models load once, at start-up)
 from voxloop.context import LLMContext, LLMContextAggregatorPair
@@ -25,6 +23,7 @@ from voxloop.frames import (
 from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
 from voxloop.rtvi import ClientMessage, RTVIProcessor
 from voxloop.services.local import EspeakTTSService, WhisperSTTService
+from voxloop.transports import Transport
 from voxloop.turns import VADProcessor
 
 
@@ -55,7 +54,7 @@ class Dictation(FrameProcessor):
         await self.push_frame(LLMFullResponseEndFrame())
 
 
-def create_bot(transport: Any, session: SessionInfo) -> PipelineTask:
+def create_bot(transport: Transport, session: SessionInfo) -> PipelineTask:
     rtvi = RTVIProcessor()
     dictation = Dictation()
 

@@ -24,6 +24,7 @@ from voxloop.rtvi import RTVIProcessor
 from voxloop.services import FunctionCallParams
 from voxloop.services.local import PiperTTSService, WhisperSTTService
 from voxloop.services.openai import OpenAILLMService
+from voxloop.transports import Transport
 from voxloop.turns import VADProcessor
 
 INSTRUCTIONS = (
@@ -86,7 +87,7 @@ async def preload() -> None:
     await preload_models()
 
 
-def create_bot(transport: Any, session: SessionInfo) -> PipelineTask:
+def create_bot(transport: Transport, session: SessionInfo) -> PipelineTask:
     context = LLMContext([{"role": "system", "content": INSTRUCTIONS}], tools=TOOLS)
     aggregators = LLMContextAggregatorPair(context)
     llm = OpenAILLMService(model=os.environ.get("VOXLOOP_LLM_MODEL", "gpt-4.1-mini"))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..pipeline import PipelineTask
+from ..transports import Transport
 
 BUILT_IN = {
     "default": "voxloop.bots.default",
@@ -35,7 +36,8 @@ class SessionInfo:
     body: dict[str, Any] = field(default_factory=dict)
 
 
-BotFactory = Callable[[Any, SessionInfo], PipelineTask | Awaitable[PipelineTask]]
+#: ``create_bot(transport, session)``, sync or async.
+BotFactory = Callable[[Transport, SessionInfo], PipelineTask | Awaitable[PipelineTask]]
 
 
 class BotLoadError(Exception):
@@ -71,7 +73,7 @@ def bot_preloader(factory: BotFactory) -> Callable[[], Any] | None:
     return preload if callable(preload) else None
 
 
-async def create_task(factory: BotFactory, transport: Any, session: SessionInfo) -> PipelineTask:
+async def create_task(factory: BotFactory, transport: Transport, session: SessionInfo) -> PipelineTask:
     """Call a bot factory, sync or async, and check what it gave back."""
     result = factory(transport, session)
     if inspect.isawaitable(result):

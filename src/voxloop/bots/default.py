@@ -15,7 +15,6 @@ import importlib.util
 import logging
 import os
 import time
-from typing import Any
 
 from ..context import LLMContext, LLMContextAggregatorPair
 from ..pipeline import Pipeline, PipelineParams, PipelineTask
@@ -29,6 +28,7 @@ from ..services.local import (
     preload_speech_worker,
 )
 from ..services.local.demo_agent import TIME_FUNCTION, TIME_TOOL, current_time
+from ..transports import Transport
 from ..turns import VADProcessor
 from . import SessionInfo
 
@@ -101,7 +101,9 @@ def create_tts() -> TTSService:
     return PiperTTSService() if tts_engine() == "piper" else EspeakTTSService()
 
 
-def create_bot(transport: Any, session: SessionInfo, *, context: LLMContext | None = None) -> PipelineTask:
+def create_bot(
+    transport: Transport, session: SessionInfo, *, context: LLMContext | None = None
+) -> PipelineTask:
     """One session's pipeline. ``context``: start from this conversation (tests read it back)."""
     if context is None:
         context = LLMContext([{"role": "system", "content": SYSTEM_PROMPT}], tools=[TIME_TOOL])

@@ -6,11 +6,10 @@ audio out, interruptions and disconnects.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
 from ..pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineParams, PipelineTask
 from ..rtvi import ClientMessage, RTVIProcessor
+from ..transports import Transport
 from . import SessionInfo
 
 
@@ -23,7 +22,7 @@ class Echo(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-def create_bot(transport: Any, session: SessionInfo) -> PipelineTask:
+def create_bot(transport: Transport, session: SessionInfo) -> PipelineTask:
     rtvi = RTVIProcessor()
 
     @rtvi.event_handler("on_client_message")

@@ -26,6 +26,7 @@ from ..rtvi.legacy import RTVIService, RTVIServiceOption
 from ..services.local.demo_agent import TIME_FUNCTION, TIME_TOOL, current_time
 from ..services.openai import OpenAIRealtimeService, RealtimeSettings
 from ..services.openai._client import make_client
+from ..transports import Transport
 from ..turns import UserTurnParams
 from . import SessionInfo
 
@@ -114,16 +115,17 @@ def _client_settings(rtvi: RTVIProcessor, realtime: OpenAIRealtimeService) -> No
     rtvi.register_service(RTVIService(name="llm", options=options), warn=False)
 
 
-def create_bot(transport: Any, session: SessionInfo, *, context: LLMContext | None = None) -> PipelineTask:
+def create_bot(
+    transport: Transport, session: SessionInfo, *, context: LLMContext | None = None
+) -> PipelineTask:
     """One session's pipeline. ``context``: start from this conversation (tests read it back)."""
     if context is None:
         context = LLMContext([{"role": "system", "content": SYSTEM_PROMPT}], tools=[TIME_TOOL])
     # The server's VAD stops the bot at speech onset itself, and the service counts played audio by time,
     # so our own pause-on-speech would only skew the truncation point: off for this bot.
     aggregators = LLMContextAggregatorPair(context, user_params=UserTurnParams(pause_on_speech=False))
-    lead_ms = getattr(getattr(transport, "params", None), "audio_out_lead_ms", 100)
     realtime = OpenAIRealtimeService(
-        settings=realtime_settings(), context=context, transcript_lead_ms=lead_ms
+        settings=realtime_settings(), context=context, transcript_lead_ms=transport.params.audio_out_lead_ms
     )
     realtime.register_function(TIME_FUNCTION, current_time)
     rtvi = RTVIProcessor()

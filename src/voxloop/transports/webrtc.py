@@ -37,6 +37,7 @@ from ._webrtc_connection import (
 from .base_input import BaseInputTransport
 from .base_output import BaseOutputTransport
 from .params import TransportParams
+from .transport import Transport
 
 __all__ = [
     "OutputAudioTrack",
@@ -56,7 +57,7 @@ class WebRTCParams(TransportParams):
     video_in_enabled: bool = False
 
 
-class WebRTCTransport(EventSource):
+class WebRTCTransport(EventSource, Transport):
     """One client on one :class:`WebRTCConnection`. Use :meth:`input` and :meth:`output`.
 
     Events: ``on_client_connected()`` once the pipeline runs and the peer connection is up;

@@ -31,11 +31,12 @@ from .base_input import BaseInputTransport
 from .base_output import BaseOutputTransport
 from .params import TransportParams
 from .serializers import FrameSerializer, SerializationError, serializer_for_wire
+from .transport import Transport
 
 logger = logging.getLogger("voxloop.transports")
 
 
-class WebSocketTransport(EventSource):
+class WebSocketTransport(EventSource, Transport):
     """One client on one accepted WebSocket. Use :meth:`input` and :meth:`output` in the pipeline.
 
     Without a ``serializer``, the wire is the one the URL's ``wire`` query parameter names
