@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from .clock import FakeClock, settle
 from .harness import FrameRecorder, PipelineHarness, run_test
+from .memory_transport import MemoryClient, MemoryTransport
 from .rtvi_client import RTVIClient, RTVIErrorResponse, RTVIProtocolError, load_wav
 
 __all__ = [
     "FakeClock",
     "FrameRecorder",
+    "MemoryClient",
+    "MemoryTransport",
     "PipelineHarness",
     "RTVIClient",
     "RTVIErrorResponse",
