@@ -100,8 +100,8 @@ class MemoryTransport(EventSource, Transport):
             factory, self, session or SessionInfo(session_id="memory", transport="memory")
         )
 
-        async def client_left(transport: MemoryTransport) -> None:
-            await task.cancel("the client left")
+        def client_left(transport: MemoryTransport) -> None:
+            task.request_cancel("the client left")
 
         self.add_event_handler(CLIENT_DISCONNECTED, client_left)
         runner = asyncio.create_task(task.run(), name=f"memory-transport::{task}")
