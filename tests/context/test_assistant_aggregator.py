@@ -36,8 +36,7 @@ from voxloop.frames import (
     UserStartedSpeakingFrame,
 )
 from voxloop.pipeline import Pipeline
-from voxloop.testing import FakeClock, PipelineHarness
-from voxloop.transports.base_output import BaseOutputTransport
+from voxloop.testing import FakeClock, MemoryTransport, PipelineHarness
 from voxloop.transports.params import TransportParams
 
 MESSAGES = TypeAdapter(list[ChatCompletionMessageParam])
@@ -136,14 +135,6 @@ async def test_interruption_stores_what_was_said_so_far(no_leaked_tasks: None) -
         ]
 
 
-class RecordingOutput(BaseOutputTransport):
-    async def write_audio(self, audio: bytes, sample_rate: int) -> None:
-        pass
-
-    async def send_message(self, message: Any) -> None:
-        pass
-
-
 def audio(ms: int) -> TTSAudioRawFrame:
     return TTSAudioRawFrame(audio=b"\x10\x20" * (24 * ms), sample_rate=24000, num_channels=1)
 
@@ -154,7 +145,7 @@ async def test_interruption_behind_a_real_output_keeps_exactly_the_played_words(
     """Word-level TTS through the output transport: the words whose audio was sent are stored."""
     clock = FakeClock()
     context = LLMContext([{"role": "user", "content": "count"}])
-    output = RecordingOutput(TransportParams(audio_out_chunk_ms=20, audio_out_lead_ms=0))
+    output = MemoryTransport(TransportParams(audio_out_chunk_ms=20, audio_out_lead_ms=0)).output()
     assistant = LLMAssistantAggregator(context)
     async with PipelineHarness(Pipeline([output, assistant]), clock=clock) as h:
         frames: list[Frame] = [LLMFullResponseStartFrame(), TTSStartedFrame()]

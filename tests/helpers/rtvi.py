@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from voxloop.frames import Frame, InputTransportMessageFrame, OutputTransportMessageUrgentFrame
-from voxloop.pipeline import FrameProcessor
+from voxloop.frames import Frame, InputTransportMessageFrame
+from voxloop.pipeline import FrameProcessor, Pipeline
 from voxloop.rtvi import RTVIProcessor, validate_server_message
-from voxloop.testing import PipelineHarness
-
-
-class FakeOutput(FrameProcessor):
-    """Stands in for an output transport: what it pushes counts as played."""
-
-    plays_output = True
+from voxloop.testing import MemoryTransport, PipelineHarness
 
 
 class RTVISession:
-    """A harness around ``[rtvi, *middle, FakeOutput]`` with client-side helpers."""
+    """A harness around ``[rtvi, *middle, output]`` (a MemoryTransport's) with client-side helpers.
+
+    Frames are pushed from the top, in order with the harness's End; what the output sends reaches
+    ``client`` (``transport.client``).
+    """
 
     def __init__(self, rtvi: RTVIProcessor | None = None, *middle: FrameProcessor, **options: Any) -> None:
         self.rtvi = rtvi or RTVIProcessor(client_ready_timeout_secs=None)
-        self.output = FakeOutput()
-        from voxloop.pipeline import Pipeline
-
+        # Frames are not recorded twice: the harness has them (and tests count what is still alive).
+        self.transport = MemoryTransport(record_frames=False)
+        self.client = self.transport.client
+        self.output = self.transport.output()
         self.harness = PipelineHarness(Pipeline([self.rtvi, *middle, self.output]), **options)
 
     async def __aenter__(self) -> RTVISession:
@@ -37,11 +35,7 @@ class RTVISession:
     @property
     def messages(self) -> list[dict[str, Any]]:
         """Every RTVI message sent to the client so far, each checked against the schema."""
-        found = [
-            f.message
-            for f in self.harness.down_recorder.frames
-            if isinstance(f, OutputTransportMessageUrgentFrame)
-        ]
+        found = list(self.client.messages)
         for message in found:
             validate_server_message(message)
         return found
@@ -53,18 +47,7 @@ class RTVISession:
         await self.harness.push(InputTransportMessageFrame(message=message))
 
     async def wait_for_message(self, type_: str, count: int = 1, timeout: float = 5.0) -> dict[str, Any]:
-        recorder = self.harness.down_recorder
-
-        def matching() -> list[dict[str, Any]]:
-            return [
-                f.message
-                for f in recorder.frames
-                if isinstance(f, OutputTransportMessageUrgentFrame) and f.message.get("type") == type_
-            ]
-
-        async with asyncio.timeout(timeout), recorder._arrived:
-            await recorder._arrived.wait_for(lambda: len(matching()) >= count)
-        return matching()[count - 1]
+        return await self.client.wait_for_message(type_, count=count, timeout=timeout)
 
     async def request(self, type_: str, data: Any = None, id: str = "req00001") -> None:
         message: dict[str, Any] = {"label": "rtvi-ai", "type": type_, "id": id}

@@ -167,7 +167,11 @@ async def test_bot_output_never_ahead_of_the_audio() -> None:
         await s.harness.push(BotStartedSpeakingFrame())
         said = TTSTextFrame("Hello there.", aggregated_by=AggregationType.SENTENCE)
         said.will_be_spoken = True
-        await s.harness.push(said, second, BotStoppedSpeakingFrame())
+        await s.harness.push(said, second)
+        # The output is queued and speaking frames are system frames: the stop would overtake the text
+        # still in its queue, where a real output only stops once that text has gone out.
+        await s.harness.down_recorder.wait_for(AggregatedTextFrame, count=2)
+        await s.harness.push(BotStoppedSpeakingFrame())
         await finish(s)
     assert events(s) == [
         {**L, "type": "bot-started-speaking"},
@@ -415,8 +419,10 @@ async def test_audio_levels_are_rate_limited() -> None:
         await clock.advance(0.2)
         await s.harness.push(InputAudioRawFrame(b"\x00\x00" * 160, 16000, 1))
         await s.harness.push(OutputAudioRawFrame(loud, 24000, 1))
+        await clock.advance(0.2)  # the output plays it (and says the bot spoke)
         await finish(s)
-    levels = [(m["type"], m["data"]["value"]) for m in events(s)]
+    speaking = ("bot-started-speaking", "bot-stopped-speaking")
+    levels = [(m["type"], m["data"]["value"]) for m in events(s, skip=("bot-ready", *speaking))]
     assert levels == [("user-audio-level", 0.5), ("user-audio-level", 0.4082), ("bot-audio-level", 0.5)]
 
 
@@ -434,6 +440,11 @@ async def test_observer_memory_is_bounded() -> None:
     async with session() as s:
         await s.harness.push(*[LLMTextFrame("x") for _ in range(500)])
         await s.wait_for_message("bot-llm-text", count=500)
+        # The output is queued: once all 500 are out of it, one more report means the observer has
+        # also seen every hop after the output (it handles hops in order).
+        await s.harness.down_recorder.wait_for(LLMTextFrame, count=500)
+        await s.harness.push(LLMTextFrame("sync point"))
+        await s.wait_for_message("bot-llm-text", count=501)
         s.harness.down_recorder.frames.clear()
         gc.collect()
         assert len(s.rtvi.observer._seen) < 10
