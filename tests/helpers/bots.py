@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
 
 from voxloop.bots import SessionInfo, load_bot
 from voxloop.context import LLMContext
 from voxloop.pipeline import PipelineTask
 from voxloop.rtvi import ClientMessage, RTVIProcessor
 from voxloop.services.local.demo_agent import TIME_TOOL
+from voxloop.transports import Transport
 
 
 def answering_rtvi() -> RTVIProcessor:
@@ -36,7 +36,7 @@ class ContextKeepingBot:
         self.module = inspect.getmodule(load_bot(name))
         self.contexts: list[LLMContext] = []
 
-    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
+    def __call__(self, transport: Transport, session: SessionInfo) -> PipelineTask:
         prompt = self.module.SYSTEM_PROMPT  # type: ignore[union-attr]
         context = LLMContext([{"role": "system", "content": prompt}], tools=[TIME_TOOL])
         self.contexts.append(context)
