@@ -18,10 +18,10 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
 
 from ..bots import BotFactory, SessionInfo, create_task
 from ..pipeline import Clock, PipelineTask, SystemClock
+from ..transports import Transport
 
 __all__ = ["BotStartError", "Session", "SessionRegistry", "SessionTransport"]
 
@@ -33,10 +33,8 @@ FULL = "the server is full; try again later"
 Closer = Callable[[], Awaitable[None]]
 
 
-class SessionTransport(Protocol):
-    """What the registry needs of a session's transport: its ``on_client_disconnected`` event."""
-
-    def add_event_handler(self, event: str, handler: Callable[..., Any]) -> None: ...
+#: A session's transport: the bot gets it, and the registry listens to its ``on_client_disconnected``.
+SessionTransport = Transport
 
 
 class BotStartError(Exception):
