@@ -11,19 +11,26 @@ from voxloop.testing import MemoryTransport, PipelineHarness
 
 
 class RTVISession:
-    """A harness around ``[rtvi, *middle, output]`` (a MemoryTransport's) with client-side helpers.
+    """A harness around ``[rtvi, (input,) *middle, output]`` (a MemoryTransport's) with client helpers.
 
     Frames are pushed from the top, in order with the harness's End; what the output sends reaches
     ``client`` (``transport.client``).
     """
 
-    def __init__(self, rtvi: RTVIProcessor | None = None, *middle: FrameProcessor, **options: Any) -> None:
+    def __init__(
+        self,
+        rtvi: RTVIProcessor | None = None,
+        *middle: FrameProcessor,
+        with_input: bool = False,
+        **options: Any,
+    ) -> None:
         self.rtvi = rtvi or RTVIProcessor(client_ready_timeout_secs=None)
         # Frames are not recorded twice: the harness has them (and tests count what is still alive).
         self.transport = MemoryTransport(record_frames=False)
         self.client = self.transport.client
         self.output = self.transport.output()
-        self.harness = PipelineHarness(Pipeline([self.rtvi, *middle, self.output]), **options)
+        inputs = [self.transport.input()] if with_input else []
+        self.harness = PipelineHarness(Pipeline([self.rtvi, *inputs, *middle, self.output]), **options)
 
     async def __aenter__(self) -> RTVISession:
         await self.harness.__aenter__()

@@ -457,11 +457,8 @@ async def test_ui_messages_reach_the_app() -> None:
 
 
 async def test_raw_audio_takes_the_input_transports_path() -> None:
-    from voxloop.transports.base_input import BaseInputTransport
-    from voxloop.transports.params import TransportParams
-
     rtvi = RTVIProcessor(client_ready_timeout_secs=None)
-    async with RTVISession(rtvi, BaseInputTransport(TransportParams())) as s:
+    async with RTVISession(rtvi, with_input=True) as s:
         await s.ready()
         audio = base64.b64encode(b"\x00\x10" * 800).decode()  # 100 ms at 8 kHz
         await s.request("raw-audio", {"base64Audio": audio, "sampleRate": 8000, "numChannels": 1})
