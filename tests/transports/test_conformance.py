@@ -1,9 +1,10 @@
 """What every transport promises a bot (the ``Transport`` protocol), checked on each one for real.
 
 Each transport has a *rig*: it runs a bot over that transport, with a real client at the other end
-(WebSocket: the dev server and the Python RTVI client; WebRTC: the dev server's signalling and aiortc on
-both ends; memory: ``MemoryTransport``'s client), and yields a :class:`Session`. A new transport (a
-telephony media stream, say) adds one rig to ``RIGS`` and every test here runs on it.
+(WebSocket, on either wire: the dev server and the Python RTVI client; WebRTC: the dev server's
+signalling and aiortc on both ends; memory: ``MemoryTransport``'s client), and yields a
+:class:`Session`. A new transport (a telephony media stream, say) adds one rig to ``RIGS`` and every
+test here runs on it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -108,12 +109,15 @@ async def memory_rig(bot: EchoBot, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         yield Session(bot, client, client.disconnect, lambda s: client.wait_for_audio(int(s * 48000)))
 
 
-@asynccontextmanager
-async def websocket_rig(bot: EchoBot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Session]:
-    async with running_server(ServerConfig(bot=bot)) as (base, app):
-        async with RTVIClient(await start_websocket_session(base)) as client:
-            yield Session(bot, client, client.close, lambda s: client.wait_for_audio(int(s * 48000)))
-        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+def websocket_rig(wire: Literal["protobuf", "json"]) -> Rig:
+    @asynccontextmanager
+    async def rig(bot: EchoBot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Session]:
+        async with running_server(ServerConfig(bot=bot)) as (base, app):
+            async with RTVIClient(await start_websocket_session(base), wire=wire) as client:
+                yield Session(bot, client, client.close, lambda s: client.wait_for_audio(int(s * 48000)))
+            await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+
+    return rig
 
 
 @asynccontextmanager
@@ -134,7 +138,12 @@ async def webrtc_rig(bot: EchoBot, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
 
 
 #: Every transport, by name. A new transport adds its rig here.
-RIGS: dict[str, Rig] = {"memory": memory_rig, "websocket": websocket_rig, "webrtc": webrtc_rig}
+RIGS: dict[str, Rig] = {
+    "memory": memory_rig,
+    "websocket": websocket_rig("protobuf"),
+    "websocket-json": websocket_rig("json"),
+    "webrtc": webrtc_rig,
+}
 
 
 @pytest.fixture(params=sorted(RIGS))
