@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..frames import FunctionCallResultProperties
 from .functions import FunctionCallParams, FunctionCallRunner, FunctionHandler, FunctionRegistration
-from .llm import LLMOutput, LLMService, LLMServiceError, LLMSettings, LLMToolCall
+from .llm import FunctionCallingService, LLMOutput, LLMService, LLMServiceError, LLMSettings, LLMToolCall
 from .stt import SegmentedSTTService, STTService, Transcript
 from .text_aggregator import SentenceAggregator
 from .tts import TTSOutput, TTSService, WordTiming
@@ -14,6 +14,7 @@ __all__ = [
     "SegmentedSTTService",
     "Transcript",
     "FunctionCallParams",
+    "FunctionCallingService",
     "FunctionCallResultProperties",
     "FunctionCallRunner",
     "FunctionHandler",

@@ -37,7 +37,7 @@ from ..frames import (
 )
 
 if TYPE_CHECKING:
-    from .llm import LLMService
+    from .llm import FunctionCallingService
 
 logger = logging.getLogger("voxloop.services.functions")
 
@@ -67,7 +67,7 @@ class FunctionCallParams:
     function_name: str
     tool_call_id: str
     arguments: dict[str, Any]
-    llm: LLMService
+    llm: FunctionCallingService
     context: Any
     result_callback: ResultCallback
 
@@ -109,7 +109,11 @@ class FunctionCallRunner:
     """Registry and executor of function calls for one LLM service (see the module docstring)."""
 
     def __init__(
-        self, service: LLMService, *, run_in_parallel: bool = True, timeout_secs: float | None = None
+        self,
+        service: FunctionCallingService,
+        *,
+        run_in_parallel: bool = True,
+        timeout_secs: float | None = None,
     ) -> None:
         self._service = service
         self.run_in_parallel = run_in_parallel

@@ -14,6 +14,9 @@ produces: text deltas (``str``), complete tool calls (:class:`LLMToolCall`) and 
   next context runs as usual;
 - an interruption cancels the response in flight (the generator is closed, so is its HTTP stream);
 - tool calls are announced and run by the :class:`~voxloop.services.functions.FunctionCallRunner`.
+
+The settings and the function runner live in :class:`FunctionCallingService`, the base a speech-to-speech
+service shares with the chat LLMs without taking on their one-response-per-context contract.
 """
 
 from __future__ import annotations
@@ -93,18 +96,20 @@ class LLMSettings:
                 self.extra[key] = value
 
 
-class LLMService(FrameProcessor, ABC):
-    """Base of the chat LLM services (queued: streaming a response never holds up other processors).
+class FunctionCallingService(FrameProcessor):
+    """What every model service that calls functions shares: the chat LLMs and speech-to-speech services.
+
+    It holds the :class:`LLMSettings` (``model`` is also what metrics are attributed to) and the
+    :class:`~voxloop.services.functions.FunctionCallRunner`, with the registration API on top of it. How
+    a response is produced is up to the subclass (:class:`LLMService` streams one per context; a realtime
+    service gets its responses from its own connection).
 
     Args:
-        model: the model name (also what metrics are attributed to).
-        temperature, max_tokens: sampling settings (None = the server's default).
+        model: the model name. temperature, max_tokens: sampling settings (None = the server's default).
         run_in_parallel: run the function calls of one response at the same time (else one by one).
         function_call_timeout_secs: default timeout of a call (None = none); per function in
             :meth:`register_function`.
-        name: for logs and metrics.
-        queued: handle frames on the service's own task (the default). A service whose frame handling
-            never waits long (a realtime speech-to-speech service only sends events) passes False.
+        name: for logs and metrics. queued: see :class:`~voxloop.pipeline.FrameProcessor`.
     """
 
     def __init__(
@@ -143,7 +148,7 @@ class LLMService(FrameProcessor, ABC):
         cancel_on_interruption: bool = True,
         timeout_secs: float | None = None,
     ) -> None:
-        """Let the LLM call ``name`` (None = any function without its own registration).
+        """Let the model call ``name`` (None = any function without its own registration).
 
         ``handler``: ``async def handler(params: FunctionCallParams)`` that reports with
         ``await params.result_callback(result)``; None for a client-side function whose result comes
@@ -164,6 +169,22 @@ class LLMService(FrameProcessor, ABC):
     def function_runner(self) -> FunctionCallRunner:
         return self._functions
 
+    async def close(self) -> None:
+        """Release the client (connection pools...). Called from :meth:`cleanup`."""
+
+    async def cleanup(self) -> None:
+        await self._functions.cancel_all()
+        await super().cleanup()
+        await self.close()
+
+
+class LLMService(FunctionCallingService, ABC):
+    """Base of the chat LLM services (queued: streaming a response never holds up other processors).
+
+    Args: those of :class:`FunctionCallingService`; ``queued``: handle frames on the service's own task
+    (the default).
+    """
+
     # -- what subclasses implement -----------------------------------------------------------
 
     @abstractmethod
@@ -173,16 +194,6 @@ class LLMService(FrameProcessor, ABC):
         An async generator. Raise :class:`LLMServiceError` for failures the user should hear about
         in plain words. It is closed early (``aclose``) when the response is interrupted.
         """
-
-    async def close(self) -> None:
-        """Release the client (connection pools...). Called from :meth:`cleanup`."""
-
-    # -- life cycle --------------------------------------------------------------------------
-
-    async def cleanup(self) -> None:
-        await self._functions.cancel_all()
-        await super().cleanup()
-        await self.close()
 
     # -- frames ------------------------------------------------------------------------------
 

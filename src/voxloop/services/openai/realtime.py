@@ -64,7 +64,7 @@ from ...frames import (
     VADUserStoppedSpeakingFrame,
 )
 from ...pipeline import DOWNSTREAM, UPSTREAM, FrameDirection
-from ..llm import LLMService, LLMServiceError
+from ..llm import FunctionCallingService
 from ._realtime_audio import InputAudio, PlayedAudio, TranscriptPacer
 from ._realtime_calls import Call, cancel_deferred_calls, run_deferred_calls
 from ._realtime_connection import RealtimeAuthError, close_quietly, keep_connected
@@ -78,7 +78,7 @@ logger = logging.getLogger("voxloop.services.realtime")
 _SENT_MEMORY = 128
 
 
-class OpenAIRealtimeService(LLMService):
+class OpenAIRealtimeService(FunctionCallingService):
     """OpenAI Realtime (GA) as one pipeline service; see the module docstring.
 
     Args:
@@ -157,15 +157,6 @@ class OpenAIRealtimeService(LLMService):
         self._event_ids = 0
         self._register_event_handler("on_connected")
         self._register_event_handler("on_connection_lost")
-
-    # -- what LLMService asks for (unused: responses come from the server) --------------------------
-
-    async def generate(self, context: Any) -> Any:  # pragma: no cover - never called
-        raise LLMServiceError("the Realtime service answers through its own connection")
-        yield ""  # makes this an async generator
-
-    async def run_context(self, context: Any) -> None:
-        await self._on_context(context, DOWNSTREAM)
 
     # -- public API ---------------------------------------------------------------------------------
 
