@@ -63,6 +63,7 @@ class ConversationSync:
         self._user_transcripts: list[str] = []  # committed audio whose user message has not come yet
         self._assistant_transcripts: deque[str] = deque(maxlen=_MEMORY)
         self.instructions_sent: str | None = None
+        self.tools_sent: list[dict[str, Any]] | None = None
 
     def reset(self) -> None:
         """A new connection: the server holds nothing."""
@@ -131,8 +132,10 @@ class ConversationSync:
                     plan.new_input = True
         return plan
 
-    def instructions_synced(self, instructions: str | None) -> None:
+    def session_synced(self, instructions: str | None, tools: list[dict[str, Any]]) -> None:
+        """A ``session.update`` carried these instructions and tools."""
         self.instructions_sent = instructions
+        self.tools_sent = tools
 
     def _mark(self, message: dict[str, Any]) -> None:
         self._synced[id(message)] = message

@@ -1,8 +1,9 @@
-"""The server events of the Realtime service (``openai.types.realtime`` models), one handler each.
+"""The server events the Realtime core handles: one table, event type -> handler of that SDK model.
 
-Functions of :class:`~voxloop.services.openai.realtime.OpenAIRealtimeService` (its first argument), kept
-apart so each file stays readable; every handler runs on the service's receive task, in the order the
-server sent them.
+Each :class:`_Route` pairs an ``openai.types.realtime`` event model with its handler, so mypy checks
+that the handler takes that model, and the table's key is the model's own ``type`` literal (no event
+name is spelled twice). Handlers are plain functions of the core: they change its state and queue
+actions, never await. Events without a route (rate limits, content parts...) are logged and ignored.
 """
 
 from __future__ import annotations
@@ -10,13 +11,38 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, get_args
+
+from openai.types.realtime import (
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
+    RealtimeErrorEvent,
+    RealtimeResponse,
+    RealtimeResponseUsage,
+    RealtimeServerEvent,
+    ResponseAudioDeltaEvent,
+    ResponseAudioDoneEvent,
+    ResponseAudioTranscriptDeltaEvent,
+    ResponseAudioTranscriptDoneEvent,
+    ResponseCreatedEvent,
+    ResponseDoneEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+)
+from pydantic import BaseModel
 
 from ...frames import (
-    AggregatedTextProgressFrame,
-    AggregationType,
     ErrorCategory,
-    ErrorFrame,
     InterimTranscriptionFrame,
     LLMTextFrame,
     LLMTokenUsage,
@@ -24,26 +50,31 @@ from ...frames import (
     TranscriptionFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
-    TTSTextFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from ...pipeline import UPSTREAM
 from ..stt import iso8601_now
-from ._realtime_calls import run_calls
-from ._realtime_responses import close_response, open_response, request_response, start_measuring
+from ._realtime_actions import (
+    AuthRefused,
+    BroadcastInterruption,
+    Configured,
+    Connected,
+    Push,
+    ReportError,
+    ReportUsage,
+    StopProcessing,
+    StopTTFB,
+)
 from ._realtime_settings import SAMPLE_RATE, ServerVAD
 
 if TYPE_CHECKING:
-    from .realtime import OpenAIRealtimeService
+    from ._realtime_core import RealtimeCore
 
 logger = logging.getLogger("voxloop.services.realtime")
 
 # Errors that say "nothing to do", not "something broke".
-_BENIGN = {
-    "response_cancel_not_active",
-    "input_audio_buffer_commit_empty",
-}
+_BENIGN = {"response_cancel_not_active", "input_audio_buffer_commit_empty"}
 _AUTH = {"invalid_api_key", "missing_api_key", "invalid_authentication"}
 _CATEGORIES = {
     "invalid_request_error": ErrorCategory.INVALID_REQUEST,
@@ -51,303 +82,273 @@ _CATEGORIES = {
     "rate_limit_error": ErrorCategory.RATE_LIMIT,
     "authentication_error": ErrorCategory.AUTHENTICATION,
 }
-_SENTENCE_END = (".", "!", "?", "。")
-_MAX_TRANSCRIPTS = 64
+_DEFAULT_SILENCE_MS = 500
+
+E = TypeVar("E", bound=BaseModel)
 
 
-async def handle_server_event(svc: OpenAIRealtimeService, event: Any) -> None:
-    handler = _HANDLERS.get(event.type)
-    if handler is None:
-        logger.debug("%s: %s", svc, event.type)
+@dataclass(frozen=True)
+class _Route(Generic[E]):
+    model: type[E]
+    handler: Callable[[RealtimeCore, E], None]
+
+    @property
+    def event_type(self) -> str:
+        (literal,) = get_args(self.model.model_fields["type"].annotation)
+        return cast(str, literal)
+
+
+def dispatch(core: RealtimeCore, event: RealtimeServerEvent) -> None:
+    """Hand ``event`` to its handler (the server's events arrive in order, one at a time)."""
+    route = _TABLE.get(event.type)
+    if route is None:
+        logger.debug("%s: %s", core, event.type)
         return
-    await handler(svc, event)
+    route.handler(core, event)
 
 
-# -- session ----------------------------------------------------------------------------------
+def handled_event_types() -> frozenset[str]:
+    return frozenset(_TABLE)
 
 
-async def _on_session_created(svc: OpenAIRealtimeService, event: Any) -> None:
-    await svc._replay_context()
-    svc._ready.set()
-    first = not svc._connected_once
-    svc._connected_once = True
-    await svc._call_event_handler("on_connected")
+# -- session --------------------------------------------------------------------------------------
+
+
+def _session_created(core: RealtimeCore, event: SessionCreatedEvent) -> None:
+    core.replay_context()
+    core.ready = True
+    first = not core.connected_once
+    core.connected_once = True
+    core.emit(Connected(first))
     if not first:
-        logger.info("%s: reconnected", svc)
-    if svc._create_on_ready or svc._create_pending:
-        svc._create_on_ready = svc._create_pending = False
-        await request_response(svc)
+        logger.info("%s: reconnected", core)
+    if core.responses.take_on_ready():
+        core.request_response()
 
 
-async def _on_session_updated(svc: OpenAIRealtimeService, event: Any) -> None:
-    svc._configured.set()
+def _session_updated(core: RealtimeCore, event: SessionUpdatedEvent) -> None:
+    core.emit(Configured())
 
 
-# -- the user -----------------------------------------------------------------------------------
+# -- the user -------------------------------------------------------------------------------------
 
 
-async def _on_speech_started(svc: OpenAIRealtimeService, event: Any) -> None:
-    detection = svc.realtime_settings.turn_detection
+def _speech_started(core: RealtimeCore, event: InputAudioBufferSpeechStartedEvent) -> None:
+    detection = core.settings.turn_detection
     interrupts = detection is not None and detection.interrupt_response
-    busy = (svc._response is not None and svc._response.active) or svc._bot_speaking
-    if interrupts and (busy or svc._played.unplayed(svc.clock.now_ns())):
+    busy = core.responses.active or core.turn.bot_speaking
+    if interrupts and (busy or core.played.unplayed(core.now_ns)):
         # The server cancels its response itself; the audio already here must stop now.
-        await svc._cut_in(cancel=False)
-        await svc.broadcast_interruption()
-    await svc.push_frame(VADUserStartedSpeakingFrame(start_secs=0.0, timestamp=time.time()), UPSTREAM)
+        core.cut_in(cancel=False)
+        core.emit(BroadcastInterruption())
+    started = VADUserStartedSpeakingFrame(start_secs=0.0, timestamp=time.time())
+    core.push(Push(started, UPSTREAM))
 
 
-async def _on_speech_stopped(svc: OpenAIRealtimeService, event: Any) -> None:
-    detection = svc.realtime_settings.turn_detection
-    silence_ms = 500
+def _speech_stopped(core: RealtimeCore, event: InputAudioBufferSpeechStoppedEvent) -> None:
+    detection = core.settings.turn_detection
+    silence_ms = _DEFAULT_SILENCE_MS
     if isinstance(detection, ServerVAD) and detection.silence_duration_ms is not None:
         silence_ms = detection.silence_duration_ms
-    await start_measuring(svc)
+    core.start_measuring()
     stopped = VADUserStoppedSpeakingFrame(stop_secs=silence_ms / 1000, timestamp=time.time())
-    await svc.push_frame(stopped, UPSTREAM)
+    core.push(Push(stopped, UPSTREAM))
 
 
-async def _on_committed(svc: OpenAIRealtimeService, event: Any) -> None:
-    svc._unanswered_audio = True
-    svc._responded_since_input = False
-    if svc.realtime_settings.input_transcription is None:
-        await svc.push_frame(TranscriptionFinishedFrame(text=""), UPSTREAM)
+def _committed(core: RealtimeCore, event: InputAudioBufferCommittedEvent) -> None:
+    core.turn.audio_committed()
+    if core.settings.input_transcription is None:
+        core.push(Push(TranscriptionFinishedFrame(text=""), UPSTREAM))
 
 
-async def _on_transcription_delta(svc: OpenAIRealtimeService, event: Any) -> None:
-    text = svc._transcripts.get(event.item_id, "") + (event.delta or "")
-    svc._transcripts[event.item_id] = text
-    if len(svc._transcripts) > _MAX_TRANSCRIPTS:
-        svc._transcripts.pop(next(iter(svc._transcripts)))
-    if text.strip():
-        await svc.push_frame(InterimTranscriptionFrame(text.strip(), timestamp=iso8601_now()), UPSTREAM)
+def _transcription_delta(
+    core: RealtimeCore, event: ConversationItemInputAudioTranscriptionDeltaEvent
+) -> None:
+    text = core.transcripts.delta(event.item_id, event.delta or "").strip()
+    if text:
+        core.push(Push(InterimTranscriptionFrame(text, timestamp=iso8601_now()), UPSTREAM))
 
 
-async def _on_transcription_completed(svc: OpenAIRealtimeService, event: Any) -> None:
-    svc._transcripts.pop(event.item_id, None)
+def _transcription_completed(
+    core: RealtimeCore, event: ConversationItemInputAudioTranscriptionCompletedEvent
+) -> None:
+    core.transcripts.end(event.item_id)
     text = (event.transcript or "").strip()
     if text:
-        svc._sync.user_audio_transcribed(text)
-        frame = TranscriptionFrame(text, timestamp=iso8601_now(), finalized=True)
-        await svc.push_frame(frame, UPSTREAM)
-    await svc.push_frame(TranscriptionFinishedFrame(text=text), UPSTREAM)
+        core.mirror.user_audio_transcribed(text)
+        core.push(Push(TranscriptionFrame(text, timestamp=iso8601_now(), finalized=True), UPSTREAM))
+    core.push(Push(TranscriptionFinishedFrame(text=text), UPSTREAM))
 
 
-async def _on_transcription_failed(svc: OpenAIRealtimeService, event: Any) -> None:
-    svc._transcripts.pop(event.item_id, None)
-    logger.warning("%s: input transcription failed: %s", svc, getattr(event.error, "message", event))
-    await svc.push_frame(TranscriptionFinishedFrame(text=""), UPSTREAM)
+def _transcription_failed(
+    core: RealtimeCore, event: ConversationItemInputAudioTranscriptionFailedEvent
+) -> None:
+    core.transcripts.end(event.item_id)
+    logger.warning("%s: input transcription failed: %s", core, event.error.message)
+    core.push(Push(TranscriptionFinishedFrame(text=""), UPSTREAM))
 
 
-# -- responses ----------------------------------------------------------------------------------
+# -- responses ------------------------------------------------------------------------------------
 
 
-async def _on_response_created(svc: OpenAIRealtimeService, event: Any) -> None:
-    await open_response(svc, event.response.id)
+def _response_created(core: RealtimeCore, event: ResponseCreatedEvent) -> None:
+    core.open_response(event.response.id or "")
 
 
-async def _on_output_item_added(svc: OpenAIRealtimeService, event: Any) -> None:
-    item = event.item
-    if getattr(item, "type", None) == "function_call" and item.call_id:
-        svc._sync.server_call(item.call_id)
+def _output_item_added(core: RealtimeCore, event: ResponseOutputItemAddedEvent) -> None:
+    call_id = getattr(event.item, "call_id", None)  # a function_call item
+    if event.item.type == "function_call" and call_id:
+        core.mirror.server_call(call_id)
 
 
-def _live_response(svc: OpenAIRealtimeService, response_id: str) -> Any:
-    response = svc._response
-    if response is None or response.id != response_id or response.interrupted or response.closed:
-        return None  # a response we stopped: whatever it still sends was never heard
-    return response
-
-
-async def _on_audio_delta(svc: OpenAIRealtimeService, event: Any) -> None:
-    response = _live_response(svc, event.response_id)
+def _audio_delta(core: RealtimeCore, event: ResponseAudioDeltaEvent) -> None:
+    response = core.responses.live(event.response_id)
     if response is None:
-        return
+        return  # a response we stopped: whatever it still sends was never heard
     if not response.audio_started:
         response.audio_started = True
-        svc._measuring = False
-        await svc.stop_ttfb_metrics()
-        await svc.push_frame(TTSStartedFrame(context_id=response.id))
+        core.measuring = False
+        core.emit(StopTTFB())
+        core.push(Push(TTSStartedFrame(context_id=response.id)))
     pcm = base64.b64decode(event.delta)
-    svc._played.received(event.item_id, event.content_index, len(pcm), svc.clock.now_ns())
-    for piece in svc._pacer.split(event.item_id, pcm):
+    core.played.received(event.item_id, event.content_index, len(pcm), core.now_ns)
+    for piece in core.pacer.split(event.item_id, pcm):
         if isinstance(piece, bytes):
-            await svc.push_frame(TTSAudioRawFrame(piece, SAMPLE_RATE, 1, context_id=response.id))
+            core.push(Push(TTSAudioRawFrame(piece, SAMPLE_RATE, 1, context_id=response.id)))
         else:
-            await _push_spoken(svc, response, piece)
+            core.push_spoken(response, piece)
 
 
-async def _push_spoken(svc: OpenAIRealtimeService, response: Any, text: str) -> None:
-    """A piece of the transcript whose audio starts playing: context text and bot-output progress."""
-    if not response.sentence:
-        response.segment += 1
-    frame = TTSTextFrame(text, aggregated_by=AggregationType.WORD, context_id=response.id)
-    frame.will_be_spoken = True
-    frame.includes_inter_frame_spaces = True
-    await svc.push_frame(frame)
-    response.sentence += text
-    sentence = response.sentence.strip()
-    await svc.push_frame(
-        AggregatedTextProgressFrame(
-            segment_id=hash((response.id, response.segment)) & 0x7FFFFFFF,
-            text=text.strip(),
-            accumulated_text=sentence,
-            remaining_text="",
-            aggregated_by=AggregationType.SENTENCE,
-            context_id=response.id,
-        )
-    )
-    if sentence.endswith(_SENTENCE_END):
-        response.sentence = ""
+def _audio_done(core: RealtimeCore, event: ResponseAudioDoneEvent) -> None:
+    response = core.responses.live(event.response_id)
+    if response is not None:
+        for text in core.pacer.flush():
+            core.push_spoken(response, text)
 
 
-async def _on_transcript_delta(svc: OpenAIRealtimeService, event: Any) -> None:
-    response = _live_response(svc, event.response_id)
-    if response is None or not event.delta:
+def _transcript_delta(core: RealtimeCore, event: ResponseAudioTranscriptDeltaEvent) -> None:
+    if core.responses.live(event.response_id) is None or not event.delta:
         return
-    svc._pacer.add(event.item_id, event.delta)
+    core.pacer.add(event.item_id, event.delta)
     bot_text = LLMTextFrame(event.delta)
     bot_text.append_to_context = False  # the spoken TTSTextFrames carry it into the context
-    await svc.push_frame(bot_text)
+    core.push(Push(bot_text))
 
 
-async def _on_transcript_done(svc: OpenAIRealtimeService, event: Any) -> None:
-    svc._sync.assistant_said(event.transcript or "")
+def _transcript_done(core: RealtimeCore, event: ResponseAudioTranscriptDoneEvent) -> None:
+    core.mirror.assistant_said(event.transcript or "")
 
 
-async def _on_audio_done(svc: OpenAIRealtimeService, event: Any) -> None:
-    response = _live_response(svc, event.response_id)
-    if response is None:
-        return
-    for text in svc._pacer.flush():
-        await _push_spoken(svc, response, text)
-
-
-async def _on_text_delta(svc: OpenAIRealtimeService, event: Any) -> None:
-    response = _live_response(svc, event.response_id)
+def _text_delta(core: RealtimeCore, event: ResponseTextDeltaEvent) -> None:
+    response = core.responses.live(event.response_id)
     if response is None or not event.delta:
         return
     if not response.text_started:
         response.text_started = True
-        svc._measuring = False
-        await svc.stop_ttfb_metrics()
-    await svc._push_text(event.delta)
+        core.measuring = False
+        core.emit(StopTTFB())
+    core.push(Push(LLMTextFrame(event.delta)))  # text modality: what the context keeps
 
 
-async def _on_text_done(svc: OpenAIRealtimeService, event: Any) -> None:
-    svc._sync.assistant_said(event.text or "")
+def _text_done(core: RealtimeCore, event: ResponseTextDoneEvent) -> None:
+    core.mirror.assistant_said(event.text or "")
 
 
-async def _on_arguments_done(svc: OpenAIRealtimeService, event: Any) -> None:
-    response = svc._response
-    svc._sync.server_call(event.call_id)
+def _arguments_done(core: RealtimeCore, event: ResponseFunctionCallArgumentsDoneEvent) -> None:
+    core.mirror.server_call(event.call_id)
+    response = core.responses.current
     if response is not None and response.id == event.response_id:
         response.calls[event.call_id] = (event.name, event.arguments or "{}")
 
 
-async def _on_response_done(svc: OpenAIRealtimeService, event: Any) -> None:
+def _response_done(core: RealtimeCore, event: ResponseDoneEvent) -> None:
     done = event.response
-    response = svc._response
-    if response is None or response.id != done.id:
-        response = None
-    else:
-        response.active = False
-        if not response.closed:
-            for text in svc._pacer.flush():
-                await _push_spoken(svc, response, text)
-            await close_response(svc, response)
-    await _report_usage(svc, done.usage)
+    response = core.responses.finished(done.id)
+    if response is not None and not response.closed:
+        for text in core.pacer.flush():
+            core.push_spoken(response, text)
+        core.close_response(response)
+    if done.usage is not None:
+        core.emit(ReportUsage(_usage(done.usage)))
     if not (response is not None and response.interrupted):
-        svc._measuring = False
-        await svc.stop_processing_metrics()
+        core.measuring = False
+        core.emit(StopProcessing())
     if done.status == "failed":
-        await _report_failed_response(svc, done)
+        _report_failed(core, done)
     if response is not None and response.calls:
-        await run_calls(svc, response)
-    if svc._create_pending:
-        svc._create_pending = False
-        await request_response(svc)
+        core.run_calls(response)
+    if core.responses.take_pending():
+        core.request_response()
 
 
-async def _report_usage(svc: OpenAIRealtimeService, usage: Any) -> None:
-    if usage is None:
-        return
+def _usage(usage: RealtimeResponseUsage) -> LLMTokenUsage:
     details_in = usage.input_token_details
     details_out = usage.output_token_details
-    cached = details_in.cached_tokens if details_in is not None else None
     cached_details = details_in.cached_tokens_details if details_in is not None else None
-    await svc.start_llm_usage_metrics(
-        LLMTokenUsage(
-            prompt_tokens=usage.input_tokens or 0,
-            completion_tokens=usage.output_tokens or 0,
-            total_tokens=usage.total_tokens or 0,
-            cache_read_input_tokens=cached,
-            input_audio_tokens=details_in.audio_tokens if details_in is not None else None,
-            output_audio_tokens=details_out.audio_tokens if details_out is not None else None,
-            cache_read_input_audio_tokens=cached_details.audio_tokens if cached_details else None,
-        )
+    return LLMTokenUsage(
+        prompt_tokens=usage.input_tokens or 0,
+        completion_tokens=usage.output_tokens or 0,
+        total_tokens=usage.total_tokens or 0,
+        cache_read_input_tokens=details_in.cached_tokens if details_in is not None else None,
+        input_audio_tokens=details_in.audio_tokens if details_in is not None else None,
+        output_audio_tokens=details_out.audio_tokens if details_out is not None else None,
+        cache_read_input_audio_tokens=cached_details.audio_tokens if cached_details else None,
     )
 
 
-async def _report_failed_response(svc: OpenAIRealtimeService, done: Any) -> None:
-    error = getattr(done.status_details, "error", None)
-    message = getattr(error, "message", None) or "the response failed"
-    category = _CATEGORIES.get(getattr(error, "type", None) or "", ErrorCategory.SERVER)
-    logger.error("%s: response %s failed: %s", svc, done.id, message)
-    frame = ErrorFrame(error=f"{svc.name}: {message}", processor=svc, category=category)
-    await svc._call_event_handler("on_error", frame)
-    await svc.push_frame(frame, UPSTREAM)
+def _report_failed(core: RealtimeCore, done: RealtimeResponse) -> None:
+    error = done.status_details.error if done.status_details is not None else None
+    message = (error.message if error is not None else None) or "the response failed"
+    category = _CATEGORIES.get((error.type if error is not None else None) or "", ErrorCategory.SERVER)
+    logger.error("%s: response %s failed: %s", core, done.id, message)
+    core.emit(ReportError(message, category))
 
 
-# -- errors -------------------------------------------------------------------------------------
+# -- errors ---------------------------------------------------------------------------------------
 
 
-async def _on_error(svc: OpenAIRealtimeService, event: Any) -> None:
+def _error(core: RealtimeCore, event: RealtimeErrorEvent) -> None:
     error = event.error
     code, message = error.code or "", error.message or ""
-    what = svc._sent.get(error.event_id or "", "")
+    what = core.outbox.what(error.event_id)
     if code in _BENIGN:
-        logger.debug("%s: %s (%s)", svc, message, code)
+        logger.debug("%s: %s (%s)", core, message, code)
     elif code == "conversation_already_has_active_response":
-        logger.debug("%s: %s", svc, message)
-        svc._create_in_flight = False
-        if not svc._create_retried:
-            svc._create_retried = True
-            svc._create_pending = True  # asked again once the active response is done
+        logger.debug("%s: %s", core, message)
+        core.responses.refused_as_busy()  # asked again once the active response is done
     elif what == "truncate" or code.startswith("item_truncate") or "shorter than" in message:
-        logger.warning("%s: truncation refused (the session goes on): %s", svc, message)
+        logger.warning("%s: truncation refused (the session goes on): %s", core, message)
     elif code in _AUTH or error.type == "authentication_error":
-        from .realtime import RealtimeAuthError
-
-        raise RealtimeAuthError(f"the OpenAI API key was refused: {message}")
+        core.emit(AuthRefused(f"the OpenAI API key was refused: {message}"))
     else:
-        category = _CATEGORIES.get(error.type or "", ErrorCategory.UNKNOWN)
-        logger.error("%s: Realtime API error %s: %s", svc, code or error.type, message)
+        logger.error("%s: Realtime API error %s: %s", core, code or error.type, message)
         if what == "response.create":
-            svc._create_in_flight = False
-        frame = ErrorFrame(error=f"{svc.name}: {message}", processor=svc, category=category)
-        await svc._call_event_handler("on_error", frame)
-        await svc.push_frame(frame, UPSTREAM)
+            core.responses.failed()
+        core.emit(ReportError(message, _CATEGORIES.get(error.type or "", ErrorCategory.UNKNOWN)))
 
 
-_HANDLERS: dict[str, Any] = {
-    "session.created": _on_session_created,
-    "session.updated": _on_session_updated,
-    "input_audio_buffer.speech_started": _on_speech_started,
-    "input_audio_buffer.speech_stopped": _on_speech_stopped,
-    "input_audio_buffer.committed": _on_committed,
-    "conversation.item.input_audio_transcription.delta": _on_transcription_delta,
-    "conversation.item.input_audio_transcription.completed": _on_transcription_completed,
-    "conversation.item.input_audio_transcription.failed": _on_transcription_failed,
-    "response.created": _on_response_created,
-    "response.output_item.added": _on_output_item_added,
-    "response.output_audio.delta": _on_audio_delta,
-    "response.output_audio.done": _on_audio_done,
-    "response.output_audio_transcript.delta": _on_transcript_delta,
-    "response.output_audio_transcript.done": _on_transcript_done,
-    "response.output_text.delta": _on_text_delta,
-    "response.output_text.done": _on_text_done,
-    "response.function_call_arguments.done": _on_arguments_done,
-    "response.done": _on_response_done,
-    "error": _on_error,
-}
+def _table(*routes: _Route[Any]) -> dict[str, _Route[Any]]:
+    return {route.event_type: route for route in routes}
+
+
+_TABLE = _table(
+    _Route(SessionCreatedEvent, _session_created),
+    _Route(SessionUpdatedEvent, _session_updated),
+    _Route(InputAudioBufferSpeechStartedEvent, _speech_started),
+    _Route(InputAudioBufferSpeechStoppedEvent, _speech_stopped),
+    _Route(InputAudioBufferCommittedEvent, _committed),
+    _Route(ConversationItemInputAudioTranscriptionDeltaEvent, _transcription_delta),
+    _Route(ConversationItemInputAudioTranscriptionCompletedEvent, _transcription_completed),
+    _Route(ConversationItemInputAudioTranscriptionFailedEvent, _transcription_failed),
+    _Route(ResponseCreatedEvent, _response_created),
+    _Route(ResponseOutputItemAddedEvent, _output_item_added),
+    _Route(ResponseAudioDeltaEvent, _audio_delta),
+    _Route(ResponseAudioDoneEvent, _audio_done),
+    _Route(ResponseAudioTranscriptDeltaEvent, _transcript_delta),
+    _Route(ResponseAudioTranscriptDoneEvent, _transcript_done),
+    _Route(ResponseTextDeltaEvent, _text_delta),
+    _Route(ResponseTextDoneEvent, _text_done),
+    _Route(ResponseFunctionCallArgumentsDoneEvent, _arguments_done),
+    _Route(ResponseDoneEvent, _response_done),
+    _Route(RealtimeErrorEvent, _error),
+)

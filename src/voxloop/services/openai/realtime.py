@@ -25,10 +25,13 @@ Function calls go through the same :class:`~voxloop.services.functions.FunctionC
 LLMs; their results come back as a context frame from the assistant aggregator and are sent as
 ``function_call_output`` items followed by exactly one ``response.create`` (:mod:`._realtime_calls`).
 
-The parts, each a module of functions of the service: ``_realtime_connection`` (connect, receive,
-reconnect), ``_realtime_events`` (one handler per server event), ``_realtime_responses`` (asking for,
-opening, closing and interrupting responses), ``_realtime_calls``, ``_realtime_input`` (audio and camera
-images in), ``_realtime_conversation`` and ``_realtime_settings``.
+The service is a thin shell around a sans-I/O core (:class:`~._realtime_core.RealtimeCore`: events in,
+actions out). Frames and server events go into the core; the actions it returns (send a client event,
+push a frame, run calls, metrics) are carried out here, in order. The parts: ``_realtime_core`` (the
+pipeline's inputs), ``_realtime_events`` (the server events, one table typed with the SDK's models),
+the state objects ``_realtime_responses``, ``_realtime_turn``, ``_realtime_audio`` and
+``_realtime_conversation``, ``_realtime_actions``, ``_realtime_connection`` (the SDK connection and its
+task), ``_realtime_images`` and ``_realtime_settings``.
 """
 
 from __future__ import annotations
@@ -36,10 +39,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from functools import reduce
 from typing import Any
 
-from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeServerEvent
 
 from ...frames import (
     BotStartedSpeakingFrame,
@@ -55,7 +57,6 @@ from ...frames import (
     InterruptionFrame,
     LLMConfigureOutputFrame,
     LLMContextFrame,
-    LLMTextFrame,
     LLMUpdateSettingsFrame,
     StartFrame,
     UserStartedSpeakingFrame,
@@ -65,17 +66,29 @@ from ...frames import (
 )
 from ...pipeline import DOWNSTREAM, UPSTREAM, FrameDirection
 from ..llm import FunctionCallingService
-from ._realtime_audio import InputAudio, PlayedAudio, TranscriptPacer
-from ._realtime_calls import Call, cancel_deferred_calls, run_deferred_calls
-from ._realtime_connection import RealtimeAuthError, close_quietly, keep_connected
-from ._realtime_conversation import ConversationSync, awaits_reply
-from ._realtime_input import commit_input, restart_input_buffer, user_audio, user_image
-from ._realtime_responses import Response, close_response, request_response, stop_output
-from ._realtime_settings import RealtimeSettings, tools_param
+from ._realtime_actions import (
+    Action,
+    AuthRefused,
+    BroadcastInterruption,
+    Configured,
+    Connected,
+    InterruptCalls,
+    Push,
+    Reconnect,
+    ReportError,
+    ReportUsage,
+    Send,
+    StartCalls,
+    StartMetrics,
+    StopProcessing,
+    StopTTFB,
+)
+from ._realtime_connection import RealtimeAuthError, RealtimeLink
+from ._realtime_core import RealtimeCore
+from ._realtime_images import as_jpeg
+from ._realtime_settings import RealtimeSettings
 
 logger = logging.getLogger("voxloop.services.realtime")
-
-_SENT_MEMORY = 128
 
 
 class OpenAIRealtimeService(FunctionCallingService):
@@ -119,42 +132,30 @@ class OpenAIRealtimeService(FunctionCallingService):
             run_in_parallel=run_in_parallel,
             function_call_timeout_secs=function_call_timeout_secs,
             name=name,
-            queued=False,
+            queued=False,  # handling a frame only sends events: it never waits long
         )
-        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self._base_url = base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL")
-        self._context: Any = context
-        self.video_frame_detail = video_frame_detail
-        self.video_interval_secs = video_interval_secs
         self.reconnect_attempts = reconnect_attempts
-        self._client: AsyncOpenAI | None = None
-        self._conn: Any = None
-        self._connection_task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()  # connected and session.update sent: events may be sent
+        self._core = RealtimeCore(
+            self.realtime_settings,
+            name=self.name,
+            context=context,
+            video_frame_detail=video_frame_detail,
+            video_interval_secs=video_interval_secs,
+            transcript_lead_ms=transcript_lead_ms,
+        )
+        self._link = RealtimeLink(
+            name=self.name,
+            api_key=api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"),
+            base_url=base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL"),
+            model=lambda: self.realtime_settings.model,
+            attempts=lambda: self.reconnect_attempts,
+            clock=lambda: self.clock,
+            on_event=self._on_server_event,
+            on_gone=self._on_connection_gone,
+            on_lost=self._on_connection_lost,
+            on_fatal=self._fatal,
+        )
         self._configured = asyncio.Event()  # the server confirmed the session (session.updated)
-        self._closing = False
-        self._reconnect_now = False
-        self._connected_once = False
-        self._sync = ConversationSync()
-        self._tools_sent: list[dict[str, Any]] | None = None
-        self._input = InputAudio()
-        self._played = PlayedAudio()
-        self._pacer = TranscriptPacer(lead_ms=transcript_lead_ms)
-        self._response: Response | None = None
-        self._create_in_flight = False
-        self._create_pending = False
-        self._create_on_ready = False
-        self._create_retried = False
-        self._responded_since_input = False
-        self._unanswered_audio = False
-        self._measuring = False
-        self._bot_speaking = False
-        self._user_turn_open = False  # between the user aggregator's UserStarted/StoppedSpeaking frames
-        self._deferred_calls: list[Call] = []
-        self._last_image_ns: int | None = None
-        self._transcripts: dict[str, str] = {}  # input item id -> transcription so far
-        self._sent: dict[str, str] = {}  # event id -> what it was (for error reports)
-        self._event_ids = 0
         self._register_event_handler("on_connected")
         self._register_event_handler("on_connection_lost")
 
@@ -162,11 +163,11 @@ class OpenAIRealtimeService(FunctionCallingService):
 
     @property
     def context(self) -> Any:
-        return self._context
+        return self._core.context
 
     @property
     def connected(self) -> bool:
-        return self._ready.is_set()
+        return self._core.ready
 
     async def wait_until_ready(self, timeout: float | None = None) -> None:
         """Wait until the server confirmed the session (for apps that must not lose the first audio)."""
@@ -175,10 +176,7 @@ class OpenAIRealtimeService(FunctionCallingService):
 
     async def reset_conversation(self) -> None:
         """Start a fresh server conversation from the context (reconnects; the context is replayed)."""
-        self._reconnect_now = True
-        self._ready.clear()  # nothing more goes to the old conversation
-        self._configured.clear()
-        await self._close_connection()
+        await self._run(self._core.restart_conversation())
 
     async def apply_settings(self, changes: dict[str, Any]) -> None:
         """Change settings now (what ``LLMUpdateSettingsFrame`` does): all of ``changes`` or, when one is
@@ -189,12 +187,7 @@ class OpenAIRealtimeService(FunctionCallingService):
         self.settings.model = self.realtime_settings.model
         self.settings.max_tokens = self.realtime_settings.max_output_tokens
         self.set_metrics_model(self.realtime_settings.model)
-        if "instructions" in changed:
-            self._write_instructions_into_context(self.realtime_settings.instructions)
-        if "model" in changed:
-            await self.reset_conversation()
-        elif self._ready.is_set():
-            await self._send_session_update()
+        await self._run(self._core.settings_changed(changed))
 
     def update_settings(self, changes: dict[str, Any]) -> None:
         """Not for a live session: a change must reach the server (``session.update``), which takes an
@@ -207,39 +200,36 @@ class OpenAIRealtimeService(FunctionCallingService):
     # -- frames ---------------------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        core = self._core
         if isinstance(frame, InputAudioRawFrame):
-            await user_audio(self, frame)
+            await self._run(core.user_audio(frame.audio, frame.sample_rate, frame.num_channels))
             await self.push_frame(frame, direction)
         elif isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)
-            self._start_connection()
+            self._link.start()
         elif isinstance(frame, LLMContextFrame):
-            await self._on_context(frame.context, direction)
+            await self._run(core.context_changed(frame.context, downstream=direction is DOWNSTREAM))
         elif isinstance(frame, InterruptionFrame):
-            await self._cut_in(cancel=True)
+            await self._run(core.interrupt(self.clock.now_ns(), cancel=True))
             await self.push_frame(frame, direction)
         elif isinstance(frame, VADUserStartedSpeakingFrame) and direction is DOWNSTREAM:
             await self.push_frame(frame, direction)
-            if not self.realtime_settings.server_turns:
-                await restart_input_buffer(self)
+            await self._run(core.user_speech_started())
         elif isinstance(frame, VADUserStoppedSpeakingFrame) and direction is DOWNSTREAM:
             await self.push_frame(frame, direction)
-            if not self.realtime_settings.server_turns:
-                await commit_input(self)
+            await self._run(core.user_speech_stopped())
         elif isinstance(frame, UserStartedSpeakingFrame):
-            self._user_turn_open = True
+            await self._run(core.user_turn_started())
             await self.push_frame(frame, direction)
         elif isinstance(frame, UserStoppedSpeakingFrame):
-            self._user_turn_open = False
+            actions = core.user_turn_stopped()
             await self.push_frame(frame, direction)
-            if self._unanswered_audio and not self.realtime_settings.server_creates_responses:
-                await request_response(self)
-            await run_deferred_calls(self)
+            await self._run(actions)
         elif isinstance(frame, BotStartedSpeakingFrame | BotStoppedSpeakingFrame):
-            self._bot_speaking = isinstance(frame, BotStartedSpeakingFrame)
+            core.bot_speaking(isinstance(frame, BotStartedSpeakingFrame))
             await self.push_frame(frame, direction)
         elif isinstance(frame, InputImageRawFrame):
-            await user_image(self, frame)
+            await self._send_image(frame)
             await self.push_frame(frame, direction)
         elif isinstance(frame, FunctionCallResultFrame) and direction is DOWNSTREAM:
             if self._functions.accept_result_frame(frame):
@@ -253,160 +243,84 @@ class OpenAIRealtimeService(FunctionCallingService):
             if frame.service is not self:
                 await self.push_frame(frame, direction)
         elif isinstance(frame, LLMConfigureOutputFrame):
-            self._skip_tts = frame.skip_tts
+            self._skip_tts = core.skip_tts = frame.skip_tts
             await self.push_frame(frame, direction)
         elif isinstance(frame, EndFrame | CancelFrame):
             await self.push_frame(frame, direction)
-            await self._shutdown()
+            await self._link.shutdown()
         else:
             await self.push_frame(frame, direction)
 
-    async def _push_text(self, text: str) -> None:
-        """Model text in text modality: what the context keeps, and the client's bot-llm-text."""
-        frame = LLMTextFrame(text)
-        await self.push_frame(frame)
-
-    # -- context --------------------------------------------------------------------------------------
-
-    def _instructions(self) -> str | None:
-        system = getattr(self._context, "system_message", None)
-        return system if system is not None else self.realtime_settings.instructions
-
-    def _write_instructions_into_context(self, instructions: str | None) -> None:
-        messages = getattr(self._context, "messages", None)
-        if messages is None or instructions is None:
+    async def _send_image(self, frame: InputImageRawFrame) -> None:
+        if not self._core.image_due(self.clock.now_ns()):
             return
-        if messages and messages[0].get("role") in ("system", "developer"):
-            messages[0]["content"] = instructions
-        else:
-            messages.insert(0, {"role": "system", "content": instructions})
-
-    async def _on_context(self, context: Any, direction: FrameDirection) -> None:
-        if context is not self._context:
-            self._context = context
-        if not self._ready.is_set():
-            self._create_on_ready = True  # the session is being set up: sync and respond once it is
-            return
-        if self._sync.rewritten(context.messages):
-            # Replaced wholesale (LLMMessagesUpdateFrame, a summary): appending it would repeat the
-            # history on the server. A fresh server conversation gets the context as it now is.
-            logger.info("%s: the context was rewritten; restarting the server conversation", self)
-            self._create_on_ready = self._create_on_ready or awaits_reply(context.messages)
-            await self.reset_conversation()
-            return
-        plan = self._sync.plan(context.messages)
-        if plan.instructions is not None or self._tools_changed():
-            await self._send_session_update()
-        for item in plan.items:
-            await self._send("item", "conversation.item.create", item=item)
-        wants = (
-            plan.new_input
-            or plan.outputs > 0
-            or (self._unanswered_audio and not self.realtime_settings.server_creates_responses)
-            or (not plan.items and direction is DOWNSTREAM and not self._responded_since_input)
-        )
-        if wants:
-            await request_response(self)
-
-    def _tools_changed(self) -> bool:
-        return tools_param(getattr(self._context, "tools", None)) != self._tools_sent
-
-    async def _send_session_update(self) -> None:
-        instructions = self._instructions()
-        tools = tools_param(getattr(self._context, "tools", None))
-        tool_choice = getattr(self._context, "tool_choice", None)
-        settings = self.realtime_settings
-        session = settings.session_param(instructions=instructions, tools=tools)
-        if tool_choice is not None and settings.tool_choice is None:
-            session["tool_choice"] = tool_choice
-        await self._send("session.update", "session.update", session=session)
-        self._tools_sent = tools
-        self._sync.instructions_synced(instructions)
-
-    async def _replay_context(self) -> None:
-        """A new connection: configure the session and send the whole conversation."""
-        self._sync.reset()
-        await self._send_session_update()
-        if self._context is None:
-            return
-        plan = self._sync.plan(self._context.messages, replay=True)
-        for item in plan.items:
-            await self._send("item", "conversation.item.create", item=item)
-        if plan.items:
-            logger.info("%s: conversation restored (%d items)", self, len(plan.items))
-
-    # -- interruptions ---------------------------------------------------------------------------------
-
-    async def _cut_in(self, *, cancel: bool) -> None:
-        """The user cut in: stop the bot (``cancel``: the response too), cancel the calls that say so,
-        and answer the calls still waiting for the user's turn as cancelled."""
-        await self._functions.interrupt()
-        await cancel_deferred_calls(self)
-        await stop_output(self, cancel=cancel)
+        # Raw pixels are encoded off the event loop (a few ms for a camera frame).
+        jpeg = await asyncio.to_thread(as_jpeg, frame.image, frame.size, frame.format)
+        if jpeg is not None:
+            await self._run(self._core.user_image(jpeg))
 
     # -- the connection -------------------------------------------------------------------------------
 
-    def _start_connection(self) -> None:
-        if self._connection_task is None:
-            task = asyncio.create_task(keep_connected(self), name=f"{self.name}::connection")
-            self._connection_task = task
+    async def _on_server_event(self, event: RealtimeServerEvent) -> None:
+        await self._run(self._core.server_event(event, self.clock.now_ns()))
 
-    async def _connection_gone(self) -> None:
+    async def _on_connection_gone(self, resume: bool) -> None:
         """Whatever the old connection was doing is over; it will be restored on the next one."""
-        self._input = InputAudio()
-        self._create_in_flight = False
-        response = self._response
-        if response is not None and response.active:
-            response.active = False
-            if not response.interrupted and not self._closing and not self._reconnect_now:
-                self._create_on_ready = True  # the answer was cut off: ask again once reconnected
-            if not response.closed:
-                await close_response(self, response)
+        self._configured.clear()
+        await self._run(self._core.connection_gone(resume=resume))
 
-    async def _close_connection(self) -> None:
-        conn = self._conn
-        if conn is not None:
-            await close_quietly(conn)
-
-    async def _shutdown(self) -> None:
-        self._closing = True
-        await self._close_connection()
-        task, self._connection_task = self._connection_task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+    async def _on_connection_lost(self) -> None:
+        await self._call_event_handler("on_connection_lost")
 
     async def cleanup(self) -> None:
-        await self._shutdown()
+        await self._link.shutdown()
         await super().cleanup()
 
     async def _fatal(self, message: str, exc: BaseException | None, category: ErrorCategory) -> None:
         logger.error("%s", message)
-        self._closing = True
         error = ErrorFrame(error=message, fatal=True, processor=self, exception=exc, category=category)
         await self._call_event_handler("on_error", error)
         await self.push_frame(error, UPSTREAM)
 
-    async def _send(self, what: str, method: str, **kwargs: Any) -> None:
-        """Send one client event with the connection's ``method`` (a dotted path such as
-        ``"conversation.item.create"``); dropped, with a log line, when there is no connection."""
-        conn = self._conn
-        if conn is None:
-            logger.debug("%s: not connected, %s dropped", self, what)
-            return
-        self._event_ids += 1
-        event_id = f"vx_{what.replace('.', '_')}_{self._event_ids}"
-        if what != "append":
-            self._sent[event_id] = what
-            if len(self._sent) > _SENT_MEMORY:
-                self._sent.pop(next(iter(self._sent)))
-        try:
-            await reduce(getattr, method.split("."), conn)(event_id=event_id, **kwargs)
-        except Exception as exc:  # the receive loop notices a lost connection and reconnects
-            logger.warning("%s: sending %s failed: %r", self, what, exc)
+    # -- the core's actions ---------------------------------------------------------------------------
+
+    async def _run(self, actions: list[Action]) -> None:
+        """Carry out what the core asked for, in order."""
+        for action in actions:
+            if isinstance(action, Send):
+                await self._link.send(action.event, action.what)
+            elif isinstance(action, Push):
+                await self.push_frame(action.frame, action.direction)
+            elif isinstance(action, StartMetrics):
+                await self.start_ttfb_metrics()
+                await self.start_processing_metrics()
+            elif isinstance(action, StopTTFB):
+                await self.stop_ttfb_metrics()
+            elif isinstance(action, StopProcessing):
+                await self.stop_processing_metrics()
+            elif isinstance(action, ReportUsage):
+                await self.start_llm_usage_metrics(action.usage)
+            elif isinstance(action, ReportError):
+                error = ErrorFrame(
+                    error=f"{self.name}: {action.message}", processor=self, category=action.category
+                )
+                await self._call_event_handler("on_error", error)
+                await self.push_frame(error, UPSTREAM)
+            elif isinstance(action, StartCalls):
+                await self._functions.start_calls(action.calls, self._core.context)
+            elif isinstance(action, InterruptCalls):
+                await self._functions.interrupt()
+            elif isinstance(action, BroadcastInterruption):
+                await self.broadcast_interruption()
+            elif isinstance(action, Connected):
+                await self._call_event_handler("on_connected")
+            elif isinstance(action, Configured):
+                self._configured.set()
+            elif isinstance(action, Reconnect):
+                self._configured.clear()
+                await self._link.reconnect()
+            elif isinstance(action, AuthRefused):
+                raise RealtimeAuthError(action.message)
 
 
 __all__ = ["OpenAIRealtimeService", "RealtimeAuthError"]
