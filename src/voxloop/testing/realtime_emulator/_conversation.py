@@ -1,4 +1,5 @@
-"""Conversation client events: item create, delete, retrieve and truncate (a mixin of the connection)."""
+"""Conversation client events: item create, delete, retrieve and truncate (handlers of the connection's
+dispatch table)."""
 
 from __future__ import annotations
 

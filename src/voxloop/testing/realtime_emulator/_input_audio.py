@@ -1,4 +1,5 @@
-"""Input audio buffer client events and the server VAD turn (a mixin of the connection)."""
+"""Input audio buffer client events and the server VAD turn: handlers of the connection's dispatch
+table, over its :class:`~._input_buffer.InputBuffer`."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from ._audio import BYTES_PER_MS, VADEdge, duration_ms
-from ._responses import input_audio_tokens, new_id, text_tokens
+from ._audio import duration_ms
+from ._input_buffer import SpeechStarted, SpeechStopped
+from ._responses import input_audio_tokens, text_tokens
 
 if TYPE_CHECKING:
     from ._session import EmulatedConnection
@@ -25,54 +27,40 @@ async def on_input_audio_buffer_append(
             "Invalid 'audio'. Expected base64-encoded audio bytes.", "invalid_value", "audio", event_id
         )
         return
-    conn._buffer.extend(pcm)
-    if conn._vad is None:
-        return
-    for edge in conn._vad.feed(pcm):
-        await _on_vad(conn, edge)
-    if not conn._vad.speaking:  # keep only what a later speech start could need as padding
-        keep = (conn._vad.prefix_padding_ms + 100) * BYTES_PER_MS
-        if len(conn._buffer) > 2 * keep:
-            drop = len(conn._buffer) - keep
-            del conn._buffer[:drop]
-            conn._buffer_start += drop
+    for heard in conn.input_buffer.append(pcm):
+        await _on_vad(conn, heard)
 
 
-async def _on_vad(conn: EmulatedConnection, edge: VADEdge) -> None:
-    td = conn._turn_detection() or {}
-    if edge.kind == "started":
-        assert conn._vad is not None
-        start = max(edge.at_ms - conn._vad.prefix_padding_ms, conn._buffer_start // BYTES_PER_MS)
-        conn._speech_item, conn._speech_start_ms = new_id("item"), start
+async def _on_vad(conn: EmulatedConnection, heard: SpeechStarted | SpeechStopped) -> None:
+    td = conn.turn_detection() or {}
+    if isinstance(heard, SpeechStarted):
         await conn.send(
             {
                 "type": "input_audio_buffer.speech_started",
-                "audio_start_ms": start,
-                "item_id": conn._speech_item,
+                "audio_start_ms": heard.audio_start_ms,
+                "item_id": heard.item_id,
             }
         )
-        if td.get("interrupt_response", True) is not False and conn._active is not None:
+        if td.get("interrupt_response", True) is not False and conn.responding:
             await conn.stop_response("turn_detected")
         return
-    item_id = conn._speech_item or new_id("item")
+    speech = heard.speech
     await conn.send(
-        {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": edge.at_ms, "item_id": item_id}
+        {
+            "type": "input_audio_buffer.speech_stopped",
+            "audio_end_ms": heard.audio_end_ms,
+            "item_id": speech.item_id,
+        }
     )
-    start_byte = max(0, conn._speech_start_ms * BYTES_PER_MS - conn._buffer_start)
-    end_byte = max(0, edge.at_ms * BYTES_PER_MS - conn._buffer_start)
-    audio = bytes(conn._buffer[start_byte:end_byte])
-    del conn._buffer[:end_byte]
-    conn._buffer_start += end_byte
-    conn._speech_item = None
-    await _commit(conn, item_id, audio)
-    if td.get("create_response", True) is not False and conn._active is None:
+    await _commit(conn, speech.item_id, speech.audio)
+    if td.get("create_response", True) is not False and not conn.responding:
         await conn.start_response(None)
 
 
 async def on_input_audio_buffer_commit(
     conn: EmulatedConnection, data: dict[str, Any], event_id: str | None
 ) -> None:
-    ms = duration_ms(conn._buffer)
+    ms = conn.input_buffer.ms
     if ms < _MIN_COMMIT_MS:
         await conn.error(
             f"Error committing input audio buffer: buffer too small. Expected at least "
@@ -82,24 +70,14 @@ async def on_input_audio_buffer_commit(
             event_id,
         )
         return
-    audio = bytes(conn._buffer)
-    conn._buffer_start += len(conn._buffer)
-    conn._buffer.clear()
-    item_id = conn._speech_item or new_id("item")
-    conn._speech_item = None
-    if conn._vad is not None:
-        conn._vad.reset()
-    await _commit(conn, item_id, audio)
+    speech = conn.input_buffer.commit()
+    await _commit(conn, speech.item_id, speech.audio)
 
 
 async def on_input_audio_buffer_clear(
     conn: EmulatedConnection, data: dict[str, Any], event_id: str | None
 ) -> None:
-    conn._buffer_start += len(conn._buffer)
-    conn._buffer.clear()
-    conn._speech_item = None
-    if conn._vad is not None:
-        conn._vad.reset()
+    conn.input_buffer.clear()
     await conn.send({"type": "input_audio_buffer.cleared"})
 
 
@@ -155,7 +133,7 @@ async def _commit(conn: EmulatedConnection, item_id: str, audio: bytes) -> None:
 async def on_output_audio_buffer_clear(
     conn: EmulatedConnection, data: dict[str, Any], event_id: str | None
 ) -> None:
-    # Over WebSocket there is no server-side output buffer: the client plays (and clears) audio itconn.
+    # Over WebSocket there is no server-side output buffer: the client plays (and clears) audio itself.
     await conn.error(
         "output_audio_buffer.clear is only supported for WebRTC and SIP connections.",
         "invalid_value",

@@ -1,6 +1,9 @@
 """One emulated Realtime connection: the session, the conversation, the input audio buffer and its VAD.
 
-Client events are handled strictly in arrival order by the connection's receive loop. A response runs
+Client events are handled strictly in arrival order by the connection's receive loop, each by its entry
+in one dispatch table (``_CLIENT_EVENTS``: client event type -> handler); the input audio buffer's
+state is an :class:`~._input_buffer.InputBuffer`, the session's defaults and merging live in
+:mod:`._session_config`. A response runs
 as a task of its own (so the client can cancel it or barge in); when the loop has to stop a response
 (``response.cancel``, speech started with ``interrupt_response``) it waits for that response's
 ``response.done`` before handling the next client event, so the event order is deterministic.
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +22,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from . import _conversation, _input_audio
-from ._audio import EnergyVAD, duration_ms
+from ._audio import duration_ms
 from ._conversation import Truncation
+from ._input_buffer import InputBuffer
 from ._responses import (
     ResponseRecord,
     ResponseRun,
@@ -28,28 +32,11 @@ from ._responses import (
     new_id,
     text_tokens,
 )
+from ._session_config import default_session, merge_session
 from ._validate import Problem, check_server_event, parse_client_event
 
 if TYPE_CHECKING:
     from ._server import RealtimeEmulator
-
-DEFAULT_INSTRUCTIONS = "You are a helpful, witty, and friendly AI. Keep your answers short."
-_SERVER_VAD_DEFAULTS = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 500,
-    "idle_timeout_ms": None,
-    "create_response": True,
-    "interrupt_response": True,
-}
-_SEMANTIC_VAD_DEFAULTS = {
-    "type": "semantic_vad",
-    "eagerness": "auto",
-    "create_response": True,
-    "interrupt_response": True,
-}
-_MIN_COMMIT_MS = 100
 
 
 @dataclass
@@ -67,52 +54,11 @@ class ClientEventRecord:
         return self.data.get("type") if self.data else None
 
 
-def default_session(model: str) -> dict[str, Any]:
-    pcm = {"type": "audio/pcm", "rate": 24000}
-    return {
-        "type": "realtime",
-        "object": "realtime.session",
-        "id": new_id("sess"),
-        "model": model,
-        "output_modalities": ["audio"],
-        "instructions": DEFAULT_INSTRUCTIONS,
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": None,
-        "truncation": "auto",
-        "prompt": None,
-        "expires_at": int(time.time()) + 3600,
-        "include": None,
-        "audio": {
-            "input": {
-                "format": dict(pcm),
-                "transcription": None,
-                "noise_reduction": None,
-                "turn_detection": dict(_SERVER_VAD_DEFAULTS),
-            },
-            "output": {"format": dict(pcm), "voice": "marin", "speed": 1.0},
-        },
-    }
-
-
-def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """The session after an update: nested objects merge, lists and nulls replace, and a turn detection of a
-    new type starts from that type's defaults."""
-    merged = copy.deepcopy(current)
-    for key, value in update.items():
-        if key == "turn_detection" and isinstance(value, dict):
-            old = merged.get(key)
-            if not isinstance(old, dict) or old.get("type") != value.get("type"):
-                old = dict(
-                    _SERVER_VAD_DEFAULTS if value.get("type") == "server_vad" else _SEMANTIC_VAD_DEFAULTS
-                )
-            merged[key] = {**old, **value}
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_session(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+@dataclass
+class _ActiveResponse:
+    record: ResponseRecord
+    run: ResponseRun
+    task: asyncio.Task[None]
 
 
 @dataclass
@@ -134,15 +80,16 @@ class EmulatedConnection:
 
     def __post_init__(self) -> None:
         self.session = default_session(self.model)
-        self._buffer = bytearray()
-        self._buffer_start = 0  # session audio position (bytes) of _buffer[0]
-        self._vad: EnergyVAD | None = None
-        self._speech_item: str | None = None
-        self._speech_start_ms = 0
-        self._active: tuple[ResponseRecord, ResponseRun, asyncio.Task[None]] | None = None
+        self.input_buffer = InputBuffer()
+        self._active: _ActiveResponse | None = None
         self._send_lock = asyncio.Lock()
         self._previous_input_tokens: dict[str, int] = {}
-        self._configure_vad()
+        self.input_buffer.configure(self.turn_detection())
+
+    @property
+    def responding(self) -> bool:
+        """Whether a response is running."""
+        return self._active is not None
 
     # -- sending and the receive loop ------------------------------------------------------------------------
 
@@ -196,19 +143,12 @@ class EmulatedConnection:
             if problem is not None:
                 await self.error(problem.message, problem.code, problem.param, problem.event_id)
             return
-        event_type: str = data["type"]
-        name = "on_" + event_type.replace(".", "_")
-        event_id = data.get("event_id")
-        method = getattr(self, "_" + name, None)
-        if method is not None:  # session and response events are handled here, the rest in their modules
-            await method(data, event_id)
-        else:
-            module = _conversation if event_type.startswith("conversation.") else _input_audio
-            await getattr(module, name)(self, data, event_id)
+        # Validation admits only the SDK's client event types, and the table has every one of them.
+        await _CLIENT_EVENTS[data["type"]](self, data, data.get("event_id"))
 
     # -- session --------------------------------------------------------------------------------------------
 
-    async def _on_session_update(self, data: dict[str, Any], event_id: str | None) -> None:
+    async def on_session_update(self, data: dict[str, Any], event_id: str | None) -> None:
         update = data["session"]
         if update.get("type") != self.session["type"]:
             await self.error(
@@ -219,26 +159,12 @@ class EmulatedConnection:
             )
             return
         self.session = merge_session(self.session, update)
-        self._configure_vad()
+        self.input_buffer.configure(self.turn_detection())
         await self.send({"type": "session.updated", "session": copy.deepcopy(self.session)})
 
-    def _turn_detection(self) -> dict[str, Any] | None:
+    def turn_detection(self) -> dict[str, Any] | None:
         td = self.session["audio"]["input"].get("turn_detection")
         return td if isinstance(td, dict) else None
-
-    def _configure_vad(self) -> None:
-        td = self._turn_detection()
-        if td is None:
-            self._vad = None
-            return
-        threshold = td.get("threshold", 0.5) if td["type"] == "server_vad" else 0.5
-        silence = td.get("silence_duration_ms", 500) if td["type"] == "server_vad" else 500
-        padding = td.get("prefix_padding_ms", 300) if td["type"] == "server_vad" else 300
-        if self._vad is None:
-            self._vad = EnergyVAD()
-        self._vad.threshold = 0.5 if threshold is None else threshold
-        self._vad.silence_duration_ms = 500 if silence is None else silence
-        self._vad.prefix_padding_ms = 300 if padding is None else padding
 
     # -- conversation ---------------------------------------------------------------------------------------
 
@@ -278,9 +204,9 @@ class EmulatedConnection:
 
     # -- responses ------------------------------------------------------------------------------------------
 
-    async def _on_response_create(self, data: dict[str, Any], event_id: str | None) -> None:
+    async def on_response_create(self, data: dict[str, Any], event_id: str | None) -> None:
         if self._active is not None:
-            active_id = self._active[0].id
+            active_id = self._active.record.id
             await self.error(
                 f"Conversation already has an active response in progress: {active_id}. Wait until "
                 "the response is finished before creating a new response.",
@@ -291,9 +217,9 @@ class EmulatedConnection:
             return
         await self.start_response(data.get("response") or {})
 
-    async def _on_response_cancel(self, data: dict[str, Any], event_id: str | None) -> None:
+    async def on_response_cancel(self, data: dict[str, Any], event_id: str | None) -> None:
         wanted = data.get("response_id")
-        if self._active is None or (wanted is not None and wanted != self._active[0].id):
+        if self._active is None or (wanted is not None and wanted != self._active.record.id):
             await self.error(
                 "Cancellation failed: no active response found", "response_cancel_not_active", None, event_id
             )
@@ -314,7 +240,7 @@ class EmulatedConnection:
         self.responses.append(record)
         run = ResponseRun(self, record, asyncio.Event())
         task = asyncio.create_task(self._run_response(run), name=f"realtime-emulator-{record.id}")
-        self._active = (record, run, task)
+        self._active = _ActiveResponse(record, run, task)
 
     async def _run_response(self, run: ResponseRun) -> None:
         try:
@@ -326,7 +252,7 @@ class EmulatedConnection:
             await self.ws.close(1011, "emulator error")
         finally:
             run.record.done.set()
-            if self._active is not None and self._active[0] is run.record:
+            if self._active is not None and self._active.record is run.record:
                 self._active = None
             self.emulator._notify()
 
@@ -334,7 +260,7 @@ class EmulatedConnection:
         """Cancel the active response (if any) and wait until it has sent its ``response.done``."""
         if self._active is None:
             return
-        _, run, task = self._active
+        run, task = self._active.run, self._active.task
         run.reason = reason
         run.cancel.set()
         if not send:
@@ -379,10 +305,27 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(item)
 
 
-def _split_words(text: str) -> list[str]:
-    words = text.split(" ")
-    return [word if i == 0 else " " + word for i, word in enumerate(words)]
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+ClientEventHandler = Callable[[EmulatedConnection, dict[str, Any], str | None], Awaitable[None]]
+
+# Client event type -> handler (the connection, the event's JSON, its event_id).
+_CLIENT_EVENTS: dict[str, ClientEventHandler] = {
+    "session.update": EmulatedConnection.on_session_update,
+    "input_audio_buffer.append": _input_audio.on_input_audio_buffer_append,
+    "input_audio_buffer.commit": _input_audio.on_input_audio_buffer_commit,
+    "input_audio_buffer.clear": _input_audio.on_input_audio_buffer_clear,
+    "output_audio_buffer.clear": _input_audio.on_output_audio_buffer_clear,
+    "conversation.item.create": _conversation.on_conversation_item_create,
+    "conversation.item.delete": _conversation.on_conversation_item_delete,
+    "conversation.item.retrieve": _conversation.on_conversation_item_retrieve,
+    "conversation.item.truncate": _conversation.on_conversation_item_truncate,
+    "response.create": EmulatedConnection.on_response_create,
+    "response.cancel": EmulatedConnection.on_response_cancel,
+}
+
+
+def handled_client_event_types() -> frozenset[str]:
+    return frozenset(_CLIENT_EVENTS)
