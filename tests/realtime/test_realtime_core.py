@@ -27,6 +27,7 @@ from voxloop.pipeline import UPSTREAM
 from voxloop.services.openai import RealtimeSettings
 from voxloop.services.openai._realtime_actions import (
     Action,
+    AudioLeaving,
     AuthRefused,
     BroadcastInterruption,
     Connected,
@@ -73,6 +74,15 @@ def audio_delta(response_id: str, ms: int, item_id: str = "item_bot") -> Realtim
         content_index=0,
         delta=base64.b64encode(pcm).decode("ascii"),
     )
+
+
+def feed(core: RealtimeCore, server_event: RealtimeServerEvent, now_ns: int) -> list[Action]:
+    """A server event in, as the shell does it: the bot's audio leaves at ``now_ns``."""
+    actions = core.server_event(server_event, now_ns)
+    for action in actions:
+        if isinstance(action, AudioLeaving):
+            core.audio_leaving(action, now_ns)
+    return actions
 
 
 def ready_core(context: LLMContext | None = None, settings: RealtimeSettings | None = None) -> RealtimeCore:
@@ -131,7 +141,7 @@ def test_requests_coalesce_until_the_active_response_is_done() -> None:
 def test_an_interruption_cancels_and_truncates_at_what_was_played() -> None:
     core = ready_core(LLMContext())
     core.server_event(event("response.created", response={"id": "resp_1", "status": "in_progress"}), 0)
-    frames = pushed(core.server_event(audio_delta("resp_1", 1000), 0))
+    frames = pushed(feed(core, audio_delta("resp_1", 1000), 0))
     assert sum(len(f.audio) for f in frames if isinstance(f, TTSAudioRawFrame)) == 1000 * _BYTES_PER_MS
     actions = core.interrupt(300 * _MS, cancel=True)
     assert isinstance(actions[0], InterruptCalls)
@@ -140,14 +150,29 @@ def test_an_interruption_cancels_and_truncates_at_what_was_played() -> None:
     assert truncate["type"] == "conversation.item.truncate"
     assert (truncate["item_id"], truncate["audio_end_ms"]) == ("item_bot", 300)
     assert [type(f) for f in pushed(actions)] == [TTSStoppedFrame, LLMFullResponseEndFrame]
-    assert core.server_event(audio_delta("resp_1", 100), 310 * _MS) == []  # never heard: dropped
+    assert feed(core, audio_delta("resp_1", 100), 310 * _MS) == []  # never heard: dropped
     assert sent(core.interrupt(400 * _MS, cancel=True)) == []  # nothing left to stop
+
+
+def test_playback_is_counted_from_when_the_audio_leaves_not_when_the_event_arrived() -> None:
+    core = ready_core(LLMContext())
+    core.server_event(event("response.created", response={"id": "resp_1", "status": "in_progress"}), 0)
+    actions = core.server_event(audio_delta("resp_1", 1000), 0)
+    leaving = [a for a in actions if isinstance(a, AudioLeaving)]
+    assert leaving == [AudioLeaving("item_bot", 0, 1000 * _BYTES_PER_MS)]
+    first_audio = next(
+        i for i, a in enumerate(actions) if isinstance(a, Push) and isinstance(a.frame, TTSAudioRawFrame)
+    )
+    assert actions.index(leaving[0]) < first_audio  # stamped after the frames before the audio
+    core.audio_leaving(leaving[0], 50 * _MS)  # the frames before it took 50 ms to push
+    truncate = sent(core.interrupt(300 * _MS, cancel=True))[-1]
+    assert truncate["audio_end_ms"] == 250
 
 
 def test_the_server_hearing_a_barge_in_stops_the_bot_without_cancelling_twice() -> None:
     core = ready_core(LLMContext())
     core.server_event(event("response.created", response={"id": "resp_1", "status": "in_progress"}), 0)
-    core.server_event(audio_delta("resp_1", 1000), 0)
+    feed(core, audio_delta("resp_1", 1000), 0)
     started = event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="item_user")
     actions = core.server_event(started, 200 * _MS)
     assert sent_types(actions) == ["conversation.item.truncate"]  # the server cancels its response itself
@@ -171,9 +196,9 @@ def test_transcript_text_is_released_where_its_audio_plays() -> None:
         ),
         0,
     )
-    first = pushed(core.server_event(audio_delta("resp_1", 60), 0))
+    first = pushed(feed(core, audio_delta("resp_1", 60), 0))
     assert not any(isinstance(f, TTSTextFrame) for f in first)  # 60 ms of audio: before the 100 ms lead
-    second = [type(f) for f in pushed(core.server_event(audio_delta("resp_1", 60), 0))]
+    second = [type(f) for f in pushed(feed(core, audio_delta("resp_1", 60), 0))]
     assert second.index(TTSTextFrame) == 1  # after the 40 ms that reach the lead, before the rest
     assert second.count(TTSAudioRawFrame) == 2
 

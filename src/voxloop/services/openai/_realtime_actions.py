@@ -36,6 +36,17 @@ class Push:
 
 
 @dataclass(slots=True)
+class AudioLeaving:
+    """The bot's audio that follows is pushed now: the shell reports the time of that to
+    :meth:`~._realtime_core.RealtimeCore.audio_leaving` (playback starts when the output gets it, after
+    the frames before it, so the time is taken here and not when the server event arrived)."""
+
+    item_id: str
+    content_index: int
+    nbytes: int
+
+
+@dataclass(slots=True)
 class StartMetrics:
     """A response is being waited for: start TTFB and processing time."""
 
@@ -107,6 +118,7 @@ class AuthRefused:
 Action = (
     Send
     | Push
+    | AudioLeaving
     | StartMetrics
     | StopTTFB
     | StopProcessing

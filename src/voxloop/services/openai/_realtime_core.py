@@ -33,6 +33,7 @@ from ...frames import (
 )
 from ._realtime_actions import (
     Action,
+    AudioLeaving,
     Call,
     InterruptCalls,
     Outbox,
@@ -101,6 +102,10 @@ class RealtimeCore:
         self.now_ns = now_ns
         dispatch(self, event)
         return self._take()
+
+    def audio_leaving(self, audio: AudioLeaving, now_ns: int) -> None:
+        """The shell is pushing the bot's audio now (see :class:`AudioLeaving`): where playback is."""
+        self.played.received(audio.item_id, audio.content_index, audio.nbytes, now_ns)
 
     def connection_gone(self, *, resume: bool) -> list[Action]:
         """The connection ended; ``resume``: it was lost (not closed by us), so a response it cut off is

@@ -56,6 +56,7 @@ from ...frames import (
 from ...pipeline import UPSTREAM
 from ..stt import iso8601_now
 from ._realtime_actions import (
+    AudioLeaving,
     AuthRefused,
     BroadcastInterruption,
     Configured,
@@ -211,7 +212,7 @@ def _audio_delta(core: RealtimeCore, event: ResponseAudioDeltaEvent) -> None:
         core.emit(StopTTFB())
         core.push(Push(TTSStartedFrame(context_id=response.id)))
     pcm = base64.b64decode(event.delta)
-    core.played.received(event.item_id, event.content_index, len(pcm), core.now_ns)
+    core.emit(AudioLeaving(event.item_id, event.content_index, len(pcm)))
     for piece in core.pacer.split(event.item_id, pcm):
         if isinstance(piece, bytes):
             core.push(Push(TTSAudioRawFrame(piece, SAMPLE_RATE, 1, context_id=response.id)))

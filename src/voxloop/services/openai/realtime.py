@@ -68,6 +68,7 @@ from ...pipeline import DOWNSTREAM, UPSTREAM, FrameDirection
 from ..llm import FunctionCallingService
 from ._realtime_actions import (
     Action,
+    AudioLeaving,
     AuthRefused,
     BroadcastInterruption,
     Configured,
@@ -291,6 +292,8 @@ class OpenAIRealtimeService(FunctionCallingService):
                 await self._link.send(action.event, action.what)
             elif isinstance(action, Push):
                 await self.push_frame(action.frame, action.direction)
+            elif isinstance(action, AudioLeaving):
+                self._core.audio_leaving(action, self.clock.now_ns())
             elif isinstance(action, StartMetrics):
                 await self.start_ttfb_metrics()
                 await self.start_processing_metrics()
