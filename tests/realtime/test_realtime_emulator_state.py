@@ -13,6 +13,7 @@ from openai.types.realtime import RealtimeClientEvent
 
 from voxloop.testing.realtime_emulator._audio import BYTES_PER_MS, synthesize
 from voxloop.testing.realtime_emulator._input_buffer import InputBuffer, SpeechStarted, SpeechStopped
+from voxloop.testing.realtime_emulator._items import ConversationItems
 from voxloop.testing.realtime_emulator._session import handled_client_event_types
 
 SERVER_VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}
@@ -73,3 +74,18 @@ def test_a_new_turn_detection_setting_reconfigures_the_vad() -> None:
     assert buffer.vad.prefix_padding_ms == 300
     buffer.configure(None)
     assert buffer.vad is None
+
+
+def test_conversation_items_keep_their_order_and_report_the_previous_item() -> None:
+    conversation = ConversationItems()
+    assert conversation.insert({"id": "a"}) is None
+    assert conversation.insert({"id": "c"}) == "a"
+    assert conversation.insert({"id": "b"}, previous_item_id="a") == "a"
+    assert conversation.insert({"id": "first"}, previous_item_id="root") is None
+    assert [item["id"] for item in conversation.items] == ["first", "a", "b", "c"]
+    conversation.audio["b"] = bytearray(b"\x00\x00")
+    assert conversation.update({"id": "b", "status": "completed"}) == "a"
+    assert conversation.find("b") == {"id": "b", "status": "completed"}
+    assert conversation.remove("b") == {"id": "b", "status": "completed"}
+    assert "b" not in conversation.audio and conversation.find("b") is None
+    assert conversation.remove("b") is None

@@ -66,8 +66,7 @@ async def on_conversation_item_delete(
             event_id,
         )
         return
-    conn.items.remove(item)
-    conn.item_audio.pop(item["id"], None)
+    conn.conversation.remove(item["id"])
     await conn.send({"type": "conversation.item.deleted", "item_id": item["id"]})
 
 

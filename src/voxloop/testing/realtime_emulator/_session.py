@@ -22,9 +22,10 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from . import _conversation, _input_audio
-from ._audio import duration_ms
+from ._audio import SpokenWord, duration_ms
 from ._conversation import Truncation
 from ._input_buffer import InputBuffer
+from ._items import ConversationItems
 from ._responses import (
     ResponseRecord,
     ResponseRun,
@@ -71,9 +72,7 @@ class EmulatedConnection:
     conversation_id: str = field(default_factory=lambda: new_id("conv"))
     client_events: list[ClientEventRecord] = field(default_factory=list)
     server_events: list[dict[str, Any]] = field(default_factory=list)
-    items: list[dict[str, Any]] = field(default_factory=list)
-    item_audio: dict[str, bytearray] = field(default_factory=dict)
-    item_words: dict[str, list[Any]] = field(default_factory=dict)
+    conversation: ConversationItems = field(default_factory=ConversationItems)
     truncations: list[Truncation] = field(default_factory=list)
     responses: list[ResponseRecord] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -85,6 +84,19 @@ class EmulatedConnection:
         self._send_lock = asyncio.Lock()
         self._previous_input_tokens: dict[str, int] = {}
         self.input_buffer.configure(self.turn_detection())
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The conversation's items, in order."""
+        return self.conversation.items
+
+    @property
+    def item_audio(self) -> dict[str, bytearray]:
+        return self.conversation.audio
+
+    @property
+    def item_words(self) -> dict[str, list[SpokenWord]]:
+        return self.conversation.words
 
     @property
     def responding(self) -> bool:
@@ -169,37 +181,24 @@ class EmulatedConnection:
     # -- conversation ---------------------------------------------------------------------------------------
 
     def find_item(self, item_id: str) -> dict[str, Any] | None:
-        return next((item for item in self.items if item["id"] == item_id), None)
+        return self.conversation.find(item_id)
 
     async def add_item(
         self, item: dict[str, Any], *, announce_done: bool = True, previous_item_id: str | None = None
     ) -> None:
-        if previous_item_id is None:
-            previous = self.items[-1]["id"] if self.items else None
-            self.items.append(item)
-        elif previous_item_id == "root":
-            previous = None
-            self.items.insert(0, item)
-        else:
-            index = next(i for i, it in enumerate(self.items) if it["id"] == previous_item_id)
-            previous = previous_item_id
-            self.items.insert(index + 1, item)
+        previous = self.conversation.insert(item, previous_item_id)
         await self.send(
-            {"type": "conversation.item.added", "previous_item_id": previous, "item": _public(item)}
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": copy.deepcopy(item)}
         )
         if announce_done:
             await self.send(
-                {"type": "conversation.item.done", "previous_item_id": previous, "item": _public(item)}
+                {"type": "conversation.item.done", "previous_item_id": previous, "item": copy.deepcopy(item)}
             )
 
     async def finish_item(self, item: dict[str, Any]) -> None:
-        stored = self.find_item(item["id"])
-        if stored is not None:
-            stored.update(copy.deepcopy(item))
-        index = next((i for i, it in enumerate(self.items) if it["id"] == item["id"]), 0)
-        previous = self.items[index - 1]["id"] if index > 0 else None
+        previous = self.conversation.update(item)
         await self.send(
-            {"type": "conversation.item.done", "previous_item_id": previous, "item": _public(item)}
+            {"type": "conversation.item.done", "previous_item_id": previous, "item": copy.deepcopy(item)}
         )
 
     # -- responses ------------------------------------------------------------------------------------------
@@ -299,10 +298,6 @@ class EmulatedConnection:
                 },
             },
         }
-
-
-def _public(item: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(item)
 
 
 def _dumps(value: Any) -> str:
