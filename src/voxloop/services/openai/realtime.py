@@ -23,7 +23,9 @@ How the conversation stays true:
 
 Function calls go through the same :class:`~voxloop.services.functions.FunctionCallRunner` as the chat
 LLMs; their results come back as a context frame from the assistant aggregator and are sent as
-``function_call_output`` items followed by exactly one ``response.create`` (:mod:`._realtime_calls`).
+``function_call_output`` items followed by exactly one ``response.create``; calls made while the
+user's turn is still being written wait for it, and calls an interruption overtook are answered
+``CANCELLED``.
 
 The service is a thin shell around a sans-I/O core (:class:`~._realtime_core.RealtimeCore`: events in,
 actions out). Frames and server events go into the core; the actions it returns (send a client event,
