@@ -20,7 +20,6 @@ a batch: once all are settled the context is pushed upstream to the LLM once (un
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -51,7 +50,7 @@ from ..frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from ..pipeline import UPSTREAM, FrameDirection, FrameProcessor
+from ..pipeline import UPSTREAM, FrameDirection, FrameProcessor, TaskSet
 from ..turns.params import AssistantAggregatorParams
 from .context import LLMContext, Message
 
@@ -108,7 +107,7 @@ class LLMAssistantAggregator(FrameProcessor):
         self._settled_early: dict[str, str] = {}  # tool_call_id -> final content, settled before InProgress
         self._rerun_at_response_end = False
         self._user_speaking = False
-        self._hook_tasks: set[asyncio.Task[None]] = set()
+        self._hook_tasks = TaskSet(self)
         self._register_event_handler("on_assistant_turn_started")
         self._register_event_handler("on_assistant_turn_stopped")
 
@@ -330,14 +329,8 @@ class LLMAssistantAggregator(FrameProcessor):
             except Exception:
                 logger.exception("%s: on_context_updated hook failed", self)
 
-        task = asyncio.create_task(run(), name=f"{self.name}::on_context_updated")
-        self._hook_tasks.add(task)
-        task.add_done_callback(self._hook_tasks.discard)
+        self._hook_tasks.spawn(run(), f"{self.name}::on_context_updated")
 
     async def cleanup(self) -> None:
-        tasks = list(self._hook_tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._hook_tasks.cancel_and_wait()
         await super().cleanup()

@@ -47,7 +47,7 @@ from ..frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from ..pipeline import DOWNSTREAM, FrameDirection, FrameProcessor
+from ..pipeline import DOWNSTREAM, FrameDirection, FrameProcessor, TaskSet
 from ..turns._controller import (
     Action,
     BotState,
@@ -101,8 +101,8 @@ class LLMUserAggregator(FrameProcessor):
         self._summarize_after = summarize_after_messages
         self._timer_task: asyncio.Task[None] | None = None  # the one sleeping until the next deadline
         self._timer_deadline: int | None = None
-        self._timer_tasks: set[asyncio.Task[None]] = set()  # including those acting on a deadline
-        self._run_tasks: set[asyncio.Task[None]] = set()
+        self._timer_tasks = TaskSet(self)  # including those acting on a deadline
+        self._run_tasks = TaskSet(self)
         self._register_event_handler("on_user_turn_started")
         self._register_event_handler("on_user_turn_stopped")
         self._register_event_handler("on_user_turn_idle")
@@ -242,9 +242,7 @@ class LLMUserAggregator(FrameProcessor):
         if self._summarizer is not None and len(self.context.messages) > self._summarize_after:
             # Off the audio path: the summary and the push happen on a task of their own, cancelled if
             # the user barges in first.
-            task = asyncio.create_task(self._summarize_then_push(), name=f"{self.name}::summarize")
-            self._run_tasks.add(task)
-            task.add_done_callback(self._run_tasks.discard)
+            self._run_tasks.spawn(self._summarize_then_push(), f"{self.name}::summarize")
             return
         await self.push_frame(LLMContextFrame(context=self.context), DOWNSTREAM)
 
@@ -258,8 +256,7 @@ class LLMUserAggregator(FrameProcessor):
         await self.push_frame(LLMContextFrame(context=self.context), DOWNSTREAM)
 
     def _cancel_runs(self) -> None:
-        for task in list(self._run_tasks):
-            task.cancel()
+        self._run_tasks.cancel()
 
     # -- timer -------------------------------------------------------------------------------------
 
@@ -276,10 +273,8 @@ class LLMUserAggregator(FrameProcessor):
             self._timer_task = None
         self._timer_deadline = deadline
         if deadline is not None:
-            task = asyncio.create_task(self._wait_for_deadline(deadline), name=f"{self.name}::turn")
-            self._timer_task = task
-            self._timer_tasks.add(task)
-            task.add_done_callback(self._timer_tasks.discard)
+            timer = self._wait_for_deadline(deadline)
+            self._timer_task = self._timer_tasks.spawn(timer, f"{self.name}::turn")
 
     async def _wait_for_deadline(self, deadline: int) -> None:
         delay = (deadline - self.clock.now_ns()) / 1e9
@@ -307,9 +302,7 @@ class LLMUserAggregator(FrameProcessor):
 
     async def cleanup(self) -> None:
         await self._stop_timer()
-        tasks = [t for t in (*self._run_tasks, *self._timer_tasks) if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        self._run_tasks.cancel()  # both sets at once, then wait for both
+        await self._timer_tasks.cancel_and_wait()
+        await self._run_tasks.cancel_and_wait()
         await super().cleanup()

@@ -1,7 +1,8 @@
-"""Processors, pipelines, the task that runs them, observers and the runner."""
+"""Processors, pipelines, the task that runs them, observers, the runner, and async primitives."""
 
 from __future__ import annotations
 
+from ._async import Mailbox, TaskSet, frame_survives_interruption
 from .clock import Clock, SystemClock
 from .metrics import ProcessorMetrics
 from .observer import BaseObserver, FramePushed, ObserverHub, SeenFrames
@@ -26,6 +27,7 @@ __all__ = [
     "FrameProcessor",
     "FrameProcessorSetup",
     "FramePushed",
+    "Mailbox",
     "ObserverHub",
     "ParallelPipeline",
     "Pipeline",
@@ -35,5 +37,7 @@ __all__ = [
     "ProcessorMetrics",
     "SeenFrames",
     "SystemClock",
+    "TaskSet",
+    "frame_survives_interruption",
     "walk",
 ]

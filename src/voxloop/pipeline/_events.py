@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from ._async import TaskSet
 
 logger = logging.getLogger("voxloop")
 
@@ -27,7 +28,7 @@ class EventSource:
     def __init__(self) -> None:
         self._event_handlers: dict[str, list[Callable[..., Any]]] = {}
         self._sync_events: set[str] = set()
-        self._handler_tasks: set[asyncio.Task[None]] = set()
+        self._handler_tasks = TaskSet(self)
 
     def _register_event_handler(self, event: str, *, sync: bool = False) -> None:
         if event in self._event_handlers:
@@ -75,9 +76,7 @@ class EventSource:
                 await self._run_handler(event, handler, args)
             return
         for handler in list(handlers):
-            task = asyncio.create_task(self._run_handler(event, handler, args), name=f"{self!r}::{event}")
-            self._handler_tasks.add(task)
-            task.add_done_callback(self._handler_tasks.discard)
+            self._handler_tasks.spawn(self._run_handler(event, handler, args), f"{self!r}::{event}")
 
     async def _run_handler(self, event: str, handler: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:
@@ -89,11 +88,4 @@ class EventSource:
 
     async def _finish_event_handlers(self, timeout: float = 5.0) -> None:
         """Wait for running handlers (bounded), then cancel whatever is left."""
-        if not self._handler_tasks:
-            return
-        _done, pending = await asyncio.wait(set(self._handler_tasks), timeout=timeout)
-        for task in pending:
-            logger.warning("%r: event handler %s still running; cancelling it", self, task.get_name())
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        await self._handler_tasks.cancel_and_wait(grace_secs=timeout)

@@ -19,7 +19,6 @@ import asyncio
 import contextvars
 import itertools
 import logging
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -36,6 +35,7 @@ from ..frames import (
     MetricsFrame,
     StartFrame,
 )
+from ._async import Mailbox, TaskSet, cancel_and_wait, frame_survives_interruption
 from ._events import EventSource
 from .clock import Clock, SystemClock
 from .metrics import ProcessorMetrics
@@ -55,6 +55,10 @@ _CANCEL_WAIT_SECS = 2.0
 # A queued processor yields to the event loop after this many frames in a row, so a burst in one
 # session cannot starve the others.
 _FRAMES_PER_YIELD = 64
+
+
+def _survives_interruption(item: tuple[Frame, FrameDirection]) -> bool:
+    return frame_survives_interruption(item[0])
 
 
 class FrameDirection(IntEnum):
@@ -114,12 +118,11 @@ class FrameProcessor(EventSource):
         self._metrics = ProcessorMetrics(self.name)
         # Queued mode only.
         self._queued = queued
-        self._inbox: deque[tuple[Frame, FrameDirection]] = deque()
-        self._inbox_ready = asyncio.Event()
+        self._inbox: Mailbox[tuple[Frame, FrameDirection]] = Mailbox(_survives_interruption)
         self._process_task: asyncio.Task[None] | None = None
         self._current: Frame | None = None
-        self._shielded: set[asyncio.Task[None]] = set()
-        self._stray: set[asyncio.Task[None]] = set()
+        self._shielded = TaskSet(self)  # uninterruptible pushes that must finish (see _push_shielded)
+        self._stray = TaskSet(self)  # process tasks that did not stop when cancelled
         self._register_event_handler("on_error")
 
     def __repr__(self) -> str:
@@ -186,14 +189,9 @@ class FrameProcessor(EventSource):
 
     async def cleanup(self) -> None:
         """Called by the pipeline task at the end: every task this processor started is finished."""
-        tasks = {t for t in (self._process_task, *self._shielded, *self._stray) if t is not None}
+        tasks = [t for t in (self._process_task, *self._shielded, *self._stray) if t is not None]
         self._process_task = None
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=_CANCEL_WAIT_SECS)
-            for task in pending:
-                logger.warning("%s: task %s ignores cancellation", self, task.get_name())
+        await cancel_and_wait(tasks, timeout=_CANCEL_WAIT_SECS, owner=self)
         await self._finish_event_handlers()
 
     # -- receiving ---------------------------------------------------------------------------
@@ -203,8 +201,7 @@ class FrameProcessor(EventSource):
         if frame.system or not self._started:
             await self._receive_special(frame, direction)
         elif self._queued:
-            self._inbox.append((frame, direction))
-            self._inbox_ready.set()
+            self._inbox.put((frame, direction))
         else:
             try:
                 await self.process_frame(frame, direction)
@@ -262,17 +259,16 @@ class FrameProcessor(EventSource):
 
     async def _process_queued_frames(self) -> None:
         _process_owner.set(self)
-        inbox, ready = self._inbox, self._inbox_ready
+        inbox, shielded = self._inbox, self._shielded
         in_a_row = 0
         while True:
-            if self._shielded:  # an uninterruptible push from a cancelled run must finish first
-                await asyncio.wait(set(self._shielded))
+            if shielded:  # an uninterruptible push from a cancelled run must finish first
+                await shielded.wait()
             if not inbox:
-                ready.clear()
                 in_a_row = 0
-                await ready.wait()
+                await inbox.wait_for_item()
                 continue
-            frame, direction = inbox.popleft()
+            frame, direction = inbox.pop()
             self._current = frame
             try:
                 await self.process_frame(frame, direction)
@@ -291,11 +287,7 @@ class FrameProcessor(EventSource):
         """Drop queued interruptible frames and cancel the one in flight, unless it must survive."""
         if not self._queued:
             return
-        inbox = self._inbox
-        if inbox:
-            kept = [item for item in inbox if item[0].uninterruptible]
-            inbox.clear()
-            inbox.extend(kept)
+        self._inbox.drop_interrupted()
         task, current = self._process_task, self._current
         if task is None or task.done() or current is None or current.uninterruptible:
             return
@@ -305,8 +297,6 @@ class FrameProcessor(EventSource):
         await self._wait_cancelled(task)
         if self._process_task is task and not self._cancelled:
             self._process_task = self._create_process_task()
-            if inbox:
-                self._inbox_ready.set()
 
     async def _stop_process_task(self) -> None:
         task, self._process_task = self._process_task, None
@@ -319,8 +309,7 @@ class FrameProcessor(EventSource):
         _done, pending = await asyncio.wait({task}, timeout=_CANCEL_WAIT_SECS)
         if pending:
             logger.warning("%s: %s did not stop when cancelled; leaving it behind", self, task.get_name())
-            self._stray.add(task)
-            task.add_done_callback(self._stray.discard)
+            self._stray.adopt(task)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -351,9 +340,7 @@ class FrameProcessor(EventSource):
         self, destination: FrameProcessor, frame: Frame, direction: FrameDirection
     ) -> None:
         """Deliver an uninterruptible frame even if the work pushing it is interrupted."""
-        task = asyncio.ensure_future(destination.queue_frame(frame, direction))
-        self._shielded.add(task)
-        task.add_done_callback(self._shielded.discard)
+        task = self._shielded.spawn(destination.queue_frame(frame, direction), f"{self.name}::shielded-push")
         await asyncio.shield(task)
 
     async def broadcast_frame(self, frame_type: type[Frame], **kwargs: Any) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ from ..frames import (
     StopTaskFrame,
     UserSpeakingFrame,
 )
+from ._async import Mailbox, TaskSet
 from ._events import EventSource
 from .clock import Clock, SystemClock
 from .observer import BaseObserver, ObserverHub
@@ -133,11 +133,9 @@ class PipelineTask(EventSource):
         self._source = _TaskSource(self)
         self._sink = _TaskSink(self)
         self._root = Pipeline([self._source, pipeline, self._sink], name=f"{self.name}::root")
-        self._queue: deque[Frame] = deque()
-        self._queue_ready = asyncio.Event()
-        self._urgent: deque[Frame] = deque()
-        self._urgent_ready = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._queue: Mailbox[Frame] = Mailbox()
+        self._urgent: Mailbox[Frame] = Mailbox()
+        self._tasks = TaskSet(self)
         self._pump_task: asyncio.Task[None] | None = None
         self._ran = False
         self._end_queued = False
@@ -177,8 +175,7 @@ class PipelineTask(EventSource):
             logger.warning("%s: %s queued after the end; dropped", self, frame)
         else:
             self._end_queued = isinstance(frame, (EndFrame, StopFrame))
-            self._queue.append(frame)
-            self._queue_ready.set()
+            self._queue.put(frame)
 
     async def queue_frames(self, frames: Iterable[Frame] | AsyncIterable[Frame]) -> None:
         """Queue several frames, in order."""
@@ -263,10 +260,8 @@ class PipelineTask(EventSource):
         finally:
             await self._tear_down()
 
-    def _own(self, coroutine: Any, what: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coroutine, name=f"{self.name}::{what}")
-        self._tasks.append(task)
-        return task
+    def _own(self, coroutine: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        return self._tasks.spawn(coroutine, f"{self.name}::{what}")
 
     def _start_frame(self) -> StartFrame:
         p = self.params
@@ -283,15 +278,14 @@ class PipelineTask(EventSource):
     async def _pump_queued_frames(self) -> None:
         """Feeds the pipeline: the StartFrame, then queued frames in order until End or Stop."""
         await self._source.queue_frame(self._start_frame())
-        queue, ready = self._queue, self._queue_ready
+        queue = self._queue
         in_a_row = 0
         while True:
             if not queue:
-                ready.clear()
                 in_a_row = 0
-                await ready.wait()
+                await queue.wait_for_item()
                 continue
-            frame = queue.popleft()
+            frame = queue.pop()
             await self._source.queue_frame(frame)
             if isinstance(frame, (EndFrame, StopFrame)):
                 return
@@ -302,17 +296,12 @@ class PipelineTask(EventSource):
 
     async def _pump_urgent_frames(self) -> None:
         """Frames the task itself injects out of order (interruptions, heartbeats, metrics)."""
-        urgent, ready = self._urgent, self._urgent_ready
+        urgent = self._urgent
         while True:
-            if not urgent:
-                ready.clear()
-                await ready.wait()
-                continue
-            await self._source.queue_frame(urgent.popleft())
+            await self._source.queue_frame(await urgent.get())
 
     def _inject(self, frame: Frame) -> None:
-        self._urgent.append(frame)
-        self._urgent_ready.set()
+        self._urgent.put(frame)
 
     async def _cancel_pipeline(self, reason: str | None) -> None:
         if self._pump_task is not None:
@@ -329,11 +318,7 @@ class PipelineTask(EventSource):
         await self._finish(frame)  # also when a processor swallowed the CancelFrame
 
     async def _tear_down(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks)
-        self._tasks.clear()
+        await self._tasks.cancel_and_wait()
         if not isinstance(self._finish_frame, StopFrame):
             await self._root.cleanup()
         await self._hub.finish()

@@ -57,7 +57,7 @@ from ..frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from ..pipeline import UPSTREAM, BaseObserver, FrameProcessor, FramePushed, SeenFrames
+from ..pipeline import UPSTREAM, BaseObserver, FrameProcessor, FramePushed, Mailbox, SeenFrames
 from .frames import RTVIConfigureObserverFrame, RTVIServerMessageFrame
 from .messages import server_message
 
@@ -158,8 +158,7 @@ class RTVIObserver(BaseObserver):
         period = int(self.params.audio_level_period_secs * 1e9)
         self._user_level = _AudioLevel(period)
         self._bot_level = _AudioLevel(period)
-        self._logs: list[str] = []
-        self._log_ready = asyncio.Event()
+        self._logs: Mailbox[str] = Mailbox()
         self._log_task: asyncio.Task[None] | None = None
         self._log_handler: _LogForwarder | None = None
 
@@ -449,15 +448,13 @@ class RTVIObserver(BaseObserver):
         await self._send("server-message", frame.data)
 
     def _queue_log(self, text: str) -> None:
-        self._logs.append(text)
-        self._log_ready.set()
+        self._logs.put(text)
 
     async def _send_logs(self) -> None:
+        logs = self._logs
         while True:
-            await self._log_ready.wait()
-            self._log_ready.clear()
-            logs, self._logs = self._logs, []
-            for text in logs:
+            await logs.wait_for_item()
+            for text in logs.take_all():
                 await self._send("system-log", {"text": text})
 
 

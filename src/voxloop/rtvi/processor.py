@@ -11,11 +11,9 @@ handler never holds up the audio.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
-from collections import deque
 from typing import Any
 
 from .. import __version__
@@ -37,7 +35,15 @@ from ..frames import (
     StartFrame,
     TTSSpeakFrame,
 )
-from ..pipeline import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor, FrameProcessorSetup
+from ..pipeline import (
+    DOWNSTREAM,
+    UPSTREAM,
+    FrameDirection,
+    FrameProcessor,
+    FrameProcessorSetup,
+    Mailbox,
+    TaskSet,
+)
 from . import messages as m
 from .frames import (
     ClientMessage,
@@ -103,9 +109,8 @@ class RTVIProcessor(FrameProcessor):
         self.bot_ready_sent = False
         self._client_ready_id: str | None = None
         self._skip_tts = False
-        self._inbox: deque[Any] = deque()
-        self._inbox_ready = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._client_messages: Mailbox[Any] = Mailbox()  # raw, handled in order by the messages task
+        self._tasks = TaskSet(self)
         for event in ("on_bot_started", "on_client_ready", "on_client_message", "on_ui_message"):
             self._register_event_handler(event)
 
@@ -134,8 +139,7 @@ class RTVIProcessor(FrameProcessor):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, InputTransportMessageFrame):
-            self._inbox.append(frame.message)  # consumed here: it is RTVI's
-            self._inbox_ready.set()
+            self._client_messages.put(frame.message)  # consumed here: it is RTVI's
             return
         if isinstance(frame, RTVIServerResponseFrame):
             await self._send_response(frame)
@@ -157,10 +161,10 @@ class RTVIProcessor(FrameProcessor):
     def _start_tasks(self) -> None:
         if self._tasks:
             return
-        self._tasks.append(asyncio.create_task(self._handle_messages(), name=f"{self}::messages"))
+        self._tasks.spawn(self._handle_messages(), f"{self}::messages")
         if self._client_ready_timeout_secs is not None:
             timer = self._wait_for_client_ready(self._client_ready_timeout_secs)
-            self._tasks.append(asyncio.create_task(timer, name=f"{self}::client-ready-timeout"))
+            self._tasks.spawn(timer, f"{self}::client-ready-timeout")
         if any(getattr(p, "speaks_text", False) for p in self._downstream_processors()):
             self.register_action(
                 RTVIAction("tts", "say", "bool", _say, [RTVIActionArgument("text", "string")]),
@@ -175,14 +179,7 @@ class RTVIProcessor(FrameProcessor):
         return found
 
     async def _stop_tasks(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        current = asyncio.current_task()
-        for task in tasks:
-            if task is not current:
-                task.cancel()
-        others = [t for t in tasks if t is not current]
-        if others:
-            await asyncio.wait(others)
+        await self._tasks.cancel_and_wait()
 
     async def _wait_for_client_ready(self, timeout: float) -> None:
         await self.clock.sleep(timeout)
@@ -273,13 +270,9 @@ class RTVIProcessor(FrameProcessor):
             await self.send_error_response(decoded.id, f"Exception processing message: {exc}")
 
     async def _handle_messages(self) -> None:
-        inbox, ready = self._inbox, self._inbox_ready
+        messages = self._client_messages
         while True:
-            if not inbox:
-                ready.clear()
-                await ready.wait()
-                continue
-            await self.handle_message(inbox.popleft())
+            await self.handle_message(await messages.get())
 
     async def _become_client_ready(self, request: ClientRequest | None) -> None:
         if self.client_ready:

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..bots import SessionInfo
+from ..pipeline import TaskSet
 from ..transports.webrtc import SignallingError, WebRTCConnection, WebRTCTransport
 from .config import ServerConfig
 from .sessions import BotStartError, SessionRegistry
@@ -71,7 +72,7 @@ class WebRTCSignalling:
         )
         self.can_accept = can_accept or (lambda: sessions.accepting)
         self._connections: dict[str, WebRTCConnection] = {}
-        self._runners: set[asyncio.Task[None]] = set()
+        self._runners = TaskSet(self)
         self._pending: dict[str, tuple[float, dict[str, Any]]] = {}  # /start sessions not yet offered
         self.empty = asyncio.Event()
         self.empty.set()
@@ -193,9 +194,7 @@ class WebRTCSignalling:
             raise _HTTPError(500, "the bot could not start") from None
         self._connections[answer["pc_id"]] = connection
         self.empty.clear()
-        runner = asyncio.create_task(self.sessions.run(session), name=f"webrtc-{session_id}")
-        self._runners.add(runner)
-        runner.add_done_callback(self._runners.discard)
+        self._runners.spawn(self.sessions.run(session), f"webrtc-{session_id}")
         return answer
 
     def _forget(self, connection: WebRTCConnection) -> None:
@@ -206,15 +205,9 @@ class WebRTCSignalling:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Shutdown: cancel every WebRTC session and wait (bounded) until their connections closed."""
-        runners = set(self._runners)
         for connection in list(self._connections.values()):
             await connection.close("server shutting down")
-        if runners:
-            _done, pending = await asyncio.wait(runners, timeout=timeout)
-            for runner in pending:
-                runner.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        await self._runners.cancel_and_wait(grace_secs=timeout)
 
 
 def webrtc_routes(

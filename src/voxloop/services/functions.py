@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from ..frames import (
     FunctionCallResultProperties,
     FunctionCallsStartedFrame,
 )
+from ..pipeline import TaskSet
 
 if TYPE_CHECKING:
     from .llm import FunctionCallingService
@@ -121,7 +122,7 @@ class FunctionCallRunner:
         self._functions: dict[str | None, FunctionRegistration] = {}
         self._calls: dict[str, _Call] = {}
         self._settled: deque[str] = deque(maxlen=_SETTLED_MEMORY)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(service)
 
     # -- registry ----------------------------------------------------------------------------
 
@@ -169,12 +170,8 @@ class FunctionCallRunner:
             parsed, problem = {}, "the arguments were not a JSON object"
         return _Call(name, call_id, parsed, context, self.registration(name), problem)
 
-    def _own(self, coro: Awaitable[None], what: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        task.set_name(f"{self._service.name}::{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _own(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        return self._tasks.spawn(coro, f"{self._service.name}::{what}")
 
     async def _run_batch(self, batch: list[_Call], announced: asyncio.Event) -> None:
         service = self._service
@@ -349,10 +346,6 @@ class FunctionCallRunner:
 
     async def cancel_all(self) -> None:
         """Stop every call and wait for the tasks (clean-up; nothing is pushed)."""
-        tasks = set(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._tasks.cancel_and_wait()
         for call in list(self._calls.values()):
             self._mark_settled(call)

@@ -31,6 +31,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 from voxloop.audio import PCMConverter
+from voxloop.pipeline import TaskSet
 from voxloop.transports._webrtc_connection import TRACK_RATE, AudioOutBuffer, OutputAudioTrack
 
 from .rtvi_client import RTVIClient, _encode_json
@@ -79,7 +80,7 @@ class RTVIWebRTCClient(RTVIClient):
         self._channel_open = asyncio.Event()
         self._mic = AudioOutBuffer(max_secs=600)
         self._http: httpx.AsyncClient | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(self)
         self._pinger: asyncio.Task[None] | None = None
         self._negotiating = asyncio.Lock()
 
@@ -317,9 +318,7 @@ class RTVIWebRTCClient(RTVIClient):
             await asyncio.sleep(1)  # the web client's keep-alive period
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro, f"rtvi-webrtc-client::{coro.__qualname__}")
 
     def _notify(self) -> None:
         self._spawn(self._notify_waiters())
@@ -336,12 +335,7 @@ class RTVIWebRTCClient(RTVIClient):
 
     async def _stop_tasks(self) -> None:
         await self._stop_pinger()
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._tasks.cancel_and_wait()
 
     async def _set_closed(self) -> None:
         self.closed.set()

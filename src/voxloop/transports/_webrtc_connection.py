@@ -32,6 +32,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from av import AudioFrame
 
+from ..pipeline import TaskSet
 from ..pipeline._events import EventSource
 
 logger = logging.getLogger("voxloop.transports")
@@ -175,7 +176,7 @@ class WebRTCConnection(EventSource):
         self._last_ping: float | None = None
         self.ping_seen = asyncio.Event()
         self._watchdog: asyncio.Task[None] | None = None
-        self._pending_closes: set[asyncio.Task[None]] = set()
+        self._pending_closes = TaskSet(self)  # handlers and pc closes that close() waits for
         self._answering = asyncio.Lock()  # one offer at a time
         self._register_event_handler("on_connected")
         self._register_event_handler("on_closed")
@@ -394,8 +395,7 @@ class WebRTCConnection(EventSource):
         self._channel = None
         if pc is not None:
             await pc.close()
-        if self._pending_closes:
-            await asyncio.wait(set(self._pending_closes))
+        await self._pending_closes.wait()
         async with self._tracks_changed:
             self._tracks_changed.notify_all()
         await self._finish_event_handlers()
@@ -421,9 +421,7 @@ class WebRTCConnection(EventSource):
         self._outbound.clear()
         logger.info("%r: closed (%s)", self, reason)
         # No await before this: handlers run in tasks owned by this object.
-        task = asyncio.ensure_future(self._call_event_handler("on_closed", reason))
-        self._pending_closes.add(task)
-        task.add_done_callback(self._pending_closes.discard)
+        self._pending_closes.spawn(self._call_event_handler("on_closed", reason), f"{self!r}::on_closed")
 
     def _new_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self.ice_servers)))
@@ -447,18 +445,14 @@ class WebRTCConnection(EventSource):
         logger.debug("%r: connection state %s", self, state)
         if state == "connected" and not self.connected.is_set():
             self.connected.set()
-            task = asyncio.ensure_future(self._call_event_handler("on_connected"))
-            self._pending_closes.add(task)
-            task.add_done_callback(self._pending_closes.discard)
+            self._pending_closes.spawn(self._call_event_handler("on_connected"), f"{self!r}::on_connected")
         elif state in ("failed", "closed"):
             self._mark_closed(f"peer connection {state}")
             self._close_later(pc)
             self._pc = None
 
     def _close_later(self, pc: RTCPeerConnection) -> None:
-        task = asyncio.ensure_future(pc.close())
-        self._pending_closes.add(task)
-        task.add_done_callback(self._pending_closes.discard)
+        self._pending_closes.spawn(pc.close(), f"{self!r}::close-pc")
 
     async def _watch(self) -> None:
         """Closes the connection when it never connects, or when the client's pings stop."""

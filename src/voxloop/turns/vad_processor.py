@@ -21,7 +21,6 @@ import dataclasses
 import logging
 import math
 import time
-from collections import deque
 
 from ..audio import PCMConverter, SileroVAD, VADEvent
 from ..audio.vad import FRAME_SAMPLES
@@ -34,7 +33,7 @@ from ..frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from ..pipeline import DOWNSTREAM, FrameDirection, FrameProcessor
+from ..pipeline import DOWNSTREAM, FrameDirection, FrameProcessor, Mailbox
 from .params import VADParams
 
 logger = logging.getLogger("voxloop.turns")
@@ -83,8 +82,7 @@ class VADProcessor(FrameProcessor):
         self._last_tick_secs = 0.0
         self._converter: PCMConverter | None = None
         # Thread mode: chunks waiting for the worker, in order.
-        self._pending: deque[bytes] = deque()
-        self._pending_ready = asyncio.Event()
+        self._pending: Mailbox[bytes] = Mailbox()
         self._worker: asyncio.Task[None] | None = None
 
     @property
@@ -132,18 +130,13 @@ class VADProcessor(FrameProcessor):
             return
         if self._worker is None:
             self._worker = asyncio.create_task(self._analyse_in_thread(), name=f"{self.name}::vad")
-        self._pending.append(pcm)
-        self._pending_ready.set()
+        self._pending.put(pcm)
 
     async def _analyse_in_thread(self) -> None:
-        pending, ready = self._pending, self._pending_ready
+        pending = self._pending
         while True:
-            if not pending:
-                ready.clear()
-                await ready.wait()
-                continue
-            chunks = b"".join(pending)
-            pending.clear()
+            await pending.wait_for_item()
+            chunks = b"".join(pending.take_all())
             try:
                 events = await asyncio.to_thread(self._vad.analyze, chunks)
             except Exception as exc:
