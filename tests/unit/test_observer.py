@@ -4,17 +4,27 @@ import asyncio
 import gc
 import tracemalloc
 
-from voxloop.frames import EndFrame, StartFrame, TextFrame
+from voxloop.frames import (
+    BotSpeakingFrame,
+    EndFrame,
+    Frame,
+    LLMTextFrame,
+    OutputAudioRawFrame,
+    StartFrame,
+    TextFrame,
+    TTSAudioRawFrame,
+)
 from voxloop.pipeline import (
     DOWNSTREAM,
     UPSTREAM,
     BaseObserver,
     FrameProcessor,
     FramePushed,
+    ObserverHub,
     Pipeline,
     SeenFrames,
 )
-from voxloop.testing import PipelineHarness
+from voxloop.testing import FakeClock, PipelineHarness
 
 
 class Recorder(BaseObserver):
@@ -142,3 +152,71 @@ async def test_memory_stays_flat_with_an_observer_over_many_frames() -> None:
         tracemalloc.stop()
     assert observer.frames >= 50_000
     assert late - early < 64 * 1024, f"grew by {late - early} bytes over 40,000 frames"
+
+
+class TextOnly(Recorder):
+    frame_types = (TextFrame,)
+
+
+async def test_an_observer_is_shown_only_the_frame_types_it_declares() -> None:
+    text_only, everything = TextOnly(), Recorder()
+    async with PipelineHarness(
+        Pipeline([FrameProcessor(), FrameProcessor()]), observers=[text_only, everything]
+    ) as h:
+        await h.push(
+            TextFrame("a"),
+            LLMTextFrame("b"),
+            OutputAudioRawFrame(audio=b"\0\0", sample_rate=16000, num_channels=1),
+        )
+        await h.down_recorder.wait_for(OutputAudioRawFrame)
+    kinds = {type(p.frame) for p in text_only.pushes}
+    assert kinds == {TextFrame, LLMTextFrame}  # subclasses included, nothing else
+    assert {StartFrame, OutputAudioRawFrame, EndFrame} <= {type(p.frame) for p in everything.pushes}
+    text_hops = [p for p in everything.pushes if isinstance(p.frame, TextFrame)]
+    assert [(p.frame, p.source, p.destination) for p in text_only.pushes] == [
+        (p.frame, p.source, p.destination) for p in text_hops
+    ]  # the same hops, in the same order
+    assert text_only.started == 1 and text_only.finished == 1  # lifecycle hooks still come
+
+
+class Kinds(BaseObserver):
+    def __init__(self, *types: type[Frame]) -> None:
+        self.frame_types = types
+        self.seen: list[type[Frame]] = []
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        self.seen.append(type(data.frame))
+
+
+async def test_hub_routes_per_frame_class_and_reroutes_when_observers_change() -> None:
+    clock = FakeClock()
+    hub = ObserverHub(clock, activity_types=(BotSpeakingFrame,))
+    a, b = FrameProcessor(name="a"), FrameProcessor(name="b")
+    audio_only = Kinds(OutputAudioRawFrame)
+    hub.add(audio_only)
+    hub.start()
+    quiet_since = hub.last_activity_ns
+    await clock.advance(1)
+    hub.on_push(a, b, TextFrame("x"), DOWNSTREAM)  # neither activity nor wanted by anyone
+    assert hub.last_activity_ns == quiet_since
+    hub.on_push(a, b, BotSpeakingFrame(), DOWNSTREAM)  # activity, though no observer wants it
+    assert hub.last_activity_ns == clock.now_ns()
+    hub.on_push(a, b, TTSAudioRawFrame(audio=b"\0\0", sample_rate=24000, num_channels=1), DOWNSTREAM)
+    late = Kinds(TextFrame)
+    hub.add(late)  # the cached routes must not hide TextFrame from the new observer
+    hub.on_push(a, b, TextFrame("y"), DOWNSTREAM)
+    await hub.remove(audio_only)
+    hub.on_push(a, b, OutputAudioRawFrame(audio=b"\0\0", sample_rate=24000, num_channels=1), DOWNSTREAM)
+    await hub.finish()
+    assert audio_only.seen == [TTSAudioRawFrame]
+    assert late.seen == [TextFrame]
+
+
+async def test_an_observer_that_wants_nothing_still_hears_start_and_finish() -> None:
+    nothing = Recorder()
+    nothing.frame_types = ()
+    async with PipelineHarness(FrameProcessor(), observers=[nothing]) as h:
+        await h.push(TextFrame("a"))
+        await h.down_recorder.wait_for(TextFrame)
+    assert nothing.pushes == []
+    assert nothing.started == 1 and nothing.finished == 1

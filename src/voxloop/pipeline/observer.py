@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..frames import Frame
+from ._async import Mailbox
 from .clock import Clock
 
 if TYPE_CHECKING:
@@ -34,7 +34,14 @@ class BaseObserver:
 
     A frame is seen once per hop, so an observer that acts once per frame should remember which
     frames it handled: :class:`SeenFrames` does that without growing over a long call.
+
+    Set :attr:`frame_types` (on the class or the instance, before the observer is added to a
+    task) to the frame types it cares about: the others are skipped at the push, costing
+    nothing, instead of being queued for it only to be ignored.
     """
+
+    #: Frame types (and their subclasses) this observer is shown; None shows it every frame.
+    frame_types: tuple[type[Frame], ...] | None = None
 
     async def on_push_frame(self, data: FramePushed) -> None:
         """A frame moved from one processor to the next."""
@@ -68,29 +75,30 @@ class SeenFrames:
 
 
 class _ObserverFeed:
-    """Hands events to one observer in order through a deque drained by the observer's task."""
+    """Hands events to one observer in order through a mailbox drained by the observer's task."""
 
     def __init__(self, observer: BaseObserver) -> None:
         self.observer = observer
-        self._events: deque[FramePushed | str] = deque()
-        self._ready = asyncio.Event()
+        self.frame_types = observer.frame_types
+        self.events: Mailbox[FramePushed | str] = Mailbox()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._drain(), name=f"observer::{type(self.observer).__name__}")
 
+    def wants(self, frame_type: type[Frame]) -> bool:
+        return self.frame_types is None or issubclass(frame_type, self.frame_types)
+
     def put(self, event: FramePushed | str) -> None:
-        self._events.append(event)
-        self._ready.set()
+        self.events.put(event)
 
     async def _drain(self) -> None:
-        events, observer = self._events, self.observer
+        events, observer = self.events, self.observer
         while True:
             if not events:
-                self._ready.clear()
-                await self._ready.wait()
+                await events.wait_for_item()
                 continue
-            event = events.popleft()
+            event = events.pop()
             try:
                 if isinstance(event, FramePushed):
                     await observer.on_push_frame(event)
@@ -118,14 +126,18 @@ class _ObserverFeed:
 class ObserverHub:
     """The one tap every processor calls on each push; fans out to observers and the idle watch.
 
-    ``on_push`` is synchronous and cheap: it stamps the time, notes activity for the idle timeout
-    and appends one event per observer. Observers run in their own tasks and may lag, never block.
+    ``on_push`` is synchronous and cheap: it notes activity for the idle timeout, and, if any
+    observer wants the frame's type, stamps the time and appends one event per such observer.
+    Both answers are cached per frame class, so a hop costs one dict lookup when nobody watches.
+    Observers run in their own tasks and may lag, never block.
     """
 
     def __init__(self, clock: Clock, activity_types: tuple[type[Frame], ...] = ()) -> None:
         self._clock = clock
         self._feeds: list[_ObserverFeed] = []
         self._activity_types = activity_types
+        # Frame class -> (is it activity for the idle timeout, the mailboxes of the observers that want it).
+        self._routes: dict[type[Frame], tuple[bool, tuple[Mailbox[FramePushed | str], ...]]] = {}
         self.last_activity_ns = clock.now_ns()
         self._running = False
 
@@ -136,6 +148,7 @@ class ObserverHub:
     def add(self, observer: BaseObserver) -> None:
         feed = _ObserverFeed(observer)
         self._feeds.append(feed)
+        self._routes.clear()
         if self._running:
             feed.start()
 
@@ -143,6 +156,7 @@ class ObserverHub:
         for feed in self._feeds:
             if feed.observer is observer:
                 self._feeds.remove(feed)
+                self._routes.clear()
                 await feed.finish(timeout=1.0)
                 return
 
@@ -159,13 +173,22 @@ class ObserverHub:
         direction: FrameDirection,
     ) -> None:
         # Most hops carry neither an idle-timeout frame nor go to an observer: read no clock then.
-        feeds = self._feeds
-        if isinstance(frame, self._activity_types):
+        try:
+            activity, mailboxes = self._routes[type(frame)]
+        except KeyError:
+            activity, mailboxes = self._route(type(frame))
+        if activity:
             self.last_activity_ns = self._clock.now_ns()
-        if feeds:
+        if mailboxes:
             event = FramePushed(source, destination, frame, direction, self._clock.now_ns())
-            for feed in feeds:
-                feed.put(event)
+            for mailbox in mailboxes:
+                mailbox.put(event)
+
+    def _route(self, frame_type: type[Frame]) -> tuple[bool, tuple[Mailbox[FramePushed | str], ...]]:
+        activity = issubclass(frame_type, self._activity_types)
+        mailboxes = tuple(feed.events for feed in self._feeds if feed.wants(frame_type))
+        self._routes[frame_type] = route = (activity, mailboxes)
+        return route
 
     def pipeline_started(self) -> None:
         for feed in self._feeds:
