@@ -462,3 +462,29 @@ async def test_system_logs_are_forwarded_when_enabled() -> None:
         await finish(s)
     assert log["data"]["text"].endswith("model loaded in 42 ms")
     assert logging.getLogger("voxloop").handlers == handlers_before  # the forwarder is gone
+
+
+async def test_audio_never_reaches_the_observer_unless_levels_are_reported() -> None:
+    """The observer declares its frame types, so the task skips audio hops before queuing them."""
+    for enabled in (False, True):
+        params = RTVIObserverParams(user_audio_level_enabled=enabled, bot_audio_level_enabled=enabled)
+        rtvi = RTVIProcessor(observer_params=params, client_ready_timeout_secs=None)
+        observer = rtvi.observer
+        shown: list[type] = []
+        on_push = observer.on_push_frame
+
+        async def spy(data, on_push=on_push, shown=shown):  # type: ignore[no-untyped-def]
+            shown.append(type(data.frame))
+            await on_push(data)
+
+        observer.on_push_frame = spy  # type: ignore[method-assign]
+        async with RTVISession(rtvi, FrameProcessor()) as s:
+            await s.harness.push(
+                InputAudioRawFrame(b"\x00\x00" * 160, 16000, 1), LLMTextFrame("hi"), TextFrame("x")
+            )
+            await s.harness.push(OutputAudioRawFrame(b"\x00\x00" * 160, 24000, 1))
+            await finish(s)
+        assert LLMTextFrame in shown  # what it maps still arrives, on every hop
+        assert (InputAudioRawFrame in shown) is enabled
+        assert (OutputAudioRawFrame in shown) is enabled
+        assert TextFrame not in shown  # not a type it maps
