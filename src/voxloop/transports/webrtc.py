@@ -24,6 +24,7 @@ from av import AudioFrame, VideoFrame
 
 from ..audio import PCMConverter
 from ..frames import StartFrame, UserImageRawFrame
+from ..pipeline import TaskSet
 from ..pipeline._events import EventSource
 from ._webrtc_connection import (
     AUDIO_INDEX,
@@ -124,27 +125,18 @@ class _WebRTCInput(BaseInputTransport):
     def __init__(self, transport: WebRTCTransport) -> None:
         super().__init__(transport.params, name="webrtc-input")
         self._transport = transport
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskSet(self)
 
     async def start(self, frame: StartFrame) -> None:
-        self._tasks = [
-            asyncio.create_task(self._read_messages(), name=f"{self}::messages"),
-            asyncio.create_task(self._read_audio(), name=f"{self}::audio"),
-        ]
+        self._tasks.spawn(self._read_messages(), f"{self}::messages")
+        self._tasks.spawn(self._read_audio(), f"{self}::audio")
         if getattr(self.params, "video_in_enabled", False):
             for index, source in ((CAMERA_INDEX, "camera"), (SCREEN_INDEX, "screenVideo")):
-                self._tasks.append(
-                    asyncio.create_task(self._read_video(index, source), name=f"{self}::{source}")
-                )
+                self._tasks.spawn(self._read_video(index, source), f"{self}::{source}")
         await self._transport._pipeline_started()
 
     async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        tasks = [t for t in tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._tasks.cancel_and_wait()
 
     async def cleanup(self) -> None:
         await self.stop()
