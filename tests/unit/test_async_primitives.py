@@ -228,3 +228,17 @@ async def test_cancel_asks_without_waiting() -> None:
     assert not task.done()  # asked, not yet stopped
     await tasks.wait()
     assert task.cancelled()
+
+
+async def test_a_failing_task_is_logged_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
+    tasks = TaskSet("owner")
+
+    async def fail() -> None:
+        raise ValueError("broken")
+
+    with caplog.at_level(logging.ERROR, "voxloop"):
+        task = tasks.spawn(fail(), "owner::failing")
+        await tasks.wait()
+        await asyncio.sleep(0)  # the done callback runs
+    assert task.done() and not tasks
+    assert "owner::failing failed: ValueError('broken')" in caplog.text

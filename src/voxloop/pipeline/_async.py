@@ -120,7 +120,8 @@ class TaskSet:
     """The tasks one object owns.
 
     :meth:`spawn` starts a named task and keeps it until it is done; :meth:`cancel_and_wait`
-    (the owner's clean-up) cancels every task and awaits them, so none outlives its owner.
+    (the owner's clean-up) cancels every task and awaits them, so none outlives its owner. A task
+    that fails is logged when it ends (its owner does not await it, so nobody else would see it).
 
     Args:
         owner: named in the warnings about tasks that will not stop.
@@ -150,7 +151,12 @@ class TaskSet:
     def adopt(self, task: asyncio.Task[Any]) -> None:
         """Own a task started elsewhere (for example one that would not stop when cancelled)."""
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("%s: task %s failed: %r", self._owner, task.get_name(), exc, exc_info=exc)
 
     def cancel(self) -> None:
         """Ask every task (but the caller's own) to stop, without waiting."""
