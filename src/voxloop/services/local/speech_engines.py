@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...pipeline import TaskSet
+
 logger = logging.getLogger("voxloop.tts")
 
 # The worker runs from its file, not with ``-m``: importing the voxloop package there would only slow its
@@ -122,7 +124,7 @@ class SpeechWorker:
         self._proc: asyncio.subprocess.Process | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._info: WorkerInfo | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskSet(f"tts-{self.engine}")  # the running process's stderr drain and answer reader
         self._pending: dict[int, SpeechRequest] = {}
         self._cancelling: dict[int, SpeechRequest] = {}  # cancelled, until the worker's DONE or ERROR
         self._ids = itertools.count(1)
@@ -175,9 +177,8 @@ class SpeechWorker:
         self._proc, self._loop = proc, asyncio.get_running_loop()
         self.starts += 1
         assert proc.stdout is not None and proc.stderr is not None
-        self._tasks = [
-            asyncio.create_task(self._drain_stderr(proc.stderr), name=f"tts-{self.engine}::stderr")
-        ]
+        self._tasks = TaskSet(f"tts-{self.engine}")
+        self._tasks.spawn(self._drain_stderr(proc.stderr), f"tts-{self.engine}::stderr")
         try:
             async with asyncio.timeout(_START_TIMEOUT_SECS):
                 kind, _, payload = await _read_frame(proc.stdout)
@@ -195,7 +196,7 @@ class SpeechWorker:
             pid=proc.pid,
             start_secs=time.perf_counter() - started,
         )
-        self._tasks.append(asyncio.create_task(self._read_answers(proc), name=f"tts-{self.engine}::reader"))
+        self._tasks.spawn(self._read_answers(proc), f"tts-{self.engine}::reader")
         logger.info(
             "%s speech worker ready (pid %d, %.2f s, %d Hz)",
             self.engine,
@@ -291,23 +292,20 @@ class SpeechWorker:
 
     async def _kill(self) -> None:
         proc, self._proc = self._proc, None
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = self._tasks, TaskSet(f"tts-{self.engine}")
         self._info = None
         if proc is not None:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
             await proc.wait()
-        for task in tasks:
-            if task is not asyncio.current_task():
-                task.cancel()
-        await asyncio.gather(*(t for t in tasks if t is not asyncio.current_task()), return_exceptions=True)
+        await tasks.cancel_and_wait()
         self._fail_pending(f"the {self.engine} speech worker was stopped")
 
     def _abandon(self) -> None:
         """The worker belongs to an event loop that is gone: end the process without that loop."""
         proc, self._proc = self._proc, None
-        self._tasks, self._info, self._pending, self._cancelling = [], None, {}, {}
+        self._tasks, self._info, self._pending, self._cancelling = TaskSet(f"tts-{self.engine}"), None, {}, {}
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
