@@ -4,6 +4,8 @@ Measures exactly what ``bench/peer/pipecat_pipeline.py`` measures on the peer, s
 (``bench/pipeline.py``) can put the two side by side. Prints one JSON line on stdout.
 With ``--memory N`` it instead pushes N frames through the chain with an observer attached and
 reports how the resident memory moved between the first tenth and the end (it should stay flat).
+With ``--rtvi-observer`` the throughput and latency run has an RTVI observer attached, which maps
+none of the chain's frames (as it maps no audio by default): the observer hub should skip them.
 """
 
 from __future__ import annotations
@@ -121,8 +123,15 @@ async def start(
     return task, capture, run
 
 
-async def run_benchmark(processors: int, frames: int, samples: int, warmup: int) -> dict[str, object]:
-    task, capture, run = await start(processors, [])
+async def run_benchmark(
+    processors: int, frames: int, samples: int, warmup: int, rtvi_observer: bool = False
+) -> dict[str, object]:
+    observers: list[BaseObserver] = []
+    if rtvi_observer:
+        from voxloop.rtvi import RTVIProcessor
+
+        observers.append(RTVIProcessor(client_ready_timeout_secs=None).observer)
+    task, capture, run = await start(processors, observers)
     if warmup:
         await push_burst(task, capture, warmup)
     burst_s = await push_burst(task, capture, frames)
@@ -143,6 +152,7 @@ async def run_benchmark(processors: int, frames: int, samples: int, warmup: int)
         "latency_p99_us": round(percentile(latencies, 99.0) / 1000.0, 2),
         "per_hop_median_us": round(median_us / processors, 2),
         "python": platform.python_version(),
+        **({"observers": "rtvi"} if rtvi_observer else {}),
     }
 
 
@@ -180,11 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--memory", type=int, default=0, help="run the memory check with N frames")
+    parser.add_argument("--rtvi-observer", action="store_true", help="attach an RTVI observer")
     args = parser.parse_args(argv)
     if args.memory:
         result = asyncio.run(run_memory(args.processors, args.memory))
     else:
-        result = asyncio.run(run_benchmark(args.processors, args.frames, args.samples, args.warmup))
+        result = asyncio.run(
+            run_benchmark(args.processors, args.frames, args.samples, args.warmup, args.rtvi_observer)
+        )
     print(json.dumps(result), flush=True)
     return 0
 
