@@ -79,7 +79,8 @@ class _ObserverFeed:
 
     def __init__(self, observer: BaseObserver) -> None:
         self.observer = observer
-        self.frame_types = observer.frame_types
+        types = observer.frame_types
+        self.frame_types = tuple(types) if types is not None else None  # a list works too
         self.events: Mailbox[FramePushed | str] = Mailbox()
         self._task: asyncio.Task[None] | None = None
 
