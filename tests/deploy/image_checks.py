@@ -114,6 +114,9 @@ def dockerfile_problems(text: str, ignore_text: str) -> list[str]:
         problems.append(f"EXPOSE {sorted(exposed)} lacks {WORKER_PORT} or {GATEWAY_PORT}")
     if not any("voxloop" in e for e in final.all("ENTRYPOINT")):
         problems.append("the ENTRYPOINT is not voxloop")
+    site_paths = set(re.findall(r"lib/python(\d+\.\d+)/", text))
+    if site_paths - {tested_python()}:
+        problems.append(f"paths into lib/python{sorted(site_paths)} do not match Python {tested_python()}")
     problems += _extras_problems(stages)
     problems += _web_stage_problems(stages)
     problems += _context_problems(stages, ignore_text)
