@@ -14,7 +14,6 @@ import json
 import re
 import wave
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ import pytest
 pytest.importorskip("openai")
 
 from helpers.bots import ContextKeepingBot
+from helpers.paths import AUDIO
 from helpers.server import running_server
 from helpers.speech import silence
 from voxloop.bots import realtime as realtime_bot
@@ -31,7 +31,6 @@ from voxloop.testing.rtvi_client import RTVIClient, RTVIErrorResponse
 
 pytestmark = [pytest.mark.timeout(120)]
 
-AUDIO = Path("/work/shared/testdata/audio")
 OUT_BYTES_PER_SEC = 24000 * 2
 LONG = (
     "Let me tell you about the weather across the whole country this week. In the north it will be "

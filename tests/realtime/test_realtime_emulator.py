@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import wave
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,9 +16,9 @@ pytest.importorskip("openai")
 
 from openai import AsyncOpenAI
 
+from helpers.paths import AUDIO
 from voxloop.testing.realtime_emulator import RealtimeEmulator
 
-AUDIO = Path("/work/shared/testdata/audio")
 MODEL = "gpt-realtime"
 
 

@@ -6,19 +6,17 @@ import base64
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from helpers.paths import AUDIO
 from voxloop.context import LLMAssistantAggregator, LLMContext, LLMUserAggregator
 from voxloop.frames import Frame, InputAudioRawFrame, TTSTextFrame
 from voxloop.pipeline import FrameProcessor, Pipeline, PipelineParams
 from voxloop.services.openai import OpenAIRealtimeService, RealtimeSettings
 from voxloop.testing import PipelineHarness
 from voxloop.testing.realtime_emulator import RealtimeEmulator
-
-AUDIO = Path("/work/shared/testdata/audio")
 
 
 def speech_16k(name: str = "utt01_weather.wav", *, lead_ms: int = 300, tail_ms: int = 900) -> bytes:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 import wave
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
+from helpers.paths import AUDIO
 from voxloop.frames import (
     ErrorFrame,
     Frame,
@@ -28,7 +28,6 @@ from voxloop.services.openai.stt import pcm_to_wav
 from voxloop.testing import PipelineHarness, load_wav
 from voxloop.testing.openai_server import OpenAITestServer
 
-AUDIO = Path("/work/shared/testdata/audio")
 RATE = 16000
 CHUNK = 320
 

@@ -6,11 +6,11 @@ import asyncio
 import logging
 import re
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.paths import AUDIO
 from voxloop.audio import SileroVAD
 from voxloop.frames import (
     Frame,
@@ -28,7 +28,6 @@ from voxloop.services.local import whisper as whisper_module
 from voxloop.services.stt import Transcript
 from voxloop.testing import PipelineHarness, load_wav
 
-AUDIO = Path("/work/shared/testdata/audio")
 RATE = 16000
 CHUNK = 320  # 20 ms, like a transport
 
