@@ -1,7 +1,8 @@
 # The two commands of the README: `make run` starts voxloop, `make test` runs every check.
 # Both install what they need on first use into .venv (and again when pyproject.toml changes),
 # and build the web page (web/ -> src/voxloop/server/static, never committed) when its sources
-# are newer than the build. `make test` also installs Debian's chromium for the browser test.
+# are newer than the build. `make test` also installs Debian's chromium for the browser test and
+# Debian's redis-server for the cluster tests.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,13 +10,14 @@ BIN := $(VENV)/bin
 WEB_STATIC := src/voxloop/server/static
 WEB_SOURCES := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock.json
 CHROMIUM := /usr/bin/chromium
+REDIS_SERVER := /usr/bin/redis-server
 
-.PHONY: run test lint typecheck unit bench clean web browser-deps
+.PHONY: run test lint typecheck unit bench clean web browser-deps cluster-deps
 
 run: $(VENV)/.installed-run web
 	$(BIN)/voxloop run
 
-test: $(VENV)/.installed-dev web browser-deps
+test: $(VENV)/.installed-dev web browser-deps cluster-deps
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy src/voxloop
@@ -33,7 +35,7 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -e '.[local,webrtc,openai,espeak,piper]'
+	$(BIN)/python -m pip install -q -e '.[local,webrtc,openai,espeak,piper,cluster]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
@@ -57,6 +59,14 @@ browser-deps:
 		echo "installing Debian's chromium for the browser test"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+# Debian's redis-server for the cluster tests (each test starts its own on a free port).
+cluster-deps:
+	@if [ ! -x $(REDIS_SERVER) ]; then \
+		echo "installing Debian's redis-server for the cluster tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	fi
 
 clean:

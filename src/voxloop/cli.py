@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import importlib.util
 import inspect
+import json
 import logging
+import os
 import sys
+from typing import Any
 
 from . import __version__
 
@@ -30,6 +33,45 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--max-sessions", type=int, default=50)
     run.add_argument("--require-token", action="store_true", help="one-time tokens from /start for /ws")
     run.add_argument("--allowed-origin", action="append", default=[], help="allow this Origin (repeatable)")
+    run.add_argument(
+        "--cluster",
+        default=os.environ.get("VOXLOOP_CLUSTER_URL"),
+        metavar="redis://HOST:PORT/DB",
+        help="join this cluster as a worker (env VOXLOOP_CLUSTER_URL)",
+    )
+    run.add_argument(
+        "--advertise-url",
+        default=os.environ.get("VOXLOOP_ADVERTISE_URL"),
+        metavar="URL",
+        help="how gateways and clients reach this worker: http://IP:PORT (env VOXLOOP_ADVERTISE_URL)",
+    )
+    run.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=float(os.environ.get("VOXLOOP_DRAIN_TIMEOUT", "30")),
+        metavar="SECS",
+        help="on SIGTERM, how long live sessions may go on before they are ended (env VOXLOOP_DRAIN_TIMEOUT)",
+    )
+    gateway = commands.add_parser("gateway", help="the cluster's front: hands each /start to a free worker")
+    gateway.add_argument("--host", default="127.0.0.1")
+    gateway.add_argument("--port", type=int, default=7870)
+    gateway.add_argument(
+        "--cluster", default=os.environ.get("VOXLOOP_CLUSTER_URL"), metavar="redis://HOST:PORT/DB"
+    )
+    gateway.add_argument("--transport", choices=["all", "websocket", "webrtc"], default="all")
+    gateway.add_argument(
+        "--reservation-ttl",
+        type=float,
+        default=30.0,
+        metavar="SECS",
+        help="how long a booked place waits for its client",
+    )
+    cluster = commands.add_parser("cluster", help="look at a cluster")
+    cluster.add_argument("action", choices=["status"])
+    cluster.add_argument(
+        "--cluster", default=os.environ.get("VOXLOOP_CLUSTER_URL"), metavar="redis://HOST:PORT/DB"
+    )
+    cluster.add_argument("--json", action="store_true", help="JSON instead of a table")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -41,6 +83,57 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_demo(sys.stdin, sys.stdout))
     elif args.command == "run":
         return _run_server(args)
+    elif args.command in ("gateway", "cluster"):
+        if not args.cluster:
+            print(
+                "voxloop: --cluster redis://HOST:PORT/DB (or VOXLOOP_CLUSTER_URL) is required",
+                file=sys.stderr,
+            )
+            return 2
+        if importlib.util.find_spec("redis") is None:
+            print(
+                "voxloop: the cluster needs the cluster extra: pip install 'voxloop[cluster]'",
+                file=sys.stderr,
+            )
+            return 2
+        return _run_gateway(args) if args.command == "gateway" else _cluster_status(args)
+    return 0
+
+
+def _run_gateway(args: argparse.Namespace) -> int:
+    from .cluster import GatewayConfig, serve_gateway
+
+    transports = ("websocket", "webrtc") if args.transport == "all" else (args.transport,)
+    config = GatewayConfig(args.cluster, transports=transports, reservation_ttl_secs=args.reservation_ttl)
+    try:
+        asyncio.run(serve_gateway(config, args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    print("voxloop: gateway stopped", flush=True)
+    return 0
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
+    from .cluster import connect_redis, format_status, read_workers
+
+    async def read() -> list[Any]:
+        redis = connect_redis(args.cluster)
+        try:
+            return await read_workers(redis)
+        finally:
+            await redis.aclose()
+
+    try:
+        workers = asyncio.run(read())
+    except (RedisError, OSError) as exc:
+        print(f"voxloop: the cluster registry at {args.cluster} is unreachable: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([w.as_json() for w in workers], indent=2))
+    else:
+        print(format_status(workers))
     return 0
 
 
@@ -67,6 +160,26 @@ def _run_server(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allowed_origin),
     )
     served = ", ".join(transports)
+    if args.cluster:
+        if importlib.util.find_spec("redis") is None:
+            print(
+                "voxloop: --cluster needs the cluster extra: pip install 'voxloop[cluster]'", file=sys.stderr
+            )
+            return 2
+        advertise = args.advertise_url
+        if not advertise:
+            if args.host in ("0.0.0.0", "::", ""):
+                print("voxloop: --cluster with --host 0.0.0.0 needs --advertise-url", file=sys.stderr)
+                return 2
+            advertise = f"http://{args.host}:{args.port}"
+        from .cluster import ClusterWorker
+
+        # A worker's /ws takes tokens only: a client that skipped the gateway would skip the booking.
+        config.require_token = True
+        config.cluster = ClusterWorker(
+            args.cluster, advertise, capacity=args.max_sessions, transports=transports
+        )
+        served += f"; cluster worker at {advertise}"
 
     async def preload_and_serve() -> None:
         try:
@@ -79,7 +192,7 @@ def _run_server(args: argparse.Namespace) -> int:
                 f"voxloop: bot {args.bot!r} on http://{args.host}:{args.port} ({served}; Ctrl-C to stop)",
                 flush=True,
             )
-            await serve(config, args.host, args.port)
+            await serve(config, args.host, args.port, drain_timeout=args.drain_timeout)
         finally:
             if (engines := sys.modules.get("voxloop.services.local.speech_engines")) is not None:
                 await engines.close_speech_workers()  # the shared speech worker processes, if any ran

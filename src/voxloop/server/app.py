@@ -1,6 +1,7 @@
 """The dev server's ASGI app: the endpoints the published clients and prebuilt UIs expect.
 
-``GET /status``, ``POST /start`` (``{"transport": "websocket"}`` -> ``{"wsUrl": ...}`` plus a
+``GET /status``, ``GET /healthz`` (liveness), ``GET /readyz`` (readiness: 503 while draining),
+``POST /start`` (``{"transport": "websocket"}`` -> ``{"wsUrl": ...}`` plus a
 ``token`` when tokens are required; ``{"transport": "webrtc"}`` -> ``{"sessionId", "iceConfig"}``;
 no ``transport``: see :func:`default_transport`) and ``WS /ws`` (``?wire=json`` for RTVI JSON in
 text frames). Many sessions run in one process; their registry and lifecycle are
@@ -13,6 +14,7 @@ import asyncio
 import json
 import logging
 import uuid
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +29,7 @@ from .. import __version__
 from ..bots import SessionInfo
 from ..transports.websocket import WebSocketTransport
 from .config import ServerConfig
-from .sessions import SessionRegistry
+from .sessions import BotStartError, SessionRegistry
 
 if TYPE_CHECKING:
     from .webrtc_routes import WebRTCSignalling
@@ -110,34 +112,62 @@ def create_app(config: ServerConfig) -> Starlette:
             reply["token"] = sessions.issue_token(config.token_ttl_secs)
         return JSONResponse(reply)
 
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        """Readiness: 503 while draining, or while a cluster worker is not registered."""
+        if sessions.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
+        if config.cluster is not None and not config.cluster.registered:
+            return JSONResponse({"status": "not registered"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    def admission(token: str | None) -> AbstractAsyncContextManager[bool]:
+        """Whether a ``/ws`` client may start a session: its token (ours or the cluster's), or none needed."""
+        if token is not None and sessions.redeem_token(token):
+            return nullcontext(True)
+        if token is not None and config.cluster is not None:
+            return config.cluster.admit(token)
+        return nullcontext(not config.require_token)
+
     async def websocket_endpoint(websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")
         if config.allowed_origins and origin not in config.allowed_origins:
             await websocket.close(code=CLOSE_FORBIDDEN_ORIGIN, reason="origin not allowed")
             return
-        if config.require_token and not sessions.redeem_token(websocket.query_params.get("token")):
-            await websocket.close(code=CLOSE_UNAUTHORIZED, reason="missing, used or expired token")
-            return
-        await websocket.accept()
-        if (refusal := sessions.refusal()) is not None:
-            await websocket.close(code=CLOSE_FULL, reason=refusal)
-            return
-        try:
-            transport = WebSocketTransport(websocket, config.transport_params)
-        except ValueError as exc:  # an unknown ?wire=
-            await websocket.close(code=CLOSE_BAD_REQUEST, reason=str(exc)[:120])
-            return
+        async with admission(websocket.query_params.get("token")) as admitted:
+            if not admitted:
+                await websocket.close(code=CLOSE_UNAUTHORIZED, reason="missing, used or expired token")
+                return
+            await websocket.accept()
+            if (refusal := sessions.refusal()) is not None:
+                await websocket.close(code=CLOSE_FULL, reason=refusal)
+                return
+            try:
+                transport = WebSocketTransport(websocket, config.transport_params)
+            except ValueError as exc:  # an unknown ?wire=
+                await websocket.close(code=CLOSE_BAD_REQUEST, reason=str(exc)[:120])
+                return
 
-        async def refuse() -> None:
-            await transport.send_error("the bot could not start")
-            await transport.close()
+            async def refuse() -> None:
+                await transport.send_error("the bot could not start")
+                await transport.close()
 
-        session = SessionInfo(session_id=uuid.uuid4().hex[:12], transport="websocket")
-        await sessions.run_session(config.bot, transport, session, close=transport.close, refuse=refuse)
+            info = SessionInfo(session_id=uuid.uuid4().hex[:12], transport="websocket")
+            try:
+                session = await sessions.start(
+                    config.bot, transport, info, close=transport.close, refuse=refuse
+                )
+            except BotStartError:
+                return
+        await sessions.run(session)
 
     routes = [
         Route("/", index),
         Route("/status", status),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
         Route("/start", start, methods=["POST"]),
         WebSocketRoute("/ws", websocket_endpoint),
     ]

@@ -2,17 +2,57 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from ..bots import BotFactory
 from ..transports.params import TransportParams
 
-__all__ = ["ServerConfig"]
+if TYPE_CHECKING:
+    from .sessions import SessionRegistry
+
+__all__ = ["CLUSTER_TOKEN_HEADER", "ClusterMember", "ServerConfig"]
+
+#: The header a cluster gateway forwards a WebRTC session's one-time token in.
+CLUSTER_TOKEN_HEADER = "X-Voxloop-Cluster-Token"
+
+
+class ClusterMember(Protocol):
+    """A worker's link to its cluster (``voxloop.cluster.ClusterWorker`` is the one there is).
+
+    The server asks it to admit clients that bring a cluster token, tells it when draining starts,
+    and runs it (its heartbeat) for as long as the server serves.
+    """
+
+    @property
+    def registered(self) -> bool:
+        """True while the cluster's registry holds this worker (what readiness needs)."""
+        ...
+
+    def admit(self, token: str) -> AbstractAsyncContextManager[bool]:
+        """Redeem ``token``; True inside the block if it was issued for this worker and unused.
+
+        The session is started inside the block, so it is counted from redemption on.
+        """
+        ...
+
+    async def serve(self, sessions: SessionRegistry) -> None:
+        """Register and keep the registration fresh until cancelled, then deregister."""
+        ...
+
+    async def announce_draining(self) -> None:
+        """Publish at once that this worker takes no new session."""
+        ...
 
 
 @dataclass
 class ServerConfig:
-    """The dev server's settings; ``transports`` is what ``/start`` and the routes serve."""
+    """The dev server's settings; ``transports`` is what ``/start`` and the routes serve.
+
+    ``cluster`` makes the server a cluster worker: ``/ws`` and new WebRTC offers then also accept
+    the gateway's one-time tokens, and ``/readyz`` needs the registration.
+    """
 
     bot: BotFactory
     transports: tuple[str, ...] = ("websocket",)
@@ -21,3 +61,4 @@ class ServerConfig:
     token_ttl_secs: float = 60.0
     allowed_origins: tuple[str, ...] = ()
     transport_params: TransportParams = field(default_factory=TransportParams)
+    cluster: ClusterMember | None = None

@@ -6,6 +6,8 @@ with ``restart_pc``, moves the session to a new one with a new ``pc_id``); no ``
 do not know, starts a new connection and a new session, as the peer's runner does. ``PATCH`` takes
 ``{pc_id, candidates:[{candidate, sdp_mid, sdp_mline_index}]}``; an unknown ``pc_id`` is a 404.
 Bad JSON, a bad SDP or a bad candidate is a 400 with ``{"detail": ...}``; a full server is a 503.
+On a cluster worker, a new offer forwarded by a gateway carries the session's one-time token in
+the ``X-Voxloop-Cluster-Token`` header (401 when it is not valid here).
 
 Each connection is its own session, started and run by the server's
 :class:`~voxloop.server.sessions.SessionRegistry` (the offer is answered once the bot's task
@@ -30,10 +32,10 @@ from starlette.routing import Route
 from ..bots import SessionInfo
 from ..pipeline import TaskSet
 from ..transports.webrtc import SignallingError, WebRTCConnection, WebRTCTransport
-from .config import ServerConfig
+from .config import CLUSTER_TOKEN_HEADER, ServerConfig
 from .sessions import BotStartError, SessionRegistry
 
-__all__ = ["WebRTCSignalling", "webrtc_routes"]
+__all__ = ["CLUSTER_TOKEN_HEADER", "WebRTCSignalling", "webrtc_routes"]
 
 logger = logging.getLogger("voxloop.server")
 
@@ -114,12 +116,15 @@ class WebRTCSignalling:
             if request.method == "PATCH":
                 reply = await self.handle_candidates(body)
             else:
-                reply = await self.handle_offer(body, session_id)
+                token = request.headers.get(CLUSTER_TOKEN_HEADER)
+                reply = await self.handle_offer(body, session_id, cluster_token=token)
         except _HTTPError as exc:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status)
         return JSONResponse(reply)
 
-    async def handle_offer(self, body: dict[str, Any], session_id: str | None = None) -> dict[str, Any]:
+    async def handle_offer(
+        self, body: dict[str, Any], session_id: str | None = None, *, cluster_token: str | None = None
+    ) -> dict[str, Any]:
         sdp, kind = body.get("sdp"), body.get("type", "offer")
         if not isinstance(sdp, str) or not sdp.strip():
             raise _HTTPError(400, "the offer needs an 'sdp' string")
@@ -140,6 +145,12 @@ class WebRTCSignalling:
         if pc_id is not None:
             logger.info("offer for unknown pc_id %r: starting a new connection", pc_id)
         request_data = body.get("requestData", body.get("request_data"))
+        if cluster_token is not None and self.config.cluster is not None:
+            # A gateway's session: its token, redeemed once, stands for this worker's own /start.
+            async with self.config.cluster.admit(cluster_token) as admitted:
+                if not admitted:
+                    raise _HTTPError(401, "unknown, used or expired cluster session")
+                return await self._new_session(sdp, None, request_data)
         return await self._new_session(sdp, session_id, request_data)
 
     async def handle_candidates(self, body: dict[str, Any]) -> dict[str, Any]:

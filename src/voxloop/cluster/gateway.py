@@ -1,0 +1,218 @@
+"""The gateway: a stateless HTTP front that hands each ``POST /start`` to a worker.
+
+Run as many as you like against one Redis; they share nothing else. ``POST /start`` takes the
+body the published clients send (see :func:`voxloop.server.app.default_transport` for a missing
+``transport``) and books a worker with :func:`~voxloop.cluster.reservations.reserve`:
+
+- WebSocket: ``{"wsUrl": "<worker>/ws", "token"}`` (exactly those keys: the published WebSocket
+  client rejects others); only that worker accepts the token, once.
+- WebRTC: ``{"sessionId", "iceConfig"}``; the client's ``POST|PATCH /sessions/{id}/api/offer``
+  reach any gateway, which forwards them to the worker owning the session (the first offer with
+  the session's token, which the worker redeems). Media flows between the client and the worker.
+
+No free worker (or no Redis): ``503`` with ``Retry-After``, at once. ``GET /status`` is the
+registry as JSON, ``GET /healthz`` liveness, ``GET /readyz`` 200 while Redis answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .. import __version__
+from ..server.app import default_transport
+from ..server.config import CLUSTER_TOKEN_HEADER
+from .registry import PREFIX, read_workers, text
+from .reservations import reserve, route_of
+from .worker import connect_redis
+
+__all__ = ["GatewayConfig", "create_gateway", "serve_gateway"]
+
+logger = logging.getLogger("voxloop.cluster")
+
+MAX_BODY_BYTES = 256 * 1024
+
+#: What a client is told to wait before asking again when every worker is full.
+RETRY_AFTER_SECS = 2
+
+
+class GatewayConfig:
+    """``reservation_ttl_secs``: how long a booked place waits for its client to connect.
+
+    ``route_ttl_secs``: how long after its last signalling call a WebRTC session can still be
+    renegotiated through the gateways.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        transports: tuple[str, ...] = ("websocket", "webrtc"),
+        reservation_ttl_secs: float = 30.0,
+        route_ttl_secs: float = 24 * 3600.0,
+        proxy_timeout_secs: float = 15.0,
+    ) -> None:
+        self.redis_url = redis_url
+        self.transports = transports
+        self.reservation_ttl_secs = reservation_ttl_secs
+        self.route_ttl_secs = route_ttl_secs
+        self.proxy_timeout_secs = proxy_timeout_secs
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECS)})
+
+
+def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlette:
+    """The gateway's ASGI app (its Redis client and HTTP client live as long as its lifespan)."""
+    registry = redis or connect_redis(config.redis_url)
+    http = httpx.AsyncClient(timeout=config.proxy_timeout_secs, trust_env=False)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await registry.ping()
+        except (RedisError, OSError) as exc:
+            return JSONResponse({"status": f"Redis unreachable: {exc}"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def status(request: Request) -> Response:
+        try:
+            workers = await read_workers(registry)
+        except (RedisError, OSError) as exc:
+            return _unavailable(f"the cluster registry (Redis) is unreachable: {exc}")
+        ready = [w for w in workers if w.state == "ready"]
+        return JSONResponse(
+            {
+                "status": "ok",
+                "version": __version__,
+                "workers": [w.as_json() for w in workers],
+                "ready": len(ready),
+                "sessions": sum(w.sessions for w in workers),
+                "reserved": sum(w.reserved for w in workers),
+                "free": sum(max(0, w.capacity - w.sessions - w.reserved) for w in ready),
+            }
+        )
+
+    async def start(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return JSONResponse({"detail": "the request body is not JSON"}, status_code=400)
+        if not isinstance(body, dict):
+            return JSONResponse({"detail": "the request body must be a JSON object"}, status_code=400)
+        transport = body.get("transport") or default_transport(config.transports)
+        if transport not in config.transports:
+            detail = f"transport {transport!r} is not served here (served: {list(config.transports)})"
+            return JSONResponse({"detail": detail}, status_code=400)
+        session_body = body.get("body")
+        try:
+            reservation = await reserve(
+                registry,
+                transport,
+                config.reservation_ttl_secs,
+                route_ttl_secs=config.route_ttl_secs if transport == "webrtc" else 0,
+                body=session_body if isinstance(session_body, dict) else None,
+            )
+        except (RedisError, OSError) as exc:
+            logger.error("cannot reserve a worker, Redis is unreachable: %s", exc)
+            return _unavailable("the cluster registry is unreachable; try again later")
+        if reservation is None:
+            return _unavailable("every worker is busy; try again later")
+        if transport == "webrtc":
+            return JSONResponse({"sessionId": reservation.token, "iceConfig": {"iceServers": []}})
+        base = reservation.worker_url
+        ws_base = "wss" + base[len("https") :] if base.startswith("https") else "ws" + base[len("http") :]
+        return JSONResponse({"wsUrl": f"{ws_base}/ws", "token": reservation.token})
+
+    async def offer(request: Request) -> Response:
+        session_id = request.path_params["session_id"]
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            return JSONResponse(
+                {"detail": f"the request body is over {MAX_BODY_BYTES} bytes"}, status_code=413
+            )
+        try:
+            route = await route_of(registry, session_id)
+            worker_url = None
+            if route is not None:
+                url = await registry.hget(PREFIX + "worker:" + route[0], "url")
+                worker_url = text(url) if url is not None else None
+                await registry.pexpire(PREFIX + "route:" + session_id, int(config.route_ttl_secs * 1000))
+        except (RedisError, OSError):
+            return _unavailable("the cluster registry is unreachable; try again later")
+        if route is None:
+            return JSONResponse({"detail": f"unknown or expired session {session_id!r}"}, status_code=404)
+        if worker_url is None:
+            return JSONResponse({"detail": "the worker of this session is gone"}, status_code=410)
+        content = raw
+        if request.method == "POST" and route[1]:  # the /start body, unless the offer brings its own
+            try:
+                offer_body = json.loads(raw)
+            except ValueError:
+                offer_body = None
+            if (
+                isinstance(offer_body, dict)
+                and "requestData" not in offer_body
+                and "request_data" not in offer_body
+            ):
+                content = json.dumps({**offer_body, "requestData": route[1]}).encode()
+        try:
+            reply = await http.request(
+                request.method,
+                f"{worker_url}/sessions/{session_id}/api/offer",
+                content=content,
+                headers={"Content-Type": "application/json", CLUSTER_TOKEN_HEADER: session_id},
+            )
+        except httpx.HTTPError as exc:
+            logger.warning("forwarding signalling to %s failed: %s", worker_url, exc)
+            return JSONResponse({"detail": "the worker of this session did not answer"}, status_code=502)
+        return Response(reply.content, status_code=reply.status_code, media_type="application/json")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await http.aclose()
+            await registry.aclose()
+
+    methods = ["POST", "PATCH"]
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/status", status),
+        Route("/start", start, methods=["POST"]),
+        Route("/sessions/{session_id}/api/offer", offer, methods=methods),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.redis = registry
+    return app
+
+
+async def serve_gateway(config: GatewayConfig, host: str = "127.0.0.1", port: int = 7870) -> None:
+    """Serve the gateway until interrupted."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(f"voxloop: gateway listening on http://{host}:{port}", flush=True)
+
+    app = create_gateway(config)
+    await _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")).serve()
