@@ -6,7 +6,6 @@ import asyncio
 import collections
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aioice.ice
@@ -19,6 +18,7 @@ from helpers.cluster import (
     Proc,
     RedisProcess,
     cluster_status,
+    needs_redis,
     start_gateway,
     start_worker,
     stop_process,
@@ -27,7 +27,7 @@ from helpers.cluster import (
 from voxloop.testing import RTVIClient
 from voxloop.testing.rtvi_webrtc_client import RTVIWebRTCClient
 
-pytestmark = pytest.mark.skipif(not Path("/usr/bin/redis-server").exists(), reason="needs redis-server")
+pytestmark = needs_redis
 
 CAPACITY = 25
 

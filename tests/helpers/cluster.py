@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+#: Every cluster test module: ``pytestmark = needs_redis``.
+needs_redis = pytest.mark.skipif(
+    not Path(REDIS_SERVER).exists(), reason="needs redis-server (make cluster-deps)"
+)
 
 
 def free_port() -> int:

@@ -53,7 +53,9 @@ end
 if best == nil then return nil end
 local rkey = prefix .. 'reserved:' .. best
 redis.call('ZADD', rkey, now_ms + ttl_ms, token)
-redis.call('PEXPIRE', rkey, ttl_ms * 2)
+if redis.call('PTTL', rkey) < ttl_ms + 1000 then  -- the set outlives its last member, no longer
+  redis.call('PEXPIRE', rkey, ttl_ms + 1000)
+end
 redis.call('SET', prefix .. 'token:' .. token, best, 'PX', ttl_ms)
 if route_ttl_ms > 0 then
   local route = prefix .. 'route:' .. token

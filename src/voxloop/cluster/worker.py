@@ -99,6 +99,9 @@ class ClusterWorker:
         try:
             verdict = await redeem(self.redis, token, self.worker_id)
         except (RedisError, OSError) as exc:
+            # Redis may have redeemed it and the reply be lost: count it as seen either way (the
+            # heartbeat script squares the count with Redis's, see registry.publish).
+            self._redeemed += 1
             logger.warning("cannot redeem a cluster token, Redis is unreachable: %s", exc)
             verdict = "unreachable"
         if verdict != "ok":

@@ -63,11 +63,10 @@ class _Server(uvicorn.Server):
         return await super().on_tick(counter)
 
     async def _drain(self) -> None:
-        print(
-            f"voxloop: draining {len(self._sessions)} session(s) (up to {self._drain_timeout:g}s)", flush=True
-        )
         if self._server_config.cluster is not None:
-            await self._server_config.cluster.announce_draining()
+            await self._server_config.cluster.announce_draining()  # before anything else: no new booking
+        live, timeout = len(self._sessions), self._drain_timeout
+        print(f"voxloop: draining {live} session(s) (up to {timeout:g}s)", flush=True)
         try:
             await asyncio.wait_for(self._sessions.empty.wait(), self._drain_timeout)
         except TimeoutError:
