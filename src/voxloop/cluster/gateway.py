@@ -11,7 +11,8 @@ body the published clients send (see :func:`voxloop.server.app.default_transport
   the session's token, which the worker redeems). Media flows between the client and the worker.
 
 No free worker (or no Redis): ``503`` with ``Retry-After``, at once. ``GET /status`` is the
-registry as JSON, ``GET /healthz`` liveness, ``GET /readyz`` 200 while Redis answers.
+registry as JSON, ``GET /healthz`` liveness, ``GET /readyz`` 200 while Redis answers; ``GET /``
+the web page (when built), whose client then starts its sessions through this gateway.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from ..server.app import default_transport
+from ..server.app import STATIC_DIR, default_transport
 from ..server.config import CLUSTER_TOKEN_HEADER
 from .registry import PREFIX, read_workers, text
 from .reservations import reserve, route_of
@@ -81,6 +83,9 @@ def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlet
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def readyz(request: Request) -> Response:
         try:
@@ -192,13 +197,16 @@ def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlet
             await registry.aclose()
 
     methods = ["POST", "PATCH"]
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/status", status),
         Route("/start", start, methods=["POST"]),
         Route("/sessions/{session_id}/api/offer", offer, methods=methods),
     ]
+    if (STATIC_DIR / "index.html").is_file():  # the same web page as a worker's, if it is built
+        routes.append(Route("/", index))
+        routes.append(Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.redis = registry
     return app
