@@ -25,6 +25,7 @@ test: $(VENV)/.installed-dev web browser-deps cluster-deps
 	$(BIN)/python bench/sessions.py --smoke
 	$(BIN)/python bench/voice.py --smoke
 	$(BIN)/python bench/tts.py --smoke
+	$(BIN)/python bench/cluster.py --smoke
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
