@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_gateway(args: argparse.Namespace) -> int:
     from .cluster import GatewayConfig, serve_gateway
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per forwarded offer
     transports = ("websocket", "webrtc") if args.transport == "all" else (args.transport,)
     config = GatewayConfig(args.cluster, transports=transports, reservation_ttl_secs=args.reservation_ttl)
     try:

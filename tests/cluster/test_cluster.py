@@ -171,3 +171,26 @@ async def test_cluster_status_at_a_glance(cluster: Cluster) -> None:
         for worker in cluster.workers:
             assert (await http.get(f"{worker.url}/healthz")).status_code == 200
             assert (await http.get(f"{worker.url}/readyz")).json() == {"status": "ready"}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_bad_requests_get_clear_answers(cluster: Cluster, loopback_ice: None) -> None:
+    gateway = cluster.gateways[0].url
+    async with httpx.AsyncClient(trust_env=False) as http:
+        not_json = await http.post(
+            f"{gateway}/start", content=b"{nope", headers={"Content-Type": "application/json"}
+        )
+        assert not_json.status_code == 400 and "not JSON" in not_json.json()["detail"]
+        not_object = await http.post(f"{gateway}/start", json=[1])
+        assert not_object.status_code == 400
+        unknown = await http.post(f"{gateway}/start", json={"transport": "carrier-pigeon"})
+        assert unknown.status_code == 400 and "not served" in unknown.json()["detail"]
+        offer = await http.post(f"{gateway}/sessions/nope/api/offer", json={"sdp": "v=0", "type": "offer"})
+        assert offer.status_code == 404
+        # A bad offer for a real session is the worker's own 400, passed through; the session stays usable.
+        start = (await http.post(f"{gateway}/start", json={"transport": "webrtc"})).json()
+        bad = await http.post(f"{gateway}/sessions/{start['sessionId']}/api/offer", json={"type": "offer"})
+        assert bad.status_code == 400 and "sdp" in bad.json()["detail"]
+    async with RTVIWebRTCClient(f"{gateway}/sessions/{start['sessionId']}/api/offer") as client:
+        await client.ready()
+        assert (await client.request("ping", "after a bad offer"))["echo"] == "after a bad offer"
