@@ -138,7 +138,9 @@ async def test_the_drain_timeout_ends_what_is_left_cleanly(redis_server: RedisPr
         try:
             worker.process.send_signal(signal.SIGTERM)
             for client in clients:
-                await asyncio.wait_for(client.closed.wait(), 15)  # told, and closed by the server
+                await asyncio.wait_for(client.closed.wait(), 15)  # closed by the server, and told why
+                (error,) = client.of_type("error")
+                assert error["data"] == {"error": "the server is shutting down", "fatal": True}
             assert await asyncio.wait_for(worker.process.wait(), 15) == 0
         finally:
             await asyncio.gather(*(c.close() for c in clients))

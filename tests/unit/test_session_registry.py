@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from voxloop.bots import SessionInfo
-from voxloop.frames import CancelFrame, EndFrame
-from voxloop.pipeline import DOWNSTREAM, Pipeline, PipelineTask
+from voxloop.frames import CancelFrame, EndFrame, ErrorFrame
+from voxloop.pipeline import DOWNSTREAM, UPSTREAM, Pipeline, PipelineTask
 from voxloop.pipeline._events import EventSource
 from voxloop.server.sessions import BotStartError, SessionRegistry
 from voxloop.testing import FakeClock, FrameRecorder
@@ -45,14 +45,17 @@ class Bot:
         self.tasks: list[PipelineTask] = []
         self.recorders: list[FrameRecorder] = []
         self._made = asyncio.Condition()
+        self.upstream: list[FrameRecorder] = []  # what reached the top of each pipeline
 
     async def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
         recorder = FrameRecorder(DOWNSTREAM)
-        task = PipelineTask(Pipeline([recorder]))
+        upstream = FrameRecorder(UPSTREAM)
+        task = PipelineTask(Pipeline([upstream, recorder]))
         if self.end_at_once:
             await task.queue_frame(EndFrame())
         self.tasks.append(task)
         self.recorders.append(recorder)
+        self.upstream.append(upstream)
         async with self._made:
             self._made.notify_all()
         return task
@@ -118,6 +121,25 @@ async def test_draining_refuses_new_sessions_and_cancel_all_ends_the_running_one
         cancel = recorder.frames[-1]
         assert isinstance(cancel, CancelFrame) and cancel.reason == "worker shutting down"
     assert [c.closes for c in clients] == [["closed"]] * 3
+
+
+async def test_end_all_tells_each_client_why_and_ends_its_session(no_leaked_tasks: None) -> None:
+    registry, bot = SessionRegistry(limit=10), Bot()
+    clients = [ClientSide() for _ in range(2)]
+    runners = [
+        asyncio.create_task(registry.run_session(bot, c, info(i), close=c.close))
+        for i, c in enumerate(clients, start=1)
+    ]
+    await bot.started(2)
+    await registry.end_all("the server is shutting down")
+    await asyncio.wait_for(registry.empty.wait(), 5)
+    await asyncio.gather(*runners)
+    for upstream in bot.upstream:
+        errors = [f for f in upstream.frames if isinstance(f, ErrorFrame)]
+        assert [(e.error, e.fatal) for e in errors] == [("the server is shutting down", True)]
+    for recorder in bot.recorders:
+        assert isinstance(recorder.frames[-1], CancelFrame)  # the fatal error ended it
+    assert [c.closes for c in clients] == [["closed"]] * 2
 
 
 async def test_a_session_created_while_draining_is_cancelled_at_once(no_leaked_tasks: None) -> None:

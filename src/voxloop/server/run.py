@@ -71,11 +71,16 @@ class _Server(uvicorn.Server):
             await asyncio.wait_for(self._sessions.empty.wait(), self._drain_timeout)
         except TimeoutError:
             logger.warning("drain timeout: ending %d session(s)", len(self._sessions))
-            self._sessions.cancel_all("the server is shutting down")
+            await self._sessions.end_all("the server is shutting down")
             try:
                 await asyncio.wait_for(self._sessions.empty.wait(), CLOSE_TIMEOUT_SECS)
             except TimeoutError:
-                logger.warning("%d session(s) still running", len(self._sessions))
+                logger.warning("%d session(s) still running: cancelling them", len(self._sessions))
+                self._sessions.cancel_all("the server is shutting down")
+                try:
+                    await asyncio.wait_for(self._sessions.empty.wait(), CLOSE_TIMEOUT_SECS)
+                except TimeoutError:
+                    logger.warning("%d session(s) still running", len(self._sessions))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._draining is not None and not self._draining.done():

@@ -8,8 +8,8 @@ transport. :meth:`SessionRegistry.run_session` is both, for a caller that waits 
 session (the WebSocket endpoint); WebRTC answers the offer in between, so it calls the two halves.
 
 The registry also holds the limit, the one-time ``/ws`` tokens, and what draining needs: a count,
-:attr:`SessionRegistry.empty`, :meth:`~SessionRegistry.stop_accepting` and
-:meth:`~SessionRegistry.cancel_all`.
+:attr:`SessionRegistry.empty`, :meth:`~SessionRegistry.stop_accepting`,
+:meth:`~SessionRegistry.end_all` (the client is told) and :meth:`~SessionRegistry.cancel_all`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from ..bots import BotFactory, SessionInfo, create_task
-from ..pipeline import Clock, PipelineTask, SystemClock
+from ..frames import ErrorFrame
+from ..pipeline import Clock, FrameDirection, PipelineTask, SystemClock
 from ..transports import Transport
 
 __all__ = ["BotStartError", "Session", "SessionRegistry", "SessionTransport"]
@@ -102,6 +103,15 @@ class SessionRegistry:
         """Refuse every new session from now on (draining); the running ones go on."""
         if self._drain_reason is None:
             self._drain_reason = reason
+
+    async def end_all(self, reason: str) -> None:
+        """Tell every session's client why it ends (a fatal RTVI ``error``), which ends the session."""
+        for session in list(self._sessions.values()):
+            try:
+                await session.task.queue_frame(ErrorFrame(reason, fatal=True), FrameDirection.UPSTREAM)
+            except Exception:
+                logger.exception("session %s: could not tell its client it ends", session.session_id)
+                session.task.request_cancel(reason)
 
     def cancel_all(self, reason: str) -> None:
         """Ask every running session to end; :attr:`empty` is set once they all have."""
