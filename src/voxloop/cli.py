@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--drain-timeout",
         type=float,
-        default=float(os.environ.get("VOXLOOP_DRAIN_TIMEOUT", "30")),
+        default=os.environ.get("VOXLOOP_DRAIN_TIMEOUT", "30"),  # argparse applies type= to it
         metavar="SECS",
         help="on SIGTERM, how long live sessions may go on before they are ended (env VOXLOOP_DRAIN_TIMEOUT)",
     )
@@ -168,6 +168,12 @@ def _run_server(args: argparse.Namespace) -> int:
             )
             return 2
         advertise = args.advertise_url
+        if advertise and not advertise.startswith(("http://", "https://")):
+            print(
+                f"voxloop: --advertise-url must be http://HOST:PORT or https://..., not {advertise!r}",
+                file=sys.stderr,
+            )
+            return 2
         if not advertise:
             if args.host in ("0.0.0.0", "::", ""):
                 print("voxloop: --cluster with --host 0.0.0.0 needs --advertise-url", file=sys.stderr)

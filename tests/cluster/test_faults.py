@@ -78,7 +78,7 @@ async def test_redis_restarted_live_sessions_go_on_and_the_cluster_recovers(
         clients = await connected(await start_sessions(gateway.url, 2))
         try:
             await redis_server.stop()
-            await worker.wait_for_line("Redis) is unreachable", timeout=10)
+            await worker.wait_for_line("is unreachable", timeout=10)
             async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
                 began = time.monotonic()
                 refused = await http.post(f"{gateway.url}/start", json={"transport": "websocket"})

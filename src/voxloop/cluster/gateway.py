@@ -137,7 +137,7 @@ def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlet
             logger.error("cannot reserve a worker, Redis is unreachable: %s", exc)
             return _unavailable("the cluster registry is unreachable; try again later")
         if reservation is None:
-            return _unavailable("every worker is busy; try again later")
+            return _unavailable(f"no ready worker has room for a {transport} session; try again later")
         if transport == "webrtc":
             return JSONResponse({"sessionId": reservation.token, "iceConfig": {"iceServers": []}})
         base = reservation.worker_url

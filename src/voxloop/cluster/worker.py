@@ -131,6 +131,7 @@ class ClusterWorker:
             await self._leave()
 
     async def _heartbeat(self) -> None:
+        outage_logged = False
         while True:
             try:
                 await self._publish()
@@ -143,11 +144,14 @@ class ClusterWorker:
                     )
                     print(f"voxloop: registered in the cluster as {self.worker_id}", flush=True)
                 self._registered = True
+                outage_logged = False
             except (RedisError, OSError) as exc:
-                if self._registered:
+                if not outage_logged:  # once per outage, however long it lasts
+                    outage_logged = True
                     logger.error(
-                        "the cluster registry (Redis) is unreachable: %s; serving the %d live session(s), "
-                        "retrying every %gs",
+                        "the cluster registry (Redis) at %s is unreachable: %s; serving the %d live "
+                        "session(s), retrying every %gs",
+                        self.redis_url,
                         exc,
                         len(self._sessions or ()),
                         self.heartbeat_secs,
