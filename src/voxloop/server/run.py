@@ -32,7 +32,6 @@ class _Server(uvicorn.Server):
         self, config: uvicorn.Config, app: Starlette, server_config: ServerConfig, drain_timeout: float
     ):
         super().__init__(config)
-        self._app = app
         self._server_config = server_config
         self._sessions: SessionRegistry = app.state.sessions
         self._drain_timeout = drain_timeout
