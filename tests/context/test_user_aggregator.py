@@ -397,8 +397,9 @@ async def test_send_text_path(no_leaked_tasks: None) -> None:
         tool = {"type": "function", "function": {"name": "f", "description": "d", "parameters": {}}}
         await s.send(LLMSetToolsFrame(tools=[tool]), LLMSetToolChoiceFrame(tool_choice="required"))
         assert s.context.tools.names() == ["f"] and s.context.tool_choice == "required"
-        # Consumed: they do not travel on to the LLM.
-        assert not s.down(LLMMessagesAppendFrame) and not s.down(LLMSetToolsFrame)
+        # Appends are consumed; new tools travel on, once, so a speech-to-speech service sends them now.
+        assert not s.down(LLMMessagesAppendFrame)
+        assert [f.tools for f in s.down(LLMSetToolsFrame)] == [[tool]]
 
 
 async def test_typed_text_interrupts_and_runs(no_leaked_tasks: None) -> None:

@@ -32,13 +32,15 @@ from voxloop.services.openai._realtime_actions import (
     BroadcastInterruption,
     Connected,
     InterruptCalls,
+    ItemEvent,
+    ItemRetrieved,
     Push,
     Reconnect,
     ReportError,
     Send,
     StartCalls,
 )
-from voxloop.services.openai._realtime_core import CANCELLED, RealtimeCore
+from voxloop.services.openai._realtime_core import CANCELLED, RealtimeCore, check_video_frame_detail
 from voxloop.services.openai._realtime_events import handled_event_types
 from voxloop.testing.realtime_emulator._session_config import default_session
 
@@ -296,3 +298,81 @@ def test_events_without_a_route_change_nothing() -> None:
     core = ready_core(LLMContext())
     limits = event("rate_limits.updated", rate_limits=[])
     assert core.server_event(limits, 0) == []
+
+
+def test_paused_audio_and_video_are_not_sent_until_resumed() -> None:
+    core = ready_core(LLMContext())
+    chunk = b"\x00\x01" * 3200  # 200 ms at 16 kHz: one batch
+    core.audio_paused = core.video_paused = True
+    assert core.user_audio(chunk, 16000, 1) == []
+    assert not core.image_due(0)
+    core.audio_paused = core.video_paused = False
+    assert sent_types(core.user_audio(chunk, 16000, 1)) == ["input_audio_buffer.append"]
+    assert core.image_due(0)
+
+
+def test_the_video_frame_detail_is_checked() -> None:
+    assert RealtimeCore(RealtimeSettings(), name="r", video_frame_detail="high").video_frame_detail == "high"
+    with pytest.raises(ValueError, match="auto, low, high"):
+        RealtimeCore(RealtimeSettings(), name="r", video_frame_detail="ultra")
+    with pytest.raises(ValueError):
+        check_video_frame_detail("")
+
+
+def test_an_item_is_retrieved_once_however_many_ask_and_a_refusal_is_an_answer() -> None:
+    core = ready_core(LLMContext())
+    assert core.retrieve_item("item_1")[0] == Send(
+        {"type": "conversation.item.retrieve", "event_id": "rci_item_1", "item_id": "item_1"}, "retrieve"
+    )
+    assert core.retrieve_item("item_1") == []  # already on its way
+    item = {"id": "item_1", "type": "message", "role": "user", "content": []}
+    (answer,) = core.server_event(event("conversation.item.retrieved", item=item), 0)
+    assert isinstance(answer, ItemRetrieved) and answer.item_id == "item_1" and answer.error is None
+    assert answer.item.id == "item_1"
+    # Nobody asked for it now: nothing to answer.
+    assert core.server_event(event("conversation.item.retrieved", item=item), 0) == []
+    core.retrieve_item("nope")
+    refusal = {
+        "type": "invalid_request_error",
+        "code": "item_retrieve_invalid_item_id",
+        "message": "no such item",
+        "event_id": "rci_nope",
+    }
+    assert core.server_event(event("error", error=refusal), 0) == [
+        ItemRetrieved("nope", error="no such item")
+    ]
+    core.retrieve_item("item_2")
+    gone = core.connection_gone(resume=True)
+    assert ItemRetrieved("item_2", error="the connection was lost") in gone
+    assert core.retrieve_item("item_3") == [ItemRetrieved("item_3", error="not connected")]
+
+
+def test_conversation_item_events_reach_the_app() -> None:
+    core = ready_core(LLMContext())
+    item = {"id": "item_9", "type": "message", "role": "assistant", "content": []}
+    (added,) = core.server_event(event("conversation.item.added", item=item), 0)
+    (done,) = core.server_event(event("conversation.item.done", item=item), 0)
+    assert isinstance(added, ItemEvent) and isinstance(done, ItemEvent)
+    assert (added.event, added.item_id) == ("on_conversation_item_created", "item_9")
+    assert (done.event, done.item_id) == ("on_conversation_item_updated", "item_9")
+
+
+def test_an_apps_client_event_is_sent_as_it_is() -> None:
+    core = ready_core(LLMContext())
+    (send,) = core.client_event({"type": "input_audio_buffer.clear"})
+    assert send.event["type"] == "input_audio_buffer.clear" and send.event["event_id"].startswith("vx_")
+    (own,) = core.client_event({"type": "response.cancel", "event_id": "mine"})
+    assert own.event == {"type": "response.cancel", "event_id": "mine"}
+    with pytest.raises(ValueError, match="type"):
+        core.client_event({"item_id": "x"})
+
+
+def test_new_tools_reach_the_server_at_once() -> None:
+    context = LLMContext()
+    core = ready_core(context)
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    (update,) = sent(core.tools_set([weather]))
+    assert update["type"] == "session.update"
+    assert [t["name"] for t in update["session"]["tools"]] == ["get_weather"]
+    assert context.tools.names() == ["get_weather"]
+    assert core.tools_set(context.tools) == []  # the aggregator set them already: no change, nothing sent

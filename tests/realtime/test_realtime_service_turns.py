@@ -270,4 +270,8 @@ async def test_reset_conversation_starts_a_fresh_server_conversation_from_the_co
         await service.wait_until_ready(5)
         assert not lost  # a reset is not a lost connection
         assert not any(isinstance(f, ErrorFrame) for f in h.up)
+        emu.drop_connection()  # while a real loss is one: the handler above would have heard
+        await emu.wait_for_connection(3)
+        await service.wait_until_ready(5)
+        assert len(lost) == 1
     emu.assert_valid()

@@ -166,6 +166,7 @@ class LLMUserAggregator(FrameProcessor):
                 await self._run_llm()
         elif isinstance(frame, LLMSetToolsFrame):
             self.context.set_tools(frame.tools)
+            await self.push_frame(frame, direction)  # a speech-to-speech service sends them at once
         elif isinstance(frame, LLMSetToolChoiceFrame):
             self.context.set_tool_choice(frame.tool_choice)
         elif isinstance(frame, EndFrame | CancelFrame):

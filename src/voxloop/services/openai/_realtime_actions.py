@@ -109,6 +109,26 @@ class Reconnect:
 
 
 @dataclass(slots=True)
+class ItemRetrieved:
+    """The answer to :meth:`~._realtime_core.RealtimeCore.retrieve_item`: the server's item, or why
+    there is none (``error``)."""
+
+    item_id: str
+    item: Any = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ItemEvent:
+    """A conversation item the server added or finished: the app's ``event`` handler is called
+    with ``(item_id, item)`` (``on_conversation_item_created`` / ``on_conversation_item_updated``)."""
+
+    event: str
+    item_id: str
+    item: Any
+
+
+@dataclass(slots=True)
 class AuthRefused:
     """The server refused the API key: fatal."""
 
@@ -130,6 +150,8 @@ Action = (
     | Connected
     | Configured
     | Reconnect
+    | ItemRetrieved
+    | ItemEvent
     | AuthRefused
 )
 
@@ -141,9 +163,9 @@ class Outbox:
     _count: int = 0
     _sent: dict[str, str] = field(default_factory=dict)  # event id -> what
 
-    def event(self, what: str, event_type: str, **fields: Any) -> Send:
+    def event(self, what: str, event_type: str, *, event_id: str | None = None, **fields: Any) -> Send:
         self._count += 1
-        event_id = f"vx_{what.replace('.', '_')}_{self._count}"
+        event_id = event_id or f"vx_{what.replace('.', '_')}_{self._count}"
         if what != "append":
             self._sent[event_id] = what
             if len(self._sent) > _SENT_MEMORY:

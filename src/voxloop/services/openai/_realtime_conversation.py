@@ -223,3 +223,36 @@ def awaits_reply(messages: list[dict[str, Any]]) -> bool:
 
 def _message(role: str, content: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "message", "role": role, "content": content}
+
+
+RETRIEVE_PREFIX = "rci_"  # the event id of conversation.item.retrieve is this plus the item id
+
+
+@dataclass
+class ItemRetrievals:
+    """Items asked for with ``conversation.item.retrieve`` and not answered yet (one request per item,
+    however many callers wait for it)."""
+
+    _waiting: set[str] = field(default_factory=set)
+
+    def ask(self, item_id: str) -> bool:
+        """Note a request; True when it must be sent (none for this item is on its way)."""
+        if item_id in self._waiting:
+            return False
+        self._waiting.add(item_id)
+        return True
+
+    def answered(self, item_id: str) -> bool:
+        """The server answered (or refused) for this item; False if nobody asked."""
+        if item_id not in self._waiting:
+            return False
+        self._waiting.discard(item_id)
+        return True
+
+    def take_all(self) -> list[str]:
+        """Every request still waiting (the connection is gone: none will be answered)."""
+        waiting, self._waiting = sorted(self._waiting), set()
+        return waiting
+
+    def __len__(self) -> int:
+        return len(self._waiting)

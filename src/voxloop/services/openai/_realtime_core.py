@@ -36,6 +36,7 @@ from ._realtime_actions import (
     AudioLeaving,
     Call,
     InterruptCalls,
+    ItemRetrieved,
     Outbox,
     Push,
     Reconnect,
@@ -43,7 +44,7 @@ from ._realtime_actions import (
     StartMetrics,
 )
 from ._realtime_audio import InputAudio, PlayedAudio, TranscriptPacer
-from ._realtime_conversation import ConversationSync, awaits_reply
+from ._realtime_conversation import RETRIEVE_PREFIX, ConversationSync, ItemRetrievals, awaits_reply
 from ._realtime_events import dispatch
 from ._realtime_responses import Request, Response, ResponseRequests
 from ._realtime_settings import RealtimeSettings, tools_param
@@ -51,6 +52,7 @@ from ._realtime_turn import ImageThrottle, InputTranscripts, PendingCalls, TurnS
 
 logger = logging.getLogger("voxloop.services.realtime")
 
+VIDEO_FRAME_DETAILS = ("auto", "low", "high")
 CANCELLED = "CANCELLED"  # the output of a call an interruption overtook (the server needs every answer)
 _SENTENCE_END = (".", "!", "?", "。")
 
@@ -75,7 +77,9 @@ class RealtimeCore:
         self.name = name
         self.settings = settings
         self.context: Any = context
-        self.video_frame_detail = video_frame_detail
+        self.video_frame_detail = check_video_frame_detail(video_frame_detail)
+        self.audio_paused = False  # the user's audio is not sent (set_audio_input_paused)
+        self.video_paused = False  # nor camera images
         self.skip_tts: bool | None = None  # LLMConfigureOutputFrame: responses in text only
         self.ready = False  # connected and the session configured by us: events may be sent
         self.connected_once = False
@@ -91,6 +95,7 @@ class RealtimeCore:
         self.pending_calls = PendingCalls()
         self.images = ImageThrottle(video_interval_secs)
         self.outbox = Outbox()
+        self.retrievals = ItemRetrievals()
         self._actions: list[Action] = []
 
     def __str__(self) -> str:
@@ -112,6 +117,8 @@ class RealtimeCore:
         asked for again once reconnected."""
         self.ready = False
         self.input = InputAudio()
+        for item_id in self.retrievals.take_all():
+            self.emit(ItemRetrieved(item_id, error="the connection was lost"))
         response = self.responses.connection_lost(resume=resume)
         if response is not None and not response.closed:
             self.close_response(response)
@@ -126,7 +133,9 @@ class RealtimeCore:
     # -- inputs: the pipeline ---------------------------------------------------------------------
 
     def user_audio(self, audio: bytes, sample_rate: int, num_channels: int) -> list[Action]:
-        if self.ready and (batch := self.input.add(audio, sample_rate, num_channels)):
+        if not self.ready or self.audio_paused:
+            return self._take()
+        if batch := self.input.add(audio, sample_rate, num_channels):
             self._append(batch)
         return self._take()
 
@@ -166,7 +175,7 @@ class RealtimeCore:
 
     def image_due(self, now_ns: int) -> bool:
         """Whether a camera image should be sent now (at most one per ``video_interval_secs``)."""
-        return self.ready and self.images.due(now_ns)
+        return self.ready and not self.video_paused and self.images.due(now_ns)
 
     def user_image(self, jpeg: bytes) -> list[Action]:
         if self.ready:
@@ -196,6 +205,35 @@ class RealtimeCore:
             self.emit(Reconnect())
         else:
             self._sync_context(downstream=downstream)
+        return self._take()
+
+    def tools_set(self, tools: Any) -> list[Action]:
+        """New tools (``LLMSetToolsFrame``): into the context, and to the server now, not at the next turn."""
+        if self.context is not None:
+            if self.context.tools is not tools:
+                self.context.set_tools(tools)
+            if self.ready and self._tools_changed():
+                self.send_session_update()
+        return self._take()
+
+    def retrieve_item(self, item_id: str) -> list[Action]:
+        """Ask the server for an item as it holds it (``conversation.item.retrieve``); the answer comes
+        as an :class:`ItemRetrieved` action."""
+        if not self.ready:
+            return [ItemRetrieved(item_id, error="not connected")]
+        if self.retrievals.ask(item_id):
+            self.send(
+                "retrieve", "conversation.item.retrieve", event_id=RETRIEVE_PREFIX + item_id, item_id=item_id
+            )
+        return self._take()
+
+    def client_event(self, event: dict[str, Any]) -> list[Action]:
+        """An app's own client event, sent as it is (given an ``event_id`` if it has none)."""
+        event_type = event.get("type")
+        if not isinstance(event_type, str) or not event_type:
+            raise ValueError("a client event needs a 'type'")
+        fields = {k: v for k, v in event.items() if k not in ("type", "event_id")}
+        self.send(event_type, event_type, event_id=event.get("event_id"), **fields)
         return self._take()
 
     def settings_changed(self, changed: set[str]) -> list[Action]:
@@ -377,6 +415,13 @@ class RealtimeCore:
             messages[0]["content"] = instructions
         else:
             messages.insert(0, {"role": "system", "content": instructions})
+
+
+def check_video_frame_detail(detail: str) -> str:
+    if detail not in VIDEO_FRAME_DETAILS:
+        choices = ", ".join(VIDEO_FRAME_DETAILS)
+        raise ValueError(f"video_frame_detail must be one of {choices}, not {detail!r}")
+    return detail
 
 
 def _user_message(content: list[dict[str, Any]]) -> dict[str, Any]:

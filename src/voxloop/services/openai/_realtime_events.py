@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, get_args
 
 from openai.types.realtime import (
+    ConversationItemAdded,
+    ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionDeltaEvent,
     ConversationItemInputAudioTranscriptionFailedEvent,
@@ -39,6 +41,7 @@ from openai.types.realtime import (
     SessionCreatedEvent,
     SessionUpdatedEvent,
 )
+from openai.types.realtime.realtime_server_event import ConversationItemRetrieved
 from pydantic import BaseModel
 
 from ...frames import (
@@ -61,12 +64,15 @@ from ._realtime_actions import (
     BroadcastInterruption,
     Configured,
     Connected,
+    ItemEvent,
+    ItemRetrieved,
     Push,
     ReportError,
     ReportUsage,
     StopProcessing,
     StopTTFB,
 )
+from ._realtime_conversation import RETRIEVE_PREFIX
 from ._realtime_settings import SAMPLE_RATE, ServerVAD
 
 if TYPE_CHECKING:
@@ -187,6 +193,25 @@ def _transcription_failed(
     core.transcripts.end(event.item_id)
     logger.warning("%s: input transcription failed: %s", core, event.error.message)
     core.push(Push(TranscriptionFinishedFrame(text=""), UPSTREAM))
+
+
+# -- conversation items ---------------------------------------------------------------------------
+
+
+def _item_added(core: RealtimeCore, event: ConversationItemAdded) -> None:
+    item_id = event.item.id or ""
+    core.emit(ItemEvent("on_conversation_item_created", item_id, event.item))
+
+
+def _item_done(core: RealtimeCore, event: ConversationItemDone) -> None:
+    item_id = event.item.id or ""
+    core.emit(ItemEvent("on_conversation_item_updated", item_id, event.item))
+
+
+def _item_retrieved(core: RealtimeCore, event: ConversationItemRetrieved) -> None:
+    item_id = event.item.id or ""
+    if core.retrievals.answered(item_id):
+        core.emit(ItemRetrieved(item_id, event.item))
 
 
 # -- responses ------------------------------------------------------------------------------------
@@ -312,7 +337,12 @@ def _error(core: RealtimeCore, event: RealtimeErrorEvent) -> None:
     error = event.error
     code, message = error.code or "", error.message or ""
     what = core.outbox.what(error.event_id)
-    if code in _BENIGN:
+    if what == "retrieve" and error.event_id:
+        item_id = error.event_id.removeprefix(RETRIEVE_PREFIX)
+        logger.warning("%s: retrieving item %s refused: %s", core, item_id, message)
+        if core.retrievals.answered(item_id):
+            core.emit(ItemRetrieved(item_id, error=message or code))
+    elif code in _BENIGN:
         logger.debug("%s: %s (%s)", core, message, code)
     elif code == "conversation_already_has_active_response":
         logger.debug("%s: %s", core, message)
@@ -341,6 +371,9 @@ _TABLE = _table(
     _Route(ConversationItemInputAudioTranscriptionDeltaEvent, _transcription_delta),
     _Route(ConversationItemInputAudioTranscriptionCompletedEvent, _transcription_completed),
     _Route(ConversationItemInputAudioTranscriptionFailedEvent, _transcription_failed),
+    _Route(ConversationItemAdded, _item_added),
+    _Route(ConversationItemDone, _item_done),
+    _Route(ConversationItemRetrieved, _item_retrieved),
     _Route(ResponseCreatedEvent, _response_created),
     _Route(ResponseOutputItemAddedEvent, _output_item_added),
     _Route(ResponseAudioDeltaEvent, _audio_delta),

@@ -59,6 +59,7 @@ from ...frames import (
     InterruptionFrame,
     LLMConfigureOutputFrame,
     LLMContextFrame,
+    LLMSetToolsFrame,
     LLMUpdateSettingsFrame,
     StartFrame,
     UserStartedSpeakingFrame,
@@ -76,6 +77,8 @@ from ._realtime_actions import (
     Configured,
     Connected,
     InterruptCalls,
+    ItemEvent,
+    ItemRetrieved,
     Push,
     Reconnect,
     ReportError,
@@ -87,7 +90,7 @@ from ._realtime_actions import (
     StopTTFB,
 )
 from ._realtime_connection import RealtimeAuthError, RealtimeLink
-from ._realtime_core import RealtimeCore
+from ._realtime_core import RealtimeCore, check_video_frame_detail
 from ._realtime_images import as_jpeg
 from ._realtime_settings import RealtimeSettings
 
@@ -105,9 +108,15 @@ class OpenAIRealtimeService(FunctionCallingService):
         video_frame_detail: ``"auto"``, ``"low"`` or ``"high"`` for camera images (``InputImageRawFrame``:
             JPEG as it is, raw RGB/RGBA encoded to JPEG with PyAV), sent as ``input_image`` items.
         video_interval_secs: at most one image per this many seconds.
+        start_audio_paused, start_video_paused: send no user audio (images) until
+            :meth:`set_audio_input_paused` (:meth:`set_video_input_paused`) resumes it.
         transcript_lead_ms: how far ahead of playback the output transport sends audio
             (``TransportParams.audio_out_lead_ms``), so text is released when its audio plays.
         reconnect_attempts: tries after a lost connection before a fatal error.
+
+    Events: ``on_connected()``, ``on_connection_lost()``, ``on_conversation_item_created(item_id,
+    item)`` and ``on_conversation_item_updated(item_id, item)`` (the server's ``conversation.item.added``
+    and ``.done``; ``item`` is the SDK's model).
     """
 
     Settings = RealtimeSettings
@@ -121,6 +130,8 @@ class OpenAIRealtimeService(FunctionCallingService):
         context: Any = None,
         video_frame_detail: str = "auto",
         video_interval_secs: float = 1.0,
+        start_audio_paused: bool = False,
+        start_video_paused: bool = False,
         transcript_lead_ms: int = 100,
         reconnect_attempts: int = 3,
         run_in_parallel: bool = True,
@@ -146,6 +157,9 @@ class OpenAIRealtimeService(FunctionCallingService):
             video_interval_secs=video_interval_secs,
             transcript_lead_ms=transcript_lead_ms,
         )
+        self._core.audio_paused = start_audio_paused
+        self._core.video_paused = start_video_paused
+        self._retrievals: dict[str, list[asyncio.Future[Any]]] = {}
         self._link = RealtimeLink(
             name=self.name,
             api_key=api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"),
@@ -161,6 +175,8 @@ class OpenAIRealtimeService(FunctionCallingService):
         self._configured = asyncio.Event()  # the server confirmed the session (session.updated)
         self._register_event_handler("on_connected")
         self._register_event_handler("on_connection_lost")
+        self._register_event_handler("on_conversation_item_created")
+        self._register_event_handler("on_conversation_item_updated")
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -176,6 +192,40 @@ class OpenAIRealtimeService(FunctionCallingService):
         """Wait until the server confirmed the session (for apps that must not lose the first audio)."""
         async with asyncio.timeout(timeout):
             await self._configured.wait()
+
+    def set_audio_input_paused(self, paused: bool) -> None:
+        """Stop (or resume) sending the user's audio to the server."""
+        self._core.audio_paused = paused
+
+    def set_video_input_paused(self, paused: bool) -> None:
+        """Stop (or resume) sending camera images to the server."""
+        self._core.video_paused = paused
+
+    def set_video_frame_detail(self, detail: str) -> None:
+        """The detail of images sent from now on: ``"auto"``, ``"low"`` or ``"high"`` (else ValueError)."""
+        self._core.video_frame_detail = check_video_frame_detail(detail)
+
+    async def retrieve_conversation_item(self, item_id: str, timeout: float | None = 10.0) -> Any:
+        """The server's copy of a conversation item (with its audio), as the SDK's model.
+
+        Raises ``LookupError`` when the server has no such item or the connection is gone.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._retrievals.setdefault(item_id, []).append(future)
+        try:
+            await self._run(self._core.retrieve_item(item_id))
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            waiting = self._retrievals.get(item_id)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._retrievals[item_id]
+
+    async def send_client_event(self, event: dict[str, Any]) -> None:
+        """Send a client event of your own (a ``RealtimeClientEventParam`` dict) on the connection."""
+        await self._run(self._core.client_event(event))
 
     async def reset_conversation(self) -> None:
         """Start a fresh server conversation from the context (reconnects; the context is replayed)."""
@@ -245,6 +295,9 @@ class OpenAIRealtimeService(FunctionCallingService):
                     await self.push_error(f"{self.name}: {exc}", exc)
             if frame.service is not self:
                 await self.push_frame(frame, direction)
+        elif isinstance(frame, LLMSetToolsFrame):
+            await self._run(core.tools_set(frame.tools))
+            await self.push_frame(frame, direction)
         elif isinstance(frame, LLMConfigureOutputFrame):
             self._skip_tts = core.skip_tts = frame.skip_tts
             await self.push_frame(frame, direction)
@@ -277,6 +330,9 @@ class OpenAIRealtimeService(FunctionCallingService):
 
     async def cleanup(self) -> None:
         await self._link.shutdown()
+        for waiting in self._retrievals.values():
+            for future in waiting:
+                future.cancel()
         await super().cleanup()
 
     async def _fatal(self, message: str, exc: BaseException | None, category: ErrorCategory) -> None:
@@ -324,8 +380,21 @@ class OpenAIRealtimeService(FunctionCallingService):
             elif isinstance(action, Reconnect):
                 self._configured.clear()
                 await self._link.reconnect()
+            elif isinstance(action, ItemRetrieved):
+                self._retrieved(action)
+            elif isinstance(action, ItemEvent):
+                await self._call_event_handler(action.event, action.item_id, action.item)
             elif isinstance(action, AuthRefused):
                 raise RealtimeAuthError(action.message)
+
+    def _retrieved(self, answer: ItemRetrieved) -> None:
+        for future in self._retrievals.pop(answer.item_id, []):
+            if future.done():
+                continue
+            if answer.error is not None:
+                future.set_exception(LookupError(f"item {answer.item_id}: {answer.error}"))
+            else:
+                future.set_result(answer.item)
 
 
 __all__ = ["OpenAIRealtimeService", "RealtimeAuthError"]
