@@ -18,6 +18,7 @@ from voxloop.context import LLMContext
 from voxloop.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
+    TranscriptionFinishedFrame,
     TTSAudioRawFrame,
     TTSStoppedFrame,
     TTSTextFrame,
@@ -376,3 +377,39 @@ def test_new_tools_reach_the_server_at_once() -> None:
     assert [t["name"] for t in update["session"]["tools"]] == ["get_weather"]
     assert context.tools.names() == ["get_weather"]
     assert core.tools_set(context.tools) == []  # the aggregator set them already: no change, nothing sent
+
+
+def test_speed_and_tool_choice_reach_the_session_and_the_contexts_choice_only_as_a_fallback() -> None:
+    context = LLMContext()
+    context.set_tool_choice("required")
+    core = ready_core(context, RealtimeSettings(speed=1.25))
+    (update,) = sent(core.server_event(event("session.created", session=default_session("gpt-realtime")), 0))
+    assert update["session"]["audio"]["output"]["speed"] == 1.25
+    assert update["session"]["tool_choice"] == "required"  # the context's, as no setting says otherwise
+    settings = RealtimeSettings(tool_choice="none")
+    core = ready_core(context, settings)
+    (update,) = sent(core.server_event(event("session.created", session=default_session("gpt-realtime")), 0))
+    assert update["session"]["tool_choice"] == "none"
+    assert "speed" not in update["session"]["audio"]["output"]
+
+
+def test_a_failed_input_transcription_still_ends_the_users_transcription() -> None:
+    core = ready_core(LLMContext())
+    core.server_event(
+        event(
+            "conversation.item.input_audio_transcription.delta",
+            item_id="item_u",
+            content_index=0,
+            delta="hel",
+        ),
+        0,
+    )
+    failed = event(
+        "conversation.item.input_audio_transcription.failed",
+        item_id="item_u",
+        content_index=0,
+        error={"type": "transcription_error", "code": "audio_unintelligible", "message": "no words"},
+    )
+    frames = pushed(core.server_event(failed, 0))
+    assert [(type(f), f.text) for f in frames] == [(TranscriptionFinishedFrame, "")]
+    assert len(core.transcripts) == 0  # its partial text is gone
