@@ -22,11 +22,12 @@ class RTVISession:
         rtvi: RTVIProcessor | None = None,
         *middle: FrameProcessor,
         with_input: bool = False,
+        transport: MemoryTransport | None = None,
         **options: Any,
     ) -> None:
         self.rtvi = rtvi or RTVIProcessor(client_ready_timeout_secs=None)
         # Frames are not recorded twice: the harness has them (and tests count what is still alive).
-        self.transport = MemoryTransport(record_frames=False)
+        self.transport = transport or MemoryTransport(record_frames=False)
         self.client = self.transport.client
         self.output = self.transport.output()
         inputs = [self.transport.input()] if with_input else []

@@ -363,11 +363,13 @@ async def test_legacy_config_and_actions() -> None:
         await s.request("describe-config", id="d1")
         await s.request("describe-actions", id="d2")
         await s.request("get-config", id="d3")
-        changes = [
-            {"service": "tts", "options": [{"name": "voice", "value": "bob"}]},
+        changes = [{"service": "tts", "options": [{"name": "voice", "value": "bob"}]}]
+        await s.request("update-config", {"config": changes, "interrupt": True}, id="d4")
+        unknown = [
+            {"service": "tts", "options": [{"name": "voice", "value": "eve"}]},
             {"service": "llm", "options": [{"name": "model", "value": "tiny"}]},
         ]
-        await s.request("update-config", {"config": changes, "interrupt": True}, id="d4")
+        await s.request("update-config", {"config": unknown}, id="d6")
         await s.request(
             "update-config",
             {"config": [{"service": "tts", "options": [{"name": "voice", "value": 5}]}]},
@@ -382,7 +384,7 @@ async def test_legacy_config_and_actions() -> None:
         )
         await s.request("action", {"service": "tts", "action": "sing"}, id="a3")
         await s.wait_for_message("action-response", count=2)
-        await s.wait_for_message("error-response", count=2)
+        await s.wait_for_message("error-response", count=3)
         speak = await s.harness.down_recorder.wait_for(TTSSpeakFrame)
     by_id = {m.get("id"): m for m in s.messages}
     assert by_id["d1"] == {
@@ -403,12 +405,18 @@ async def test_legacy_config_and_actions() -> None:
         "config": [{"service": "tts", "options": [{"name": "voice", "value": "amy"}]}]
     }
     assert by_id["d4"]["type"] == "config" and by_id["d4"]["data"] == {
-        "config": [
-            {"service": "tts", "options": [{"name": "voice", "value": "bob"}]},
-            {"service": "llm", "options": [{"name": "model", "value": "tiny"}]},
-        ]
+        "config": [{"service": "tts", "options": [{"name": "voice", "value": "bob"}]}]
     }
-    assert applied == [("tts", {"name": "voice", "value": "bob"})]
+    # The initial config went through the handler at bot-ready, then the update; each as an option.
+    assert applied == [("tts", {"name": "voice", "value": "amy"}), ("tts", {"name": "voice", "value": "bob"})]
+    assert [option.value for _, option in applied] == ["amy", "bob"]
+    # A service nobody registered is refused, and nothing of that request is applied.
+    assert by_id["d6"] == {
+        "label": "rtvi-ai",
+        "type": "error-response",
+        "id": "d6",
+        "data": {"error": "Service llm not registered"},
+    }
     assert len(s.down(InterruptionFrame)) == 1
     assert by_id["d5"] == {
         "label": "rtvi-ai",

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from .frames import (
     ClientMessage,
+    RTVIActionFrame,
     RTVIClientMessageFrame,
     RTVIConfigureObserverFrame,
     RTVIServerMessageFrame,
     RTVIServerResponseFrame,
 )
-from .legacy import RTVIAction, RTVIActionArgument, RTVIService, RTVIServiceOption
+from .legacy import (
+    RTVIAction,
+    RTVIActionArgument,
+    RTVIService,
+    RTVIServiceOption,
+    RTVIServiceOptionConfig,
+)
 from .messages import server_message, validate_server_message
 from .observer import FunctionCallReportLevel, RTVIObserver, RTVIObserverParams
 from .processor import RTVIProcessor
@@ -31,6 +38,7 @@ __all__ = [
     "Negotiation",
     "RTVIAction",
     "RTVIActionArgument",
+    "RTVIActionFrame",
     "RTVIClientMessageFrame",
     "RTVIConfigureObserverFrame",
     "RTVIObserver",
@@ -40,6 +48,7 @@ __all__ = [
     "RTVIServerResponseFrame",
     "RTVIService",
     "RTVIServiceOption",
+    "RTVIServiceOptionConfig",
     "Rejection",
     "RequestError",
     "decode_client_message",

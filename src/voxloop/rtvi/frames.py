@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..frames import SystemFrame
+from ..frames import DataFrame, SystemFrame
 
 
 @dataclass
@@ -28,9 +28,12 @@ class RTVIClientMessageFrame(SystemFrame):
 
 @dataclass(eq=False)
 class RTVIServerResponseFrame(SystemFrame):
-    """Answer a client message: push it upstream (it is sent as server-response or error-response)."""
+    """Answer a client message, pushed either way (sent as server-response or error-response).
 
-    client_msg: ClientMessage
+    ``client_msg``: the :class:`ClientMessage` or the :class:`RTVIClientMessageFrame` answered.
+    """
+
+    client_msg: ClientMessage | RTVIClientMessageFrame
     data: Any = None
     error: str | None = None
 
@@ -48,3 +51,16 @@ class RTVIConfigureObserverFrame(SystemFrame):
 
     function_call_report_level: dict[str, Any] | None = None
     vad_user_speaking_enabled: bool | None = None
+
+
+@dataclass(eq=False)
+class RTVIActionFrame(DataFrame):
+    """Run a registered 0.x action from inside the pipeline, as if the client had asked (deprecated API).
+
+    ``arguments`` by name; with a ``message_id`` the result is sent as ``action-response`` with that id.
+    """
+
+    service: str
+    action: str
+    arguments: dict[str, Any] | None = None
+    message_id: str | None = None

@@ -30,9 +30,23 @@ class LegacyAPIError(RequestError):
     """A legacy request that cannot be done; the message goes to the client."""
 
 
+class RTVIServiceOptionConfig(dict[str, Any]):
+    """A value for an option, as its handler gets it: ``option.name`` and ``option.value`` (also
+    readable as the mapping ``{"name": ..., "value": ...}``)."""
+
+    @property
+    def name(self) -> str:
+        return str(self["name"])
+
+    @property
+    def value(self) -> Any:
+        return self.get("value")
+
+
 @dataclass
 class RTVIServiceOption:
-    """An option of a service; ``handler(processor, service, option)`` applies a new value."""
+    """An option of a service; ``handler(processor, service, option)`` applies a new value
+    (``option`` is an :class:`RTVIServiceOptionConfig`)."""
 
     name: str
     type: OptionType
@@ -84,6 +98,7 @@ class LegacyServices:
         self._services: dict[str, RTVIService] = {}
         self._actions: dict[str, RTVIAction] = {}
         self._config = [ServiceConfig.model_validate(entry) for entry in config or []]
+        self._initial_config_applied = False
 
     def register_service(self, service: RTVIService, *, warn: bool = True) -> None:
         if warn:
@@ -126,25 +141,38 @@ class LegacyServices:
     def current_config(self) -> list[dict[str, Any]]:
         return [entry.model_dump(mode="json") for entry in self._config]
 
+    async def apply_initial_config(self, processor: Any) -> None:
+        """The configuration given at construction, through the registered options' handlers (once,
+        when the bot becomes ready; entries of services nobody registered are only reported)."""
+        if self._initial_config_applied:
+            return
+        self._initial_config_applied = True
+        for entry in self._config:
+            service = self._services.get(entry.service)
+            if service is None:
+                continue
+            for option in entry.options:
+                spec = next((o for o in service.options if o.name == option.name), None)
+                if spec is not None:
+                    config = RTVIServiceOptionConfig(option.model_dump(mode="json"))
+                    await _call(spec.handler, processor, entry.service, config)
+
     async def update_config(self, processor: Any, changes: list[ServiceConfig]) -> None:
         """Check every change first, then apply: a bad request changes nothing."""
-        plan: list[tuple[RTVIServiceOption | None, ServiceConfig, dict[str, Any]]] = []
+        plan: list[tuple[RTVIServiceOption, ServiceConfig, RTVIServiceOptionConfig]] = []
         for change in changes:
             service = self._services.get(change.service)
+            if service is None:
+                raise LegacyAPIError(f"Service {change.service} not registered")
             for option in change.options:
-                spec = None
-                if service is not None:
-                    spec = next((o for o in service.options if o.name == option.name), None)
-                    if spec is None:
-                        raise LegacyAPIError(f"Service {change.service} has no option {option.name}")
-                    if not _matches(spec.type, option.value):
-                        raise LegacyAPIError(
-                            f"Option {change.service}.{option.name} must be of type {spec.type}"
-                        )
-                plan.append((spec, change, option.model_dump(mode="json")))
+                spec = next((o for o in service.options if o.name == option.name), None)
+                if spec is None:
+                    raise LegacyAPIError(f"Service {change.service} has no option {option.name}")
+                if not _matches(spec.type, option.value):
+                    raise LegacyAPIError(f"Option {change.service}.{option.name} must be of type {spec.type}")
+                plan.append((spec, change, RTVIServiceOptionConfig(option.model_dump(mode="json"))))
         for spec, change, value in plan:
-            if spec is not None:
-                await _call(spec.handler, processor, change.service, value)
+            await _call(spec.handler, processor, change.service, value)
             self._store(change.service, value)
 
     def _store(self, service: str, option: dict[str, Any]) -> None:
@@ -161,11 +189,14 @@ class LegacyServices:
         )
 
     async def run_action(self, processor: Any, request: ActionData) -> Any:
-        action = self._actions.get(f"{request.service}:{request.action}")
-        if action is None:
-            raise LegacyAPIError(f"Action {request.service}:{request.action} not registered")
         arguments = {arg.name: arg.value for arg in request.arguments or []}
+        return await self.run(processor, request.service, request.action, arguments)
+
+    async def run(self, processor: Any, service: str, action_name: str, arguments: dict[str, Any]) -> Any:
+        action = self._actions.get(f"{service}:{action_name}")
+        if action is None:
+            raise LegacyAPIError(f"Action {service}:{action_name} not registered")
         for spec in action.arguments:
             if spec.name in arguments and not _matches(spec.type, arguments[spec.name]):
                 raise LegacyAPIError(f"Argument {spec.name} of {action.id} must be of type {spec.type}")
-        return await _call(action.handler, processor, request.service, arguments)
+        return await _call(action.handler, processor, service, arguments)

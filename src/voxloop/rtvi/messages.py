@@ -84,7 +84,7 @@ class SendTextData(_Data):
 
 
 class AppendToContextData(_Data):
-    role: Literal["user", "assistant", "system"]
+    role: str = Field(min_length=1)  # any role the context takes (the 1.0 servers passed it on)
     content: Any
     run_immediately: bool = False
 

@@ -41,7 +41,7 @@ from ..frames import (
 from ..pipeline import UPSTREAM, BaseObserver, FramePushed, Mailbox, SeenFrames
 from . import _mapping as mapping
 from ._mapping import EVENTS, FunctionCallReportLevel, Message, RTVIObserverParams, TextTransform
-from .frames import RTVIConfigureObserverFrame, RTVIServerMessageFrame
+from .frames import RTVIConfigureObserverFrame, RTVIServerMessageFrame, RTVIServerResponseFrame
 
 if TYPE_CHECKING:
     from .processor import RTVIProcessor
@@ -140,9 +140,10 @@ class RTVIObserver(BaseObserver):
         if data.source in self.params.ignored_sources:
             return
         if data.direction is UPSTREAM and (
-            frame.broadcast_sibling_id is not None or isinstance(frame, RTVIServerMessageFrame)
+            frame.broadcast_sibling_id is not None
+            or isinstance(frame, RTVIServerMessageFrame | RTVIServerResponseFrame)
         ):
-            return  # the downstream copy is the one reported
+            return  # the downstream copy is the one reported (the processor sends upstream ones)
         if isinstance(frame, _PLAYED_TYPES) and not (
             data.source.plays_output and data.direction is not UPSTREAM
         ):
@@ -286,6 +287,9 @@ class RTVIObserver(BaseObserver):
     async def _server_message(self, frame: RTVIServerMessageFrame) -> None:
         await self._send(mapping.server_message_for(frame))
 
+    async def _server_response(self, frame: RTVIServerResponseFrame) -> None:
+        await self._rtvi.send_response(frame)
+
     def _queue_log(self, text: str) -> None:
         self._logs.put(text)
 
@@ -318,4 +322,5 @@ _DISPATCH: dict[type[Frame], str] = {
     MetricsFrame: "_metrics",
     RTVIConfigureObserverFrame: "_configure",
     RTVIServerMessageFrame: "_server_message",
+    RTVIServerResponseFrame: "_server_response",
 }

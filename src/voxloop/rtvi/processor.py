@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import warnings
 from typing import Any
 
 from .. import __version__
@@ -47,6 +48,7 @@ from ..pipeline import (
 from . import messages as m
 from .frames import (
     ClientMessage,
+    RTVIActionFrame,
     RTVIClientMessageFrame,
     RTVIServerMessageFrame,
     RTVIServerResponseFrame,
@@ -80,8 +82,11 @@ class RTVIProcessor(FrameProcessor):
             off to call :meth:`set_bot_ready` yourself when the bot is ready.
         client_ready_timeout_secs: a client that has not sent ``client-ready`` by then is
             treated as ready anyway (logged), so a bot never waits for ever; None waits.
-        config: the initial service configuration for 0.x clients.
+        config: the initial service configuration for 0.x clients, applied through the registered
+            options' handlers when the bot becomes ready.
         max_message_bytes: larger client messages are refused with an ``error``.
+        transport: the session's transport, whose input then sends no audio until the client is
+            ready (what the published clients expect; without it, the input's own setting applies).
 
     Events: ``on_bot_started()``, ``on_client_ready()``, ``on_client_message(ClientMessage)``,
     ``on_ui_message(type, data)``.
@@ -95,6 +100,7 @@ class RTVIProcessor(FrameProcessor):
         client_ready_timeout_secs: float | None = 5.0,
         config: list[dict[str, Any]] | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        transport: Any = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -109,6 +115,10 @@ class RTVIProcessor(FrameProcessor):
         self.bot_ready_sent = False
         self._client_ready_id: str | None = None
         self._skip_tts = False
+        self._errors_enabled = True
+        if transport is not None:
+            # Audio before client-ready would reach a client that cannot play or show it yet.
+            transport.input().enable_audio_in_stream_on_start(False)
         self._client_messages: Mailbox[Any] = Mailbox()  # raw, handled in order by the messages task
         self._tasks = TaskSet(self)
         for event in ("on_bot_started", "on_client_ready", "on_client_message", "on_ui_message"):
@@ -126,6 +136,20 @@ class RTVIProcessor(FrameProcessor):
         """2 for current clients (also before client-ready), 1 for 1.x, 0 for 0.x."""
         return self.negotiation.generation if self.negotiation else 2
 
+    @property
+    def errors_enabled(self) -> bool:
+        """Whether upstream errors are sent to the client as RTVI ``error`` messages (default)."""
+        return self._errors_enabled
+
+    def set_errors_enabled(self, enabled: bool) -> None:
+        """Deprecated: errors are part of the protocol; kept so older bots keep working."""
+        warnings.warn(
+            "RTVIProcessor.set_errors_enabled is deprecated; clients expect error messages",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self._errors_enabled = enabled
+
     # -- life cycle --------------------------------------------------------------------------
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
@@ -141,14 +165,18 @@ class RTVIProcessor(FrameProcessor):
         if isinstance(frame, InputTransportMessageFrame):
             self._client_messages.put(frame.message)  # consumed here: it is RTVI's
             return
-        if isinstance(frame, RTVIServerResponseFrame):
-            await self._send_response(frame)
+        if isinstance(frame, RTVIServerResponseFrame) and direction is UPSTREAM:
+            await self.send_response(frame)  # pushed downstream, the observer sends it
             return
         if isinstance(frame, RTVIServerMessageFrame) and direction is UPSTREAM:
             await self.send_server_message(frame.data)
             return
+        if isinstance(frame, RTVIActionFrame):
+            await self._run_action_frame(frame)
+            return
         if isinstance(frame, ErrorFrame) and direction is UPSTREAM:
-            await self.send_error(frame.error, fatal=frame.fatal)
+            if self._errors_enabled:
+                await self.send_error(frame.error, fatal=frame.fatal)
         elif isinstance(frame, LLMConfigureOutputFrame):
             self._skip_tts = frame.skip_tts
         await self.push_frame(frame, direction)
@@ -199,8 +227,15 @@ class RTVIProcessor(FrameProcessor):
         """Send an RTVI message (a dict from :func:`voxloop.rtvi.messages.server_message`)."""
         await self.push_frame(OutputTransportMessageUrgentFrame(message=message), DOWNSTREAM)
 
+    async def set_client_ready(self) -> None:
+        """Treat the client as ready now (as its ``client-ready`` does): audio starts streaming,
+        ``on_client_ready`` fires and, with ``auto_bot_ready``, ``bot-ready`` is sent. Once only."""
+        await self._become_client_ready(None)
+
     async def set_bot_ready(self, about: dict[str, Any] | None = None) -> None:
-        """Tell the client the bot is ready (``bot-ready``, answering its ``client-ready``)."""
+        """Tell the client the bot is ready (``bot-ready``, answering its ``client-ready``); the
+        initial 0.x configuration is applied through its option handlers first."""
+        await self._legacy.apply_initial_config(self)
         negotiation = self.negotiation or negotiate_version(PROTOCOL_VERSION)
         data: dict[str, Any] = {
             "version": negotiation.bot_ready_version,
@@ -214,16 +249,20 @@ class RTVIProcessor(FrameProcessor):
     async def send_server_message(self, data: Any) -> None:
         await self.send(m.server_message("server-message", data))
 
-    async def send_server_response(self, client_msg: ClientMessage, data: Any = None) -> None:
+    async def send_server_response(
+        self, client_msg: ClientMessage | RTVIClientMessageFrame, data: Any = None
+    ) -> None:
         """Answer a client request (the client's ``sendClientRequest`` resolves with ``data``)."""
         payload: dict[str, Any] = {"t": client_msg.type}
         if data is not None:
             payload["d"] = data
         await self.send(m.server_message("server-response", payload, id=client_msg.msg_id))
 
-    async def send_error_response(self, client_msg: ClientMessage | str | None, error: str) -> None:
+    async def send_error_response(
+        self, client_msg: ClientMessage | RTVIClientMessageFrame | str | None, error: str
+    ) -> None:
         """Reject a client request (its ``sendClientRequest`` fails with ``error``)."""
-        msg_id = client_msg.msg_id if isinstance(client_msg, ClientMessage) else client_msg
+        msg_id = client_msg if client_msg is None or isinstance(client_msg, str) else client_msg.msg_id
         await self.send(m.server_message("error-response", {"error": error}, id=msg_id))
 
     async def send_error(self, error: str, *, fatal: bool = False) -> None:
@@ -234,7 +273,39 @@ class RTVIProcessor(FrameProcessor):
         """Stop the bot talking now (as if the user had barged in)."""
         await self.broadcast_interruption()
 
-    async def _send_response(self, frame: RTVIServerResponseFrame) -> None:
+    async def handle_function_call(self, params: Any) -> None:
+        """Deprecated: a function handler (``llm.register_function(None, rtvi.handle_function_call)``)
+        that has the client run the call; its ``llm-function-call-result`` brings the result back."""
+        warnings.warn(
+            "RTVIProcessor.handle_function_call is deprecated; the client is told about calls by the "
+            "llm-function-call-in-progress message",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        data = {
+            "function_name": params.function_name,
+            "tool_call_id": params.tool_call_id,
+            "args": dict(params.arguments),
+        }
+        await self.send(m.server_message("llm-function-call", data))
+
+    async def send_action_response(self, msg_id: str, result: Any) -> None:
+        payload = {"result": result} if result is not None else {}
+        await self.send(m.server_message("action-response", payload, id=msg_id))
+
+    async def _run_action_frame(self, frame: RTVIActionFrame) -> None:
+        try:
+            result = await self._legacy.run(self, frame.service, frame.action, frame.arguments or {})
+        except Exception as exc:
+            logger.warning("%s: action %s:%s failed: %s", self, frame.service, frame.action, exc)
+            if frame.message_id is not None:
+                await self.send_error_response(frame.message_id, str(exc))
+            return
+        if frame.message_id is not None:
+            await self.send_action_response(frame.message_id, result)
+
+    async def send_response(self, frame: RTVIServerResponseFrame) -> None:
+        """Send the answer an :class:`RTVIServerResponseFrame` carries (server- or error-response)."""
         if frame.error is not None:
             await self.send_error_response(frame.client_msg, frame.error)
         else:
@@ -398,8 +469,7 @@ class RTVIProcessor(FrameProcessor):
         assert isinstance(data, m.ActionData)
         result = await self._legacy.run_action(self, data)
         if request.id is not None:
-            payload = {"result": result} if result is not None else {}
-            await self.send(m.server_message("action-response", payload, id=request.id))
+            await self.send_action_response(request.id, result)
 
 
 async def _say(processor: RTVIProcessor, service: str, arguments: dict[str, Any]) -> bool:

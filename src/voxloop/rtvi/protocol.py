@@ -121,6 +121,9 @@ def decode_client_message(
     try:
         validated = model.model_validate({} if data is None else data)
     except ValidationError as exc:
+        if message_type == "client-ready":
+            # The 0.x clients' client-ready carried no (or another) version: such a client is 0.3.0.
+            return ClientRequest(message_type, message_id, model.model_validate({}))
         return _error_response(message_id, f"Invalid message: {message_type}: {_summary(exc)}")
     return ClientRequest(message_type, message_id, validated)
 

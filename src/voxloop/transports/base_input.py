@@ -34,6 +34,7 @@ class BaseInputTransport(FrameProcessor):
         self.params = params
         self._converter: PCMConverter | None = None
         self._streaming = False
+        self._stream_on_start = params.audio_in_stream_on_start
         self._running = False
 
     @property
@@ -44,7 +45,7 @@ class BaseInputTransport(FrameProcessor):
         if isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)
             self._converter = PCMConverter(self.sample_rate)
-            self._streaming = self.params.audio_in_stream_on_start
+            self._streaming = self._stream_on_start
             self._running = True
             await self.start(frame)
         elif isinstance(frame, InputTransportStartAudioStreamingFrame):
@@ -59,6 +60,11 @@ class BaseInputTransport(FrameProcessor):
             await self.stop()
         else:
             await self.push_frame(frame, direction)
+
+    def enable_audio_in_stream_on_start(self, enabled: bool) -> None:
+        """Whether audio flows from the start, or only after an ``InputTransportStartAudioStreamingFrame``
+        (the RTVIProcessor sends one on client-ready). Only this input: the params may be shared."""
+        self._stream_on_start = enabled
 
     async def start(self, frame: StartFrame) -> None:
         """Begin receiving (override: start reading from the connection)."""
