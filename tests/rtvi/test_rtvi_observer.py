@@ -9,6 +9,7 @@ from voxloop.frames import (
     AggregationType,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    Frame,
     FunctionCallCancelFrame,
     FunctionCallFromLLM,
     FunctionCallInProgressFrame,
@@ -41,7 +42,7 @@ from voxloop.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from voxloop.pipeline import FrameProcessor
+from voxloop.pipeline import FrameDirection, FrameProcessor
 from voxloop.rtvi import (
     FunctionCallReportLevel,
     RTVIConfigureObserverFrame,
@@ -426,14 +427,40 @@ async def test_audio_levels_are_rate_limited() -> None:
     assert levels == [("user-audio-level", 0.5), ("user-audio-level", 0.4082), ("bot-audio-level", 0.5)]
 
 
+class Chatter(FrameProcessor):
+    """Adds text of its own after each text it passes on (for the next processor, not the client)."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await self.push_frame(frame, direction)
+        if isinstance(frame, LLMTextFrame) and not frame.text.startswith("chatter"):
+            await self.push_frame(LLMTextFrame(f"chatter about {frame.text}"))
+
+
+class Listener(FrameProcessor):
+    """Takes the chatter in; everything else goes on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heard: list[str] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, LLMTextFrame) and frame.text.startswith("chatter"):
+            self.heard.append(frame.text)
+            return
+        await self.push_frame(frame, direction)
+
+
 async def test_ignored_sources() -> None:
-    noisy = FrameProcessor(name="noisy")
+    noisy = Chatter(name="noisy")
     params = RTVIObserverParams(ignored_sources=[noisy])
     rtvi = RTVIProcessor(observer_params=params, client_ready_timeout_secs=None)
-    async with RTVISession(rtvi, noisy) as s:
+    listener = Listener()
+    async with RTVISession(rtvi, noisy, listener) as s:
         await s.harness.push(LLMTextFrame("seen once, from the first hop"))
         await finish(s)
-    assert len(s.of_type("bot-llm-text")) == 1
+    assert listener.heard == ["chatter about seen once, from the first hop"]
+    # What only the ignored processor pushed is not reported; what it passed on was, from before it.
+    assert [m["data"]["text"] for m in s.of_type("bot-llm-text")] == ["seen once, from the first hop"]
 
 
 async def test_observer_memory_is_bounded() -> None:
