@@ -8,6 +8,7 @@ frame is reported (once, from the right hop, held until its audio plays); this m
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -91,6 +92,16 @@ class RTVIObserverParams:
     function_call_report_level: dict[str, FunctionCallReportLevel] = field(
         default_factory=lambda: {"*": FunctionCallReportLevel.NONE}
     )
+    #: Deprecated (errors are part of the protocol): False stops the processor sending ``error``.
+    errors_enabled: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.errors_enabled is not None:
+            warnings.warn(
+                "RTVIObserverParams.errors_enabled is deprecated; clients expect error messages",
+                DeprecationWarning,
+                stacklevel=3,
+            )
 
 
 # Frame type -> (the setting that enables it, the message it becomes), for payload-free events.
@@ -166,6 +177,14 @@ def audio_level_message(type_: str, level: float) -> Message:
 def llm_text_message(frame: LLMTextFrame, params: RTVIObserverParams) -> Message | None:
     """``bot-llm-text``: a piece of what the LLM writes."""
     return server_message("bot-llm-text", {"text": frame.text}) if params.bot_llm_enabled else None
+
+
+def bot_transcription_message(text: str, params: RTVIObserverParams, generation: int) -> Message | None:
+    """``bot-transcription`` (deprecated): a sentence of the LLM's text, for the clients before 2.0,
+    whose ``onBotTranscript`` it feeds (current clients follow ``bot-output`` instead)."""
+    if generation >= 2 or not params.bot_llm_enabled or not text:
+        return None
+    return server_message("bot-transcription", {"text": text})
 
 
 def bot_tts_text_message(frame: Frame, text: str, params: RTVIObserverParams) -> Message | None:
@@ -325,6 +344,7 @@ __all__ = [
     "TextTransform",
     "audio_level_message",
     "bot_output_message",
+    "bot_transcription_message",
     "bot_tts_text_message",
     "event_message",
     "function_call_in_progress_message",

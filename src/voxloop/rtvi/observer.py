@@ -33,6 +33,7 @@ from ..frames import (
     InterimTranscriptionFrame,
     InterruptionFrame,
     LLMContextFrame,
+    LLMFullResponseEndFrame,
     LLMTextFrame,
     MetricsFrame,
     OutputAudioRawFrame,
@@ -76,6 +77,29 @@ class _AudioLevel:
         return level
 
 
+class _Sentences:
+    """The LLM's text gathered into whole sentences (for ``bot-transcription``)."""
+
+    _ENDS = (".", "!", "?", "。", "！", "？")
+
+    def __init__(self) -> None:
+        self._text = ""
+
+    def add(self, text: str) -> str | None:
+        """Add text; returns the sentences it completed, if it ended one (the rest waits)."""
+        self._text += text
+        gathered = self._text
+        for i in range(len(gathered) - 1, -1, -1):
+            if gathered[i] in self._ENDS and (i + 1 == len(gathered) or gathered[i + 1].isspace()):
+                done, self._text = gathered[: i + 1].strip(), gathered[i + 1 :]
+                return done or None
+        return None
+
+    def take(self) -> str | None:
+        text, self._text = self._text.strip(), ""
+        return text or None
+
+
 class _LogForwarder(logging.Handler):
     def __init__(self, observer: RTVIObserver) -> None:
         super().__init__(logging.INFO)
@@ -102,6 +126,7 @@ class RTVIObserver(BaseObserver):
         self._handlers: dict[type[Frame], Callable[[Any], Awaitable[None]] | None] = {}
         self._bot_speaking = False
         self._held_output: list[Frame] = []
+        self._sentences = _Sentences()
         period = int(self.params.audio_level_period_secs * 1e9)
         self._user_level = _AudioLevel(period)
         self._bot_level = _AudioLevel(period)
@@ -114,6 +139,11 @@ class RTVIObserver(BaseObserver):
         if not self.params.bot_audio_level_enabled:
             skipped.append(OutputAudioRawFrame)
         self.frame_types = tuple(t for t in _DISPATCH if t not in skipped)
+
+    @property
+    def rtvi(self) -> RTVIProcessor:
+        """The processor this observer reports through."""
+        return self._rtvi
 
     # -- observer hooks ----------------------------------------------------------------------
 
@@ -179,6 +209,8 @@ class RTVIObserver(BaseObserver):
 
     async def _event(self, frame: Frame) -> None:
         """Frames that map to one payload-free message, gated by one setting."""
+        if isinstance(frame, LLMFullResponseEndFrame) and (rest := self._sentences.take()):
+            await self._bot_transcription(rest)  # the response's last words, unpunctuated
         await self._send(mapping.event_message(frame, self.params))
 
     async def _bot_started(self, frame: BotStartedSpeakingFrame) -> None:
@@ -193,6 +225,7 @@ class RTVIObserver(BaseObserver):
 
     async def _interruption(self, frame: InterruptionFrame) -> None:
         self._held_output.clear()  # never played: the user did not hear it
+        self._sentences.take()
         await self._send(mapping.event_message(frame, self.params))
 
     # -- user --------------------------------------------------------------------------------
@@ -221,6 +254,12 @@ class RTVIObserver(BaseObserver):
 
     async def _llm_text(self, frame: LLMTextFrame) -> None:
         await self._send(mapping.llm_text_message(frame, self.params))
+        if self._rtvi.client_generation < 2 and (sentences := self._sentences.add(frame.text)):
+            await self._bot_transcription(sentences)
+
+    async def _bot_transcription(self, text: str) -> None:
+        generation = self._rtvi.client_generation
+        await self._send(mapping.bot_transcription_message(text, self.params, generation))
 
     async def _bot_text(self, frame: AggregatedTextFrame | AggregatedTextProgressFrame) -> None:
         spoken = isinstance(frame, AggregatedTextProgressFrame) or frame.will_be_spoken

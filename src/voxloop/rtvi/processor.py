@@ -115,7 +115,7 @@ class RTVIProcessor(FrameProcessor):
         self.bot_ready_sent = False
         self._client_ready_id: str | None = None
         self._skip_tts = False
-        self._errors_enabled = True
+        self._errors_enabled = self.observer.params.errors_enabled is not False
         if transport is not None:
             # Audio before client-ready would reach a client that cannot play or show it yet.
             transport.input().enable_audio_in_stream_on_start(False)
@@ -154,7 +154,17 @@ class RTVIProcessor(FrameProcessor):
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
         await super().setup(setup)
-        if setup.observer is not None:
+        if setup.observer is None:
+            return
+        # The observer guide has apps add an RTVIObserver to the task themselves: theirs is kept
+        # (with their settings), as a second one would send every message twice.
+        mine = [o for o in setup.observer.observers if isinstance(o, RTVIObserver) and o.rtvi is self]
+        if mine:
+            self.observer = mine[0]
+            if self.observer.params.errors_enabled is False:
+                self._errors_enabled = False
+            logger.debug("%s: using the RTVIObserver the task was given", self)
+        else:
             setup.observer.add(self.observer)
 
     async def cleanup(self) -> None:
