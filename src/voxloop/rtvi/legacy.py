@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..frames import TTSSpeakFrame
 from .messages import ActionData, ServiceConfig
 from .protocol import RequestError
 
@@ -200,3 +201,15 @@ class LegacyServices:
             if spec.name in arguments and not _matches(spec.type, arguments[spec.name]):
                 raise LegacyAPIError(f"Argument {spec.name} of {action.id} must be of type {spec.type}")
         return await _call(action.handler, processor, service, arguments)
+
+
+async def _say(processor: Any, service: str, arguments: dict[str, Any]) -> bool:
+    text = arguments.get("text")
+    if not isinstance(text, str) or not text:
+        raise LegacyAPIError("Action tts:say needs a non-empty text argument")
+    await processor.push_frame(TTSSpeakFrame(text=text))
+    return True
+
+
+#: The built-in ``tts:say`` action (speak the given text), offered when the pipeline has a TTS.
+SAY_ACTION = RTVIAction("tts", "say", "bool", _say, [RTVIActionArgument("text", "string")])

@@ -34,7 +34,6 @@ from ..frames import (
     LLMMessagesAppendFrame,
     OutputTransportMessageUrgentFrame,
     StartFrame,
-    TTSSpeakFrame,
 )
 from ..pipeline import (
     DOWNSTREAM,
@@ -54,6 +53,7 @@ from .frames import (
     RTVIServerResponseFrame,
 )
 from .legacy import (
+    SAY_ACTION,
     LegacyServices,
     RTVIAction,
     RTVIActionArgument,
@@ -204,10 +204,7 @@ class RTVIProcessor(FrameProcessor):
             timer = self._wait_for_client_ready(self._client_ready_timeout_secs)
             self._tasks.spawn(timer, f"{self}::client-ready-timeout")
         if any(getattr(p, "speaks_text", False) for p in self._downstream_processors()):
-            self.register_action(
-                RTVIAction("tts", "say", "bool", _say, [RTVIActionArgument("text", "string")]),
-                warn=False,
-            )
+            self.register_action(SAY_ACTION, warn=False)
 
     def _downstream_processors(self) -> list[FrameProcessor]:
         found, processor = [], self.next
@@ -480,15 +477,6 @@ class RTVIProcessor(FrameProcessor):
         result = await self._legacy.run_action(self, data)
         if request.id is not None:
             await self.send_action_response(request.id, result)
-
-
-async def _say(processor: RTVIProcessor, service: str, arguments: dict[str, Any]) -> bool:
-    """The built-in ``tts:say`` action: speak the given text."""
-    text = arguments.get("text")
-    if not isinstance(text, str) or not text:
-        raise RequestError("Action tts:say needs a non-empty text argument")
-    await processor.push_frame(TTSSpeakFrame(text=text))
-    return True
 
 
 _HANDLERS = {
