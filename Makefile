@@ -36,7 +36,7 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -e '.[local,webrtc,openai,espeak,piper,cluster]'
+	$(BIN)/python -m pip install -q -e '.[local,webrtc,openai,espeak,piper,cluster,telemetry]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python

@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECS",
         help="how long a booked place waits for its client",
     )
+    for serving in (run, gateway):
+        serving.add_argument(
+            "--log-format",
+            choices=["text", "json"],
+            default="text",
+            help="json: one object per line, for log shippers",
+        )
     cluster = commands.add_parser("cluster", help="look at a cluster")
     cluster.add_argument("action", choices=["status"])
     cluster.add_argument(
@@ -73,10 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     cluster.add_argument("--json", action="store_true", help="JSON instead of a table")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from .telemetry import configure_logging
+
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO, getattr(args, "log_format", "text"))
     if args.command == "demo":
         from .demo import run_demo
 

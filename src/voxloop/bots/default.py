@@ -60,18 +60,22 @@ def tts_engine() -> str:
 async def preload() -> None:
     """Load the shared models before the first client arrives (a few seconds, once per process)."""
     from ..audio import SileroVAD
+    from ..telemetry import record_model_load
 
     started = time.perf_counter()
     print("voxloop: loading models (once per process)...", flush=True)
     step = time.perf_counter()
     SileroVAD()
+    record_model_load("silero_vad", time.perf_counter() - step)
     print(f"voxloop:   Silero VAD ready ({time.perf_counter() - step:.1f} s)", flush=True)
     step = time.perf_counter()
     WhisperSTTService.preload()
+    record_model_load("whisper", time.perf_counter() - step)
     print(f"voxloop:   Whisper tiny.en ready ({time.perf_counter() - step:.1f} s)", flush=True)
     step = time.perf_counter()
     engine = tts_engine()
     await preload_speech_worker(engine)
+    record_model_load(engine, time.perf_counter() - step)
     print(f"voxloop:   {engine} voice ready ({time.perf_counter() - step:.1f} s)", flush=True)
     kind = llm_kind()
     if kind == "openai":

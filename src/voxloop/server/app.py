@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 
 from .. import __version__
 from ..bots import SessionInfo
+from ..telemetry import Telemetry
 from ..transports.websocket import WebSocketTransport
 from .config import ServerConfig
 from .sessions import BotStartError, SessionRegistry
@@ -60,7 +61,8 @@ def default_transport(served: tuple[str, ...]) -> str:
 
 
 def create_app(config: ServerConfig) -> Starlette:
-    sessions = SessionRegistry(config.max_sessions)
+    telemetry = config.telemetry or Telemetry.from_environment()
+    sessions = SessionRegistry(config.max_sessions, telemetry=telemetry)
     webrtc: WebRTCSignalling | None = None
     if "webrtc" in config.transports:
         from .webrtc_routes import WebRTCSignalling  # needs the webrtc extra (aiortc)
@@ -163,6 +165,12 @@ def create_app(config: ServerConfig) -> Starlette:
                 return
         await sessions.run(session)
 
+    async def metrics(request: Request) -> Response:
+        assert telemetry.metrics is not None
+        from ..telemetry.metrics import CONTENT_TYPE_LATEST
+
+        return Response(telemetry.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     routes = [
         Route("/", index),
         Route("/status", status),
@@ -171,6 +179,8 @@ def create_app(config: ServerConfig) -> Starlette:
         Route("/start", start, methods=["POST"]),
         WebSocketRoute("/ws", websocket_endpoint),
     ]
+    if telemetry.metrics is not None:  # Prometheus scrapes it; needs the telemetry extra
+        routes.append(Route("/metrics", metrics))
     if web_built:
         routes.append(Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"))
     if webrtc is not None:
@@ -179,6 +189,7 @@ def create_app(config: ServerConfig) -> Starlette:
         routes += webrtc_routes(config, sessions, webrtc)
     app = Starlette(routes=routes)
     app.state.sessions = sessions
+    app.state.telemetry = telemetry
     app.state.webrtc = webrtc
     return app
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..bots import BotFactory
+from ..telemetry import Telemetry
 from ..transports.params import TransportParams
 
 if TYPE_CHECKING:
@@ -62,3 +63,5 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()
     transport_params: TransportParams = field(default_factory=TransportParams)
     cluster: ClusterMember | None = None
+    telemetry: Telemetry | None = None
+    """Metrics and traces; None: what the environment provides (:meth:`Telemetry.from_environment`)."""

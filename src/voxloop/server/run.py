@@ -94,10 +94,23 @@ async def serve(
 ) -> None:
     """Serve until interrupted (SIGINT) or drained (SIGTERM); a cluster worker stays registered meanwhile."""
     app = create_app(config)
+    telemetry = app.state.telemetry
+    lag = None
+    if telemetry.metrics is not None:
+        from ..telemetry.metrics import EventLoopLagMonitor
+
+        lag = EventLoopLagMonitor(telemetry.metrics.event_loop_lag)
+        lag.start()
     # No permessage-deflate: compressing PCM costs CPU and saves next to nothing (measured in
     # bench/sessions.py: about a third of the server's per-session CPU at 30 sessions).
     uvicorn_config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", ws_per_message_deflate=False
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws_per_message_deflate=False,
+        log_config=None,  # uvicorn's lines go through voxloop's handler: session ids, JSON, redaction
     )
     server = _Server(uvicorn_config, app, config, drain_timeout)
     membership: asyncio.Task[None] | None = None
@@ -109,3 +122,6 @@ async def serve(
         if membership is not None:
             membership.cancel()
             await asyncio.gather(membership, return_exceptions=True)
+        if lag is not None:
+            await lag.stop()
+        telemetry.shutdown()

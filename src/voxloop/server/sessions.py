@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from ..bots import BotFactory, SessionInfo, create_task
 from ..frames import ErrorFrame
 from ..pipeline import Clock, FrameDirection, PipelineTask, SystemClock
+from ..telemetry import SessionTelemetry, Telemetry
+from ..telemetry import session_id as current_session_id
 from ..transports import Transport
 
 __all__ = ["BotStartError", "Session", "SessionRegistry", "SessionTransport"]
@@ -45,9 +47,12 @@ class BotStartError(Exception):
 class Session:
     """One registered session: what the bot knows of it, its task, and how its transport closes."""
 
-    def __init__(self, info: SessionInfo, task: PipelineTask, close: Closer) -> None:
+    def __init__(
+        self, info: SessionInfo, task: PipelineTask, close: Closer, telemetry: SessionTelemetry | None = None
+    ) -> None:
         self.info = info
         self.task = task
+        self.telemetry = telemetry
         self._close = close
 
     @property
@@ -59,10 +64,12 @@ class SessionRegistry:
     """The running sessions: counted, limited, cancelled together; and the one-time tokens.
 
     ``clock`` is where token expiry reads the time (``voxloop.testing.FakeClock`` in tests).
+    ``telemetry`` counts the sessions, traces them and watches their turns (none by default).
     """
 
-    def __init__(self, limit: int, *, clock: Clock | None = None) -> None:
+    def __init__(self, limit: int, *, clock: Clock | None = None, telemetry: Telemetry | None = None) -> None:
         self.limit = limit
+        self.telemetry = telemetry or Telemetry()
         self._clock: Clock = clock or SystemClock()
         self._sessions: dict[str, Session] = {}
         self._tokens: dict[str, int] = {}  # token -> expiry, in the clock's nanoseconds
@@ -107,6 +114,8 @@ class SessionRegistry:
     async def end_all(self, reason: str) -> None:
         """Tell every session's client why it ends (a fatal RTVI ``error``), which ends the session."""
         for session in list(self._sessions.values()):
+            if session.telemetry is not None:
+                session.telemetry.ended_by_server(reason)  # that fatal error is no failure of the session
             try:
                 await session.task.queue_frame(ErrorFrame(reason, fatal=True), FrameDirection.UPSTREAM)
             except Exception:
@@ -152,10 +161,27 @@ class SessionRegistry:
         (default: ``close``) tells the client and ends the transport, then :class:`BotStartError`
         is raised. A session that starts while draining is cancelled at once.
         """
+        # Every log line of the session carries its id; tasks the bot creates here inherit it.
+        token = current_session_id.set(info.session_id)
+        try:
+            return await self._start(bot, transport, info, close=close, refuse=refuse)
+        finally:
+            current_session_id.reset(token)
+
+    async def _start(
+        self,
+        bot: BotFactory,
+        transport: SessionTransport,
+        info: SessionInfo,
+        *,
+        close: Closer,
+        refuse: Closer | None,
+    ) -> Session:
         try:
             task = await create_task(bot, transport, info)
         except Exception as exc:
             logger.exception("session %s: the bot could not be created", info.session_id)
+            self.telemetry.session_failed_to_start(info.transport)
             await _quietly(refuse or close, info.session_id)
             raise BotStartError("the bot could not start") from exc
 
@@ -163,7 +189,12 @@ class SessionRegistry:
             task.request_cancel("client disconnected")
 
         transport.add_event_handler("on_client_disconnected", client_left)
-        session = Session(info, task, close)
+        telemetry = None
+        if self.telemetry.enabled:
+            telemetry = self.telemetry.session(info.session_id, info.transport)
+            task.add_observer(telemetry.observer)
+            telemetry.started()
+        session = Session(info, task, close, telemetry)
         self._sessions[info.session_id] = session
         self.empty.clear()
         if self._drain_reason is not None:  # it was being created when the drain began
@@ -173,16 +204,26 @@ class SessionRegistry:
 
     async def run(self, session: Session) -> None:
         """Run a started session to its end, then unregister it and close its transport."""
+        token = current_session_id.set(session.session_id)
+        error: BaseException | None = None
         try:
             await session.task.run()
-        except Exception:
+        except Exception as exc:
+            error = exc
             logger.exception("session %s failed", session.session_id)
         finally:
             self._sessions.pop(session.session_id, None)
             if not self._sessions:
                 self.empty.set()
             await _quietly(session._close, session.session_id)
+            if session.telemetry is not None:
+                session.telemetry.ended(error)
+                if error is None and session.telemetry.fatal_error is not None:
+                    logger.warning(
+                        "session %s ended on an error: %s", session.session_id, session.telemetry.fatal_error
+                    )
             logger.info("session %s ended (%d running)", session.session_id, len(self))
+            current_session_id.reset(token)
 
     async def run_session(
         self,

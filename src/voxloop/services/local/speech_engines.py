@@ -366,6 +366,14 @@ async def preload_speech_worker(engine: str, args: Sequence[str] = ()) -> Worker
     return await shared_speech_worker(engine, args).start()
 
 
+def speech_worker_queue_depths() -> dict[str, int]:
+    """Requests queued or running per engine in this process's shared workers (for monitoring)."""
+    depths: dict[str, int] = {}
+    for (engine, _args), worker in _workers.items():
+        depths[engine] = depths.get(engine, 0) + len(worker._pending)
+    return depths
+
+
 async def close_speech_workers() -> None:
     """Stop every shared worker (at shutdown; tests call it between event loops)."""
     workers = list(_workers.values())
