@@ -148,6 +148,9 @@ class EventLoopLagMonitor:
         self._interval = interval
         self._clock: Clock = clock or SystemClock()
         self._task: asyncio.Task[None] | None = None
+        self.last_lag_secs = 0.0
+        self.measured = asyncio.Event()
+        """Set after each measurement (what a test waits on)."""
 
     def start(self) -> None:
         if self._task is None:
@@ -163,5 +166,7 @@ class EventLoopLagMonitor:
         while True:
             before = self._clock.now_ns()
             await self._clock.sleep(self._interval)
-            late = (self._clock.now_ns() - before) / 1e9 - self._interval
-            self._histogram.observe(max(0.0, late))
+            late = max(0.0, (self._clock.now_ns() - before) / 1e9 - self._interval)
+            self._histogram.observe(late)
+            self.last_lag_secs = late
+            self.measured.set()

@@ -138,9 +138,9 @@ class TurnObserver(BaseObserver):
             self._start_turn(t)
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self._user_stopped(t)
-        elif isinstance(frame, InterruptionFrame):
+        elif isinstance(frame, InterruptionFrame):  # not from a new turn (which counts it itself)
             turn = self.turn
-            if turn is not None and turn.responding and not turn.reply_done:
+            if turn is not None and turn.responding and not turn.reply_done and not turn.interrupted:
                 turn.interrupted = True
                 self._sink.interruption()
         elif isinstance(frame, ErrorFrame):
@@ -266,6 +266,9 @@ class TurnObserver(BaseObserver):
             turn.user_stopped_ns = None  # the same words, late: the turn goes on
             return
         if turn is not None:
+            if turn.responding and not turn.reply_done:  # the user cut the reply short (or its thinking)
+                turn.interrupted = True
+                self._sink.interruption()
             self._finish_turn(t, reply_over=False)
         self._turns += 1
         starts = [i.start_ns for i in self._segments if i.kind == "vad"]
