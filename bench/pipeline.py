@@ -64,6 +64,12 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=20000)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--memory", type=int, default=1_000_000, help="frames for the memory check")
+    parser.add_argument(
+        "--telemetry",
+        choices=["off", "metrics", "traces"],
+        default="off",
+        help="voxloop with a session's telemetry",
+    )
     args = parser.parse_args()
     sizes = ["--frames", str(args.frames), "--samples", str(args.samples)]
     if args.smoke:
@@ -76,7 +82,7 @@ def main() -> int:
     ours_rounds, peer_rounds = [], []
     for index in range(args.rounds):
         print(f"round {index + 1}/{args.rounds}", file=sys.stderr, flush=True)
-        ours_rounds.append(run_json(sys.executable, ours_script, *sizes))
+        ours_rounds.append(run_json(sys.executable, ours_script, *sizes, "--telemetry", args.telemetry))
         if peer is not None:
             peer_rounds.append(run_json(peer, peer_script, *sizes))
     ours = median_of(ours_rounds)

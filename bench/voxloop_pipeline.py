@@ -6,6 +6,9 @@ With ``--memory N`` it instead pushes N frames through the chain with an observe
 reports how the resident memory moved between the first tenth and the end (it should stay flat).
 With ``--rtvi-observer`` the throughput and latency run has an RTVI observer attached, which maps
 none of the chain's frames (as it maps no audio by default): the observer hub should skip them.
+``--telemetry metrics|traces`` attaches a session's telemetry observer, as ``voxloop run`` does
+(traces: with a tracer exporting to memory), and with traces also times turning one typical turn
+into its spans (``turn_spans_us``): traces cost per turn, never per frame.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import platform
 import statistics
 import sys
 import time
+from typing import Any
 
 from voxloop import __version__
 from voxloop.frames import Frame, TextFrame
@@ -123,10 +127,64 @@ async def start(
     return task, capture, run
 
 
+def telemetry_observers(mode: str) -> list[BaseObserver]:
+    """The observer ``voxloop run`` attaches to each session, with metrics and optionally traces."""
+    if mode == "off":
+        return []
+    from prometheus_client import CollectorRegistry
+
+    from voxloop.telemetry import Telemetry
+    from voxloop.telemetry.metrics import ServerMetrics
+
+    session = Telemetry(
+        ServerMetrics(CollectorRegistry()), memory_tracer() if mode == "traces" else None
+    ).session("bench", "bench")
+    session.started()
+    return [session.observer]
+
+
+def memory_tracer() -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+    return provider.get_tracer("bench")
+
+
+def turn_spans_us(turns: int = 2000) -> float:
+    """Microseconds to turn one finished turn (11 service intervals) into its spans."""
+    from prometheus_client import CollectorRegistry
+
+    from voxloop.telemetry import Interval, Telemetry, Turn
+    from voxloop.telemetry.metrics import ServerMetrics
+
+    session = Telemetry(ServerMetrics(CollectorRegistry()), memory_tracer()).session("bench", "bench")
+    session.started()
+    kinds = ["vad", "stt", "turn_detection", "llm", "function", "llm", *(["tts"] * 5)]
+    ms = 1_000_000
+    t0 = time.perf_counter_ns()
+    for n in range(turns):
+        turn = Turn(n, 0, 3000 * ms, speech_end_ns=1000 * ms, user_stopped_ns=1700 * ms)
+        turn.first_llm_text_ns, turn.first_tts_audio_ns, turn.bot_started_ns = 1750 * ms, 1900 * ms, 2000 * ms
+        turn.user_text, turn.bot_text = ["What time is it?"], "It is twelve o'clock."
+        turn.intervals = [
+            Interval(k, f"voxloop.{k}", i * ms, (i + 1) * ms, {"a": 1}) for i, k in enumerate(kinds)
+        ]
+        session.turn_finished(turn)
+    return (time.perf_counter_ns() - t0) / 1000 / turns
+
+
 async def run_benchmark(
-    processors: int, frames: int, samples: int, warmup: int, rtvi_observer: bool = False
+    processors: int,
+    frames: int,
+    samples: int,
+    warmup: int,
+    rtvi_observer: bool = False,
+    telemetry: str = "off",
 ) -> dict[str, object]:
-    observers: list[BaseObserver] = []
+    observers: list[BaseObserver] = telemetry_observers(telemetry)
     if rtvi_observer:
         from voxloop.rtvi import RTVIProcessor
 
@@ -153,6 +211,7 @@ async def run_benchmark(
         "per_hop_median_us": round(median_us / processors, 2),
         "python": platform.python_version(),
         **({"observers": "rtvi"} if rtvi_observer else {}),
+        "telemetry": telemetry,
     }
 
 
@@ -191,13 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--memory", type=int, default=0, help="run the memory check with N frames")
     parser.add_argument("--rtvi-observer", action="store_true", help="attach an RTVI observer")
+    parser.add_argument("--telemetry", choices=["off", "metrics", "traces"], default="off")
     args = parser.parse_args(argv)
     if args.memory:
         result = asyncio.run(run_memory(args.processors, args.memory))
     else:
         result = asyncio.run(
-            run_benchmark(args.processors, args.frames, args.samples, args.warmup, args.rtvi_observer)
+            run_benchmark(
+                args.processors, args.frames, args.samples, args.warmup, args.rtvi_observer, args.telemetry
+            )
         )
+        if args.telemetry == "traces":
+            result["turn_spans_us"] = round(turn_spans_us(), 1)
     print(json.dumps(result), flush=True)
     return 0
 
