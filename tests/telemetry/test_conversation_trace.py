@@ -89,10 +89,8 @@ async def test_a_spoken_question_makes_one_trace_with_every_service_in_its_turn(
     total = attrs["voxloop.latency.voice_to_voice_ms"]
     parts = {k: attrs[f"voxloop.latency.{k}_ms"] for k in ("turn_detection", "llm", "tts", "output")}
     assert abs(sum(parts.values()) - total) < 2.0, (parts, total)
-    # The 0.7 s of silence the turn waits for, or, on a loaded machine, up to the 2 s it waits for Whisper.
-    assert 500 < parts["turn_detection"] < 3000
+    assert parts["turn_detection"] > 500  # the turn waits for 0.7 s of silence (and for Whisper, below)
     assert all(value >= 0 for value in parts.values())
-    assert total < 6000
 
     inside = children(spans, turn)
     names = [s.name for s in inside]
@@ -114,6 +112,8 @@ async def test_a_spoken_question_makes_one_trace_with_every_service_in_its_turn(
     # where it starts, and the turn began with the user's speech.
     (detection,) = [s for s in inside if s.name == "voxloop.turn_detection"]
     assert abs(ms(detection) - parts["turn_detection"]) < 1.0
+    stt = [s for s in inside if s.name == "voxloop.stt"]
+    assert detection.end_time >= max(s.end_time for s in stt)  # type: ignore[type-var]  # the words were in
     speech = [s for s in inside if s.name == "voxloop.user_speech"]
     assert speech[-1].end_time == detection.start_time
     assert turn.start_time == min(s.start_time for s in speech)  # type: ignore[type-var]

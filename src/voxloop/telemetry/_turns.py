@@ -71,20 +71,22 @@ class Turn:
     def latency_segments_ns(self) -> dict[str, int]:
         """The voice-to-voice latency split along :data:`MILESTONES`; the parts add up to the whole.
 
-        A milestone the turn did not pass (no LLM text from a speech-to-speech model, say) is skipped,
-        and its time counts in the next segment.
+        Only milestones on the critical path count: one the turn did not pass (no LLM text from a
+        speech-to-speech model) or passed after a later one (a model with its own turn detection
+        answered before voxloop's turn end) is skipped, and its time counts in the next part.
         """
         if self.voice_to_voice_ns() is None or self.speech_end_ns is None:
             return {}
+        passed = [(name, at) for name, attr in MILESTONES if (at := getattr(self, attr)) is not None]
+        on_path: list[tuple[str, int]] = []
+        for name, at in reversed(passed):  # keep a milestone only if no later one came before it
+            if not on_path or at <= on_path[-1][1]:
+                on_path.append((name, at))
         segments: dict[str, int] = {}
         previous = self.speech_end_ns
-        for name, attr in MILESTONES:
-            at: int | None = getattr(self, attr)
-            if at is None:
-                continue
-            at = max(at, previous)
-            segments[name] = at - previous
-            previous = at
+        for name, at in reversed(on_path):
+            segments[name] = max(0, at - previous)
+            previous = max(previous, at)
         return segments
 
     def words_heard(self) -> int:

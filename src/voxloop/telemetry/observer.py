@@ -165,7 +165,7 @@ class TurnObserver(BaseObserver):
             if self._llm is not None and not self._llm.events:
                 self._llm.events.append(("first_token", t))
                 self._llm.attributes["voxloop.llm.first_token_ms"] = round((t - self._llm.start_ns) / 1e6, 3)
-            if turn is not None and turn.responding and turn.first_llm_text_ns is None:
+            if turn is not None and turn.first_llm_text_ns is None and self._answering(turn):
                 turn.first_llm_text_ns = t
         elif isinstance(frame, LLMFullResponseEndFrame) and isinstance(source, LLMService):
             if self._llm is not None:
@@ -198,7 +198,7 @@ class TurnObserver(BaseObserver):
             self._settle_call(frame, t)
         elif isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
-            if turn is not None and turn.responding and turn.bot_started_ns is None:
+            if turn is not None and turn.bot_started_ns is None and self._answering(turn):
                 turn.bot_started_ns = t
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
@@ -210,6 +210,13 @@ class TurnObserver(BaseObserver):
             turn.interrupted = turn.interrupted or frame.interrupted
             if not self._bot_speaking:
                 self._finish_turn(t, reply_over=True)
+
+    def _answering(self, turn: Turn) -> bool:
+        """The bot's output now answers ``turn``: its user is done, or (a speech-to-speech model with
+        its own turn detection) went quiet after speaking and the model answered first."""
+        if turn.responding:
+            return True
+        return self._speech_start is None and any(i.kind == "vad" for i in self._segments)
 
     def _metrics(self, frame: MetricsFrame, source: Any) -> None:
         for data in frame.data:
