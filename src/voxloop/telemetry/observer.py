@@ -39,7 +39,7 @@ from ..frames import (
     VADUserStoppedSpeakingFrame,
 )
 from ..pipeline import BaseObserver, FrameDirection, FramePushed, SeenFrames
-from ..services import LLMService, STTService, TTSService
+from ..services import FunctionCallingService, LLMService, STTService, TTSService
 from ._turns import Interval, Turn
 
 __all__ = ["TurnObserver", "TurnSink"]
@@ -154,20 +154,20 @@ class TurnObserver(BaseObserver):
 
     def _bot_side(self, frame: Frame, source: Any, t: int) -> None:
         turn = self.turn
-        if isinstance(frame, LLMFullResponseStartFrame) and isinstance(source, LLMService):
+        if isinstance(frame, LLMFullResponseStartFrame) and isinstance(source, FunctionCallingService):
             self._llm = Interval("llm", "chat", t, attributes={"gen_ai.operation.name": "chat"})
             model = getattr(getattr(source, "settings", None), "model", None)
             if isinstance(model, str) and model:
                 self._llm.attributes["gen_ai.request.model"] = model
-            if "Realtime" in type(source).__name__:
+            if not isinstance(source, LLMService):  # a speech-to-speech model (OpenAI Realtime)
                 self._llm.attributes["voxloop.realtime"] = True
-        elif isinstance(frame, LLMTextFrame) and isinstance(source, LLMService):
+        elif isinstance(frame, LLMTextFrame) and isinstance(source, FunctionCallingService):
             if self._llm is not None and not self._llm.events:
                 self._llm.events.append(("first_token", t))
                 self._llm.attributes["voxloop.llm.first_token_ms"] = round((t - self._llm.start_ns) / 1e6, 3)
             if turn is not None and turn.first_llm_text_ns is None and self._answering(turn):
                 turn.first_llm_text_ns = t
-        elif isinstance(frame, LLMFullResponseEndFrame) and isinstance(source, LLMService):
+        elif isinstance(frame, LLMFullResponseEndFrame) and isinstance(source, FunctionCallingService):
             if self._llm is not None:
                 self._finish(self._llm, t)
                 self._llm = None
@@ -222,7 +222,7 @@ class TurnObserver(BaseObserver):
         for data in frame.data:
             model = data.model or ""
             if isinstance(data, TTFBMetricsData) and data.value > 0:
-                if isinstance(source, LLMService):
+                if isinstance(source, FunctionCallingService):
                     self._sink.service_ttfb("llm", model, data.value)
                     if self._llm is not None:
                         self._llm.attributes["voxloop.llm.ttfb_ms"] = round(data.value * 1000, 3)
