@@ -23,8 +23,8 @@ GATEWAY_PORT = 7870
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
 SESSIONS_METRIC = "voxloop_sessions_live"
-#: What the default bot needs inside the image (models come from these extras' packages).
-IMAGE_EXTRAS = {"local", "piper", "espeak", "webrtc", "cluster"}
+#: What the default bot needs inside the image (models come from these extras' packages; telemetry serves /metrics).
+IMAGE_EXTRAS = {"local", "piper", "espeak", "webrtc", "telemetry", "cluster"}
 
 Doc = dict[str, Any]
 

@@ -226,8 +226,8 @@ DOCKERFILE_BREAKAGES = {
     "another Python": ("python:3.11.7-slim-bookworm", "python:3.12.8-slim-bookworm"),
     "no HEALTHCHECK": ("HEALTHCHECK", "# HEALTHCHECK"),
     "piper left out": (
-        "ARG EXTRAS=local,webrtc,openai,espeak,piper,cluster",
-        "ARG EXTRAS=local,webrtc,espeak,cluster",
+        "ARG EXTRAS=local,webrtc,openai,espeak,piper,telemetry,cluster",
+        "ARG EXTRAS=local,webrtc,espeak,telemetry,cluster",
     ),
     "no web build": ("RUN npm run --silent build", ""),
     "a file the ignore file drops": ("COPY src ./src", "COPY src ./src\nCOPY Makefile ./"),
