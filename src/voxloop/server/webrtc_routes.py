@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from ..bots import SessionInfo
 from ..pipeline import TaskSet
+from ..telemetry import session_id as current_session_id
 from ..transports.webrtc import SignallingError, WebRTCConnection, WebRTCTransport
 from .config import CLUSTER_TOKEN_HEADER, ServerConfig
 from .sessions import BotStartError, SessionRegistry
@@ -182,6 +183,9 @@ class WebRTCSignalling:
             body = request_data
         if not self.can_accept():
             raise _HTTPError(503, self.sessions.refusal() or "the server is full; try again later")
+        # This request's task (its own context) works for the session from here: the peer connection's
+        # tasks, created below, and their log lines carry the session id.
+        current_session_id.set(session_id)
         connection = WebRTCConnection(self.ice_servers)
         try:
             answer = await connection.answer(sdp, "offer")

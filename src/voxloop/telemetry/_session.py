@@ -86,7 +86,7 @@ class SessionTelemetry:
         self.session_id = session_id
         self.transport = transport
         self.observer = TurnObserver(self)
-        self.turns: list[Turn] = []  # kept short: only their count and the last few matter
+        self.turn_count = 0
         self.fatal_error: str | None = None
         self._server_reason: str | None = None  # the server ended the session on purpose (a drain)
         self._span: Span | None = None
@@ -118,7 +118,7 @@ class SessionTelemetry:
         if self._span is not None:
             from opentelemetry.trace import Status, StatusCode
 
-            self._span.set_attribute("voxloop.session.turns", self._turn_count)
+            self._span.set_attribute("voxloop.session.turns", self.turn_count)
             if error is not None:
                 self._span.record_exception(error)
             if failure is not None:
@@ -126,13 +126,10 @@ class SessionTelemetry:
             self._span.end()
             self._span = None
 
-    _turn_count = 0
-
     # -- the observer's sink ---------------------------------------------------------------------------
 
     def turn_finished(self, turn: Turn) -> None:
-        self._turn_count += 1
-        self.turns = [*self.turns[-9:], turn]
+        self.turn_count += 1
         if self._metrics is not None:
             self._metrics.turns.inc()
             total = turn.voice_to_voice_ns()

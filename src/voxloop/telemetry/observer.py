@@ -70,6 +70,10 @@ WATCHED: tuple[type[Frame], ...] = (
 )
 
 
+#: Speech segments (and transcripts) kept while waiting for a turn: bounded over a long call.
+_MAX_PENDING = 64
+
+
 class TurnSink(Protocol):
     """Where the observer reports (the session's telemetry: metrics and spans)."""
 
@@ -128,6 +132,9 @@ class TurnObserver(BaseObserver):
             self._speech_start = None
             end = max(start, t - int(frame.stop_secs * 1e9))
             self._segments.append(Interval("vad", "voxloop.user_speech", start, end))
+            if len(self._segments) > _MAX_PENDING:  # speech that never becomes a turn (a muted user)
+                del self._segments[:-_MAX_PENDING]
+                del self._heard[:-_MAX_PENDING]
             self._stt = Interval("stt", "voxloop.stt", t)
         elif isinstance(frame, TranscriptionFrame):
             if frame.text.strip():
