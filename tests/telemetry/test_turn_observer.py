@@ -25,6 +25,7 @@ from voxloop.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
+    TextFrame,
     TranscriptionFinishedFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
@@ -38,8 +39,9 @@ from voxloop.frames import (
 from voxloop.pipeline import FrameDirection, FrameProcessor, FramePushed
 from voxloop.services import TTSService
 from voxloop.services.local import DemoAgentLLM
-from voxloop.telemetry import SessionTelemetry, Telemetry
+from voxloop.telemetry import SessionTelemetry, Telemetry, TurnObserver
 from voxloop.telemetry.metrics import ServerMetrics
+from voxloop.testing import PipelineHarness
 
 S = 1_000_000_000
 
@@ -187,3 +189,26 @@ async def test_unwatched_frames_are_dismissed_and_nothing_is_counted_twice(talk:
     talk.session.ended()
     assert talk.value("voxloop_sessions_ended_total", transport="websocket") == 1
     assert talk.value("voxloop_sessions_failed_total", transport="websocket", stage="run") == 0
+
+
+class CountingTurnObserver(TurnObserver):
+    def __init__(self, sink: SessionTelemetry) -> None:
+        super().__init__(sink)
+        self.shown: list[Frame] = []
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        self.shown.append(data.frame)
+        await super().on_push_frame(data)
+
+
+async def test_the_hub_never_shows_the_observer_audio_or_text_frames() -> None:
+    """What keeps telemetry off the per-frame path: the chain's audio and text frames reach no observer."""
+    telemetry = Telemetry(ServerMetrics(CollectorRegistry()))
+    observer = CountingTurnObserver(telemetry.session("s1", "websocket"))
+    async with PipelineHarness(FrameProcessor(name="hop"), observers=[observer]) as harness:
+        for _ in range(200):
+            await harness.push(InputAudioRawFrame(b"\0\0" * 160, 16000, 1), TextFrame("x"))
+        await harness.push(UserStartedSpeakingFrame())
+    assert sum(isinstance(f, InputAudioRawFrame | TextFrame) for f in harness.down) == 400  # all went through
+    assert observer.shown and all(isinstance(f, UserStartedSpeakingFrame) for f in observer.shown)
+    assert observer.turn is None  # the session's end closed the turn it opened
