@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from helpers.server import running_server, start_websocket_session
 from voxloop.bots import SessionInfo
@@ -169,3 +172,24 @@ def test_the_cli_logs_json_when_asked(tmp_path: Any) -> None:
         for h in saved:
             root.addHandler(h)
         root.setLevel(level)
+
+
+async def test_a_traced_session_s_lines_name_its_trace(json_logs) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    bot = ChattyBot()
+    telemetry = Telemetry(tracer=provider.get_tracer("test"))
+    async with running_server(ServerConfig(bot=bot, telemetry=telemetry)) as (base, app):
+        async with RTVIClient(await start_websocket_session(base)) as client:
+            await client.ready()
+            await client.send_text("hello")
+            await client.wait_for("user-transcription")
+        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+    (session,) = [s for s in exporter.get_finished_spans() if s.name == "voxloop.session"]
+    assert session.context is not None
+    trace = f"{session.context.trace_id:032x}"
+    records = lines(json_logs)
+    said = [r for r in records if r["message"] == "chatty saw hello"]
+    assert said and said[0]["trace_id"] == trace and said[0]["session_id"] == bot.ids[0]
+    assert all("trace_id" not in r for r in records if r["session_id"] is None)

@@ -24,6 +24,7 @@ from ..frames import ErrorFrame
 from ..pipeline import Clock, FrameDirection, PipelineTask, SystemClock
 from ..telemetry import SessionTelemetry, Telemetry
 from ..telemetry import session_id as current_session_id
+from ..telemetry import trace_id as current_trace_id
 from ..transports import Transport
 
 __all__ = ["BotStartError", "Session", "SessionRegistry", "SessionTransport"]
@@ -205,6 +206,7 @@ class SessionRegistry:
     async def run(self, session: Session) -> None:
         """Run a started session to its end, then unregister it and close its transport."""
         token = current_session_id.set(session.session_id)
+        trace = current_trace_id.set(session.telemetry.trace_id if session.telemetry is not None else None)
         error: BaseException | None = None
         try:
             await session.task.run()
@@ -223,6 +225,7 @@ class SessionRegistry:
                         "session %s ended on an error: %s", session.session_id, session.telemetry.fatal_error
                     )
             logger.info("session %s ended (%d running)", session.session_id, len(self))
+            current_trace_id.reset(trace)
             current_session_id.reset(token)
 
     async def run_session(

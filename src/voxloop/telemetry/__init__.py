@@ -13,7 +13,7 @@ import importlib.util
 
 from ._session import SessionTelemetry, Telemetry
 from ._turns import Interval, Turn
-from .logs import configure_logging, redact, session_id
+from .logs import configure_logging, redact, session_id, trace_id
 from .observer import TurnObserver
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "record_model_load",
     "redact",
     "session_id",
+    "trace_id",
 ]
 
 

@@ -107,6 +107,13 @@ class SessionTelemetry:
                 attributes={"voxloop.session.id": self.session_id, "voxloop.transport": self.transport},
             )
 
+    @property
+    def trace_id(self) -> str | None:
+        """The conversation's trace id (32 hex digits), or None when it is not traced."""
+        if self._span is None:
+            return None
+        return f"{self._span.get_span_context().trace_id:032x}"
+
     def ended(self, error: BaseException | None = None) -> None:
         failure = repr(error) if error is not None else self.fatal_error
         if self._metrics is not None:

@@ -18,10 +18,13 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "redact", "session_id"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "redact", "session_id", "trace_id"]
 
 session_id: ContextVar[str | None] = ContextVar("voxloop_session_id", default=None)
 """The id of the session the running code works for, or None outside a session."""
+
+trace_id: ContextVar[str | None] = ContextVar("voxloop_trace_id", default=None)
+"""The OpenTelemetry trace id (hex) of that session when it is traced: JSON lines carry it."""
 
 REDACTED = "[REDACTED]"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(session_id)s]: %(message)s"
@@ -88,6 +91,8 @@ class JsonFormatter(logging.Formatter):
             "session_id": getattr(record, "session_id", None) or session_id.get(),
             "message": redact(record.getMessage()),
         }
+        if (trace := trace_id.get()) is not None:  # jump from a log line to its conversation's trace
+            entry["trace_id"] = trace
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
