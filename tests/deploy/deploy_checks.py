@@ -23,7 +23,7 @@ GATEWAY_PORT = 7870
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
 SESSIONS_METRIC = "voxloop_sessions_live"
-#: What the default bot needs inside the image (models come from these extras' packages; telemetry serves /metrics).
+#: What the default bot needs inside the image (its models come from these extras; telemetry: /metrics).
 IMAGE_EXTRAS = {"local", "piper", "espeak", "webrtc", "telemetry", "cluster"}
 
 Doc = dict[str, Any]
