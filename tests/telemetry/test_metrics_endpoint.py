@@ -163,3 +163,19 @@ async def test_metrics_follow_sessions_turns_and_failures(speech_workers) -> Non
     assert after_talk.value("voxloop_interruptions_total") == 0
     # The shared espeak worker is idle between sessions.
     assert end.value("voxloop_speech_worker_queue_depth", engine="espeak") == 0
+
+
+async def test_a_session_the_server_ends_on_a_drain_is_not_a_failure() -> None:
+    telemetry = Telemetry(ServerMetrics(CollectorRegistry()))
+    ws = {"transport": "websocket"}
+    async with running_server(ServerConfig(bot=load_bot("echo"), telemetry=telemetry)) as (base, app):
+        async with RTVIClient(await start_websocket_session(base)) as client:
+            await client.ready()
+            await app.state.sessions.end_all("the server is shutting down")
+            told = await client.wait_for("error")
+        await wait_until_no_session(app)
+        end = await scrape(base)
+    assert told["data"]["fatal"] is True  # the client was told why
+    assert end.value("voxloop_sessions_ended_total", **ws) == 1
+    assert end.value("voxloop_sessions_failed_total", stage="run", **ws) == 0
+    assert end.total("voxloop_errors_total") == 0

@@ -114,6 +114,10 @@ class SessionTelemetry:
             return None
         return f"{self._span.get_span_context().trace_id:032x}"
 
+    def ended_by_server(self, reason: str) -> None:
+        """The server is ending this session (a drain): the fatal error it sends is not a failure."""
+        self._server_reason = reason
+
     def ended(self, error: BaseException | None = None) -> None:
         failure = repr(error) if error is not None else self.fatal_error
         if self._metrics is not None:
