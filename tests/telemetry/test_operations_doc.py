@@ -8,15 +8,17 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from voxloop.telemetry.metrics import ServerMetrics
+from voxloop.telemetry.metrics import GatewayMetrics, ServerMetrics
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SUFFIXES = re.compile(r"_(total|bucket|count|sum)$")
 
 
 def exported() -> set[str]:
+    """voxloop's own metric families, of workers and of gateways."""
     registry = CollectorRegistry()
     ServerMetrics(registry)
+    GatewayMetrics(registry)
     return {family.name for family in registry.collect()}
 
 

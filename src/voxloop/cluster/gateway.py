@@ -11,17 +11,20 @@ body the published clients send (see :func:`voxloop.server.app.default_transport
   the session's token, which the worker redeems). Media flows between the client and the worker.
 
 No free worker (or no Redis): ``503`` with ``Retry-After``, at once. ``GET /status`` is the
-registry as JSON, ``GET /healthz`` liveness, ``GET /readyz`` 200 while Redis answers; ``GET /``
-the web page (when built), whose client then starts its sessions through this gateway.
+registry as JSON, ``GET /healthz`` liveness, ``GET /readyz`` 200 while Redis answers, ``GET /metrics``
+Prometheus metrics (with the telemetry extra); ``GET /`` the web page (when built), whose client
+then starts its sessions through this gateway.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from redis.asyncio import Redis
@@ -38,6 +41,9 @@ from ..server.config import CLUSTER_TOKEN_HEADER
 from .registry import PREFIX, read_workers, text
 from .reservations import reserve, route_of
 from .worker import connect_redis
+
+if TYPE_CHECKING:
+    from ..telemetry.metrics import GatewayMetrics
 
 __all__ = ["GatewayConfig", "create_gateway", "serve_gateway"]
 
@@ -76,10 +82,27 @@ def _unavailable(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECS)})
 
 
-def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlette:
-    """The gateway's ASGI app (its Redis client and HTTP client live as long as its lifespan)."""
+def create_gateway(
+    config: GatewayConfig, redis: Redis | None = None, *, metrics: GatewayMetrics | None = None
+) -> Starlette:
+    """The gateway's ASGI app (its Redis client and HTTP client live as long as its lifespan).
+
+    ``metrics``: where it counts (default: its own, when prometheus-client is installed).
+    """
     registry = redis or connect_redis(config.redis_url)
     http = httpx.AsyncClient(timeout=config.proxy_timeout_secs, trust_env=False)
+    if metrics is None and importlib.util.find_spec("prometheus_client") is not None:
+        from ..telemetry.metrics import GatewayMetrics
+
+        metrics = GatewayMetrics()
+
+    def count_start(transport: str, outcome: str) -> None:
+        if metrics is not None:
+            metrics.starts.labels(transport, outcome).inc()
+
+    def count_offer(outcome: str) -> None:
+        if metrics is not None:
+            metrics.signalling.labels(outcome).inc()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -122,9 +145,11 @@ def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlet
             return JSONResponse({"detail": "the request body must be a JSON object"}, status_code=400)
         transport = body.get("transport") or default_transport(config.transports)
         if transport not in config.transports:
+            count_start("unknown", "bad_request")
             detail = f"transport {transport!r} is not served here (served: {list(config.transports)})"
             return JSONResponse({"detail": detail}, status_code=400)
         session_body = body.get("body")
+        booking = time.perf_counter()
         try:
             reservation = await reserve(
                 registry,
@@ -135,9 +160,14 @@ def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlet
             )
         except (RedisError, OSError) as exc:
             logger.error("cannot reserve a worker, Redis is unreachable: %s", exc)
+            count_start(transport, "unavailable")
             return _unavailable("the cluster registry is unreachable; try again later")
+        if metrics is not None:
+            metrics.reserve_seconds.observe(time.perf_counter() - booking)
         if reservation is None:
+            count_start(transport, "full")
             return _unavailable(f"no ready worker has room for a {transport} session; try again later")
+        count_start(transport, "placed")
         if transport == "webrtc":
             return JSONResponse({"sessionId": reservation.token, "iceConfig": {"iceServers": []}})
         base = reservation.worker_url
@@ -159,10 +189,13 @@ def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlet
                 worker_url = text(url) if url is not None else None
                 await registry.pexpire(PREFIX + "route:" + session_id, int(config.route_ttl_secs * 1000))
         except (RedisError, OSError):
+            count_offer("unavailable")
             return _unavailable("the cluster registry is unreachable; try again later")
         if route is None:
+            count_offer("unknown_session")
             return JSONResponse({"detail": f"unknown or expired session {session_id!r}"}, status_code=404)
         if worker_url is None:
+            count_offer("worker_gone")
             return JSONResponse({"detail": "the worker of this session is gone"}, status_code=410)
         content = raw
         if request.method == "POST" and route[1]:  # the /start body, unless the offer brings its own
@@ -185,8 +218,29 @@ def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlet
             )
         except httpx.HTTPError as exc:
             logger.warning("forwarding signalling to %s failed: %s", worker_url, exc)
+            count_offer("worker_error")
             return JSONResponse({"detail": "the worker of this session did not answer"}, status_code=502)
+        count_offer("forwarded")
         return Response(reply.content, status_code=reply.status_code, media_type="application/json")
+
+    async def metrics_endpoint(request: Request) -> Response:
+        assert metrics is not None
+        from ..telemetry.metrics import CONTENT_TYPE_LATEST
+
+        try:  # the cluster's capacity as the registry holds it now (left as it was if Redis is down)
+            workers = await read_workers(registry)
+        except (RedisError, OSError):
+            workers = None
+        if workers is not None:
+            states = {"ready": 0, "draining": 0}
+            for worker in workers:
+                states[worker.state] = states.get(worker.state, 0) + 1
+            for state, count in states.items():
+                metrics.workers.labels(state).set(count)
+            metrics.cluster_sessions.set(sum(w.sessions + w.reserved for w in workers))
+            ready = [w for w in workers if w.state == "ready"]
+            metrics.cluster_free.set(sum(max(0, w.capacity - w.sessions - w.reserved) for w in ready))
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -204,11 +258,14 @@ def create_gateway(config: GatewayConfig, redis: Redis | None = None) -> Starlet
         Route("/start", start, methods=["POST"]),
         Route("/sessions/{session_id}/api/offer", offer, methods=methods),
     ]
+    if metrics is not None:
+        routes.append(Route("/metrics", metrics_endpoint))
     if (STATIC_DIR / "index.html").is_file():  # the same web page as a worker's, if it is built
         routes.append(Route("/", index))
         routes.append(Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.redis = registry
+    app.state.metrics = metrics
     return app
 
 

@@ -12,13 +12,22 @@ import asyncio
 import sys
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ..pipeline import Clock, SystemClock
 
-__all__ = ["CONTENT_TYPE_LATEST", "EventLoopLagMonitor", "ServerMetrics", "process_metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "EventLoopLagMonitor", "GatewayMetrics", "ServerMetrics", "process_metrics"]
 
 # Seconds. Voice latencies live between 0.1 s and a few seconds; the buckets are dense there.
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -123,6 +132,48 @@ class _SpeechWorkerCollector:
             for engine, depth in engines.speech_worker_queue_depths().items():
                 family.add_metric([engine], depth)
         yield family
+
+
+class GatewayMetrics:
+    """What a cluster gateway exports: how it placed sessions, and the cluster's capacity."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        if registry is None:  # its own registry, with the process's CPU, memory and GC figures
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = r = registry
+        self.starts = Counter(
+            "voxloop_gateway_starts",
+            "POST /start answered: placed on a worker, full (503), registry unreachable (503), bad request",
+            ["transport", "outcome"],
+            registry=r,
+        )
+        self.reserve_seconds = Histogram(
+            "voxloop_gateway_reserve_seconds",
+            "How long booking a worker took in the registry",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.signalling = Counter(
+            "voxloop_gateway_signalling",
+            "WebRTC offers forwarded to workers, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.workers = Gauge(
+            "voxloop_cluster_workers", "Workers in the registry, by state", ["state"], registry=r
+        )
+        self.cluster_sessions = Gauge(
+            "voxloop_cluster_sessions", "Sessions running or booked on the cluster's workers", registry=r
+        )
+        self.cluster_free = Gauge(
+            "voxloop_cluster_free_places", "Sessions the ready workers can still take", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 _process_metrics: ServerMetrics | None = None
