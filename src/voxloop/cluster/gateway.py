@@ -280,4 +280,8 @@ async def serve_gateway(config: GatewayConfig, host: str = "127.0.0.1", port: in
                 print(f"voxloop: gateway listening on http://{host}:{port}", flush=True)
 
     app = create_gateway(config)
-    await _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")).serve()
+    # log_config=None: uvicorn's lines go through voxloop's handler (JSON, redaction).
+    uvicorn_config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", log_config=None
+    )
+    await _Server(uvicorn_config).serve()
