@@ -92,6 +92,14 @@ async def test_a_barge_in_on_the_realtime_bot_is_an_interrupted_turn(emu: Realti
         assert 0 < total < 5000 and abs(sum(parts) - total) < 2.0, attrs
     responses = [s for s in spans if (s.attributes or {}).get("voxloop.realtime") is True]
     assert len(responses) >= 2 and all(s.name.startswith("chat") for s in responses)
+    for response in responses:  # the GenAI conventions' token usage, from the model's response.done
+        usage = response.attributes or {}
+        assert usage["gen_ai.provider.name"] == "openai"
+        assert usage["gen_ai.usage.input_tokens"] > 0 and usage["gen_ai.usage.output_tokens"] > 0, usage
+    tokens = registry.get_sample_value(
+        "voxloop_llm_tokens_total", {"model": "gpt-realtime", "type": "output"}
+    )
+    assert tokens is not None and tokens > 0
     assert registry.get_sample_value("voxloop_interruptions_total") == 1
     assert registry.get_sample_value("voxloop_turns_total") == 2
     assert registry.get_sample_value(

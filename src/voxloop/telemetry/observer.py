@@ -100,6 +100,7 @@ class TurnObserver(BaseObserver):
         self._heard: list[str] = []
         self._stt: Interval | None = None
         self._llm: Interval | None = None
+        self._last_llm: Interval | None = None  # usage may come after the response's end (Realtime)
         self._tts: Interval | None = None
         self._calls: dict[str, Interval] = {}
         self._bot_speaking = False
@@ -168,6 +169,8 @@ class TurnObserver(BaseObserver):
                 self._llm.attributes["gen_ai.request.model"] = model
             if not isinstance(source, LLMService):  # a speech-to-speech model (OpenAI Realtime)
                 self._llm.attributes["voxloop.realtime"] = True
+            if ".openai" in type(source).__module__:  # OpenAI's API (or a compatible server)
+                self._llm.attributes["gen_ai.provider.name"] = "openai"
         elif isinstance(frame, LLMTextFrame) and isinstance(source, FunctionCallingService):
             if self._llm is not None and not self._llm.events:
                 self._llm.events.append(("first_token", t))
@@ -177,7 +180,7 @@ class TurnObserver(BaseObserver):
         elif isinstance(frame, LLMFullResponseEndFrame) and isinstance(source, FunctionCallingService):
             if self._llm is not None:
                 self._finish(self._llm, t)
-                self._llm = None
+                self._last_llm, self._llm = self._llm, None
         elif isinstance(frame, TTSStartedFrame):
             self._tts = Interval("tts", "voxloop.tts", t)
         elif isinstance(frame, TTSAudioRawFrame):
@@ -241,8 +244,9 @@ class TurnObserver(BaseObserver):
                     self._sink.service_ttfb("stt", model, data.value)
             elif isinstance(data, LLMUsageMetricsData) and data.value is not None:
                 self._sink.llm_usage(model, data.value)
-                if self._llm is not None:
-                    attrs = self._llm.attributes
+                response = self._llm or self._last_llm
+                if response is not None:
+                    attrs = response.attributes
                     attrs["gen_ai.usage.input_tokens"] = data.value.prompt_tokens
                     attrs["gen_ai.usage.output_tokens"] = data.value.completion_tokens
                     if model:
