@@ -29,7 +29,8 @@ class PCMConverter:
     """Turns a stream of PCM chunks (any rate, any channels) into mono PCM at ``target_rate``.
 
     One converter per stream: it remembers the filter state, and starts afresh if the incoming
-    rate changes.
+    rate changes, so it holds at most one live resampler (about 100 us to build) however often a
+    client switches rates. Callers check the declared format first (:func:`check_audio_format`).
     """
 
     def __init__(self, target_rate: int) -> None:

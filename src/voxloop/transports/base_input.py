@@ -1,7 +1,10 @@
 """BaseInputTransport: where the client's audio and messages enter the pipeline.
 
-Audio from any client (any rate, mono or stereo) is converted to mono at the pipeline's input
-rate before anything else sees it. Client messages go upstream to the RTVIProcessor, which sits
+Audio from any client (any usual rate, mono or stereo) is converted to mono at the pipeline's input
+rate before anything else sees it. Its declared format is checked first (:mod:`voxloop.audio.input_format`):
+a frame outside the bounds is dropped and the client told, once per kind of problem (then at most
+every ``_REPORT_EVERY_NS``, with a count), so a flood of bad frames costs neither memory nor a flood
+of errors. Client messages go upstream to the RTVIProcessor, which sits
 at the top of the pipeline, just before the input transport.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..audio import PCMConverter
+from ..audio import AudioFormatProblem, PCMConverter, check_audio_format
 from ..frames import (
     CancelFrame,
     EndFrame,
@@ -25,6 +28,8 @@ from .params import TransportParams
 
 logger = logging.getLogger("voxloop.transports")
 
+_REPORT_EVERY_NS = 10_000_000_000
+
 
 class BaseInputTransport(FrameProcessor):
     """Concrete transports call :meth:`push_audio` and :meth:`push_message` as data arrives."""
@@ -36,6 +41,8 @@ class BaseInputTransport(FrameProcessor):
         self._streaming = False
         self._stream_on_start = params.audio_in_stream_on_start
         self._running = False
+        # Per kind of format problem: when it was last reported, and frames dropped since.
+        self._format_reports: dict[str, tuple[int, int]] = {}
 
     @property
     def sample_rate(self) -> int:
@@ -76,12 +83,30 @@ class BaseInputTransport(FrameProcessor):
         """Audio from the client: converted, then pushed as an InputAudioRawFrame."""
         if not (self._running and self._streaming and self.params.audio_in_enabled):
             return
-        if self._converter is None or not audio:
+        if self._converter is None:
+            return
+        problem = check_audio_format(len(audio), sample_rate, num_channels)
+        if problem is not None:
+            await self._refuse_audio(problem)
+            return
+        if not audio:
             return
         pcm = self._converter.convert(audio, sample_rate, num_channels)
         if not pcm:
             return
         await self.push_frame(InputAudioRawFrame(audio=pcm, sample_rate=self.sample_rate, num_channels=1))
+
+    async def _refuse_audio(self, problem: AudioFormatProblem) -> None:
+        """Tell the client (an ErrorFrame up to RTVI) the first time, then at most every 10 s."""
+        now = self.clock.now_ns()
+        last = self._format_reports.get(problem.kind)
+        if last is not None and now - last[0] < _REPORT_EVERY_NS:
+            self._format_reports[problem.kind] = (last[0], last[1] + 1)
+            return
+        dropped = last[1] if last is not None else 0
+        self._format_reports[problem.kind] = (now, 0)
+        also = f" ({dropped} more such frames dropped since the last report)" if dropped else ""
+        await self.push_error(f"dropped client audio: {problem.message}{also}")
 
     async def push_message(self, message: Any) -> None:
         """A client message: up to the RTVIProcessor."""
