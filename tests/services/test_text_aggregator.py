@@ -1,8 +1,14 @@
 from __future__ import annotations
 
-import pytest
+import re
+import time
+from collections.abc import Callable
 
-from voxloop.services.text_aggregator import SentenceAggregator
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from voxloop.services.text_aggregator import _END, _LAST_WORD, ABBREVIATIONS, SentenceAggregator
 
 
 def stream(pieces: list[str]) -> tuple[list[str], str | None]:
@@ -72,3 +78,94 @@ def test_long_text_without_end_keeps_linear_scanning() -> None:
     for _ in range(2000):
         assert aggregator.add("word ") == []
     assert aggregator.add("end. ") == [("word " * 2000 + "end.").strip()]
+
+
+# -- the work stays linear in the text ------------------------------------------------------------
+
+
+class RescanningAggregator:
+    """The straightforward aggregator (whole-buffer rescans): the reference for what the sentences are."""
+
+    def __init__(self) -> None:
+        self.buffer = ""
+
+    def add(self, text: str) -> list[str]:
+        self.buffer += text
+        sentences = []
+        while (end := self._next_end()) is not None:
+            sentence, self.buffer = self.buffer[:end].strip(), self.buffer[end:]
+            if sentence:
+                sentences.append(sentence)
+        return sentences
+
+    def flush(self) -> str | None:
+        rest, self.buffer = self.buffer.strip(), ""
+        return rest or None
+
+    def _next_end(self) -> int | None:
+        for match in _END.finditer(self.buffer):
+            mark = match.group()
+            if mark == "\n" or mark.rstrip("\"'”’)]") != ".":
+                return match.end()
+            word = _LAST_WORD.search(self.buffer, 0, match.start())
+            token = word.group(1).lower() if word else ""
+            if not (token in ABBREVIATIONS or (len(token) == 1 and token.isalpha())):
+                return match.end()
+        return None
+
+
+pieces_of_text = st.lists(
+    st.sampled_from(
+        ["Dr.", "e.g.", "J.", "word", "a", "3.5", ".", "!", "?", " ", "\n", '"', ")", "(", "x" * 40]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces_of_text, st.lists(st.integers(1, 30), max_size=20))
+def test_same_sentences_as_a_whole_buffer_rescan_however_the_text_is_cut(text: str, cuts: list[int]) -> None:
+    pieces, at = [], 0
+    for size in cuts:
+        pieces.append(text[at : at + size])
+        at += size
+    pieces.append(text[at:])
+    reference = RescanningAggregator()
+    expected = [s for piece in pieces for s in reference.add(piece)]
+    assert stream(pieces) == (expected, reference.flush())
+
+
+def best_time(feed: Callable[[SentenceAggregator], object], repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        aggregator = SentenceAggregator()
+        started = time.perf_counter()
+        feed(aggregator)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def by_words(text: str) -> Callable[[SentenceAggregator], object]:
+    words = re.findall(r"\S+\s*", text)  # as an LLM streams it
+    return lambda aggregator: [aggregator.add(word) for word in words]
+
+
+def at_once(text: str) -> Callable[[SentenceAggregator], object]:
+    return lambda aggregator: aggregator.add(text)
+
+
+@pytest.mark.parametrize(
+    ("unit", "size", "feed"),
+    [
+        ("lorem ipsum dolor sit amet ", 50_000, by_words),  # no end: used to copy the buffer per token
+        ("lorem ipsum dolor sit amet. ", 200_000, at_once),  # many ends: used to copy the rest per end
+        ("see Dr. Who e.g. now ", 2_000, by_words),  # periods after abbreviations: rescanned from 0
+    ],
+    ids=["no-ends-streamed", "sentences-at-once", "abbreviations"],
+)
+def test_ten_times_the_text_costs_about_ten_times_the_work(
+    unit: str, size: int, feed: Callable[[str], Callable[[SentenceAggregator], object]]
+) -> None:
+    small, large = ((unit * (n // len(unit) + 1))[:n] for n in (size, 10 * size))
+    ratio = best_time(feed(large)) / best_time(feed(small))
+    assert ratio < 30, f"10x the text took {ratio:.0f}x the time (linear is 10x)"

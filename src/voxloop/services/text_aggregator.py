@@ -21,54 +21,70 @@ ABBREVIATIONS = frozenset(
 
 _END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|\n")
 _LAST_WORD = re.compile(r"[(\[\"'“‘]*([^\s(\[\"'“‘]+)$")
+# Characters of the previous text scanned again with new text: an end whose punctuation came
+# before, and is waiting for whitespace, starts there.
+_PENDING = 8
 
 
 class SentenceAggregator:
-    """Collects text pieces and hands out whole sentences (stripped, never empty)."""
+    """Collects text pieces and hands out whole sentences (stripped, never empty).
+
+    Linear in the text however it arrives (one piece or a token at a time, with or without ends):
+    each piece is scanned once with a short overlap, text without an end is kept as a list of
+    pieces rather than copied on every append, and the word before a period is looked up in a
+    bounded window.
+    """
 
     def __init__(self, abbreviations: frozenset[str] = ABBREVIATIONS) -> None:
         self._abbreviations = abbreviations
-        self._buffer = ""
-        self._scan_from = 0  # where to look for the next end (what is before it holds none)
+        # Looking further back than the longest abbreviation cannot change the answer.
+        self._lookback = max((len(a) for a in abbreviations), default=1) + 2
+        self._keep = self._lookback + _PENDING
+        self._head: list[str] = []  # buffered text before the tail: scanned, no end in it
+        self._tail = ""  # the last ``_keep`` characters buffered (all of them, if fewer)
 
     @property
     def text(self) -> str:
         """What is buffered, not yet a sentence."""
-        return self._buffer
+        return "".join(self._head) + self._tail
 
     def add(self, text: str) -> list[str]:
         """Append ``text``; return the sentences it completed, in order."""
-        self._buffer += text
+        window = self._tail + text
+        start = 0  # where the current sentence starts in ``window`` (before it: ``self._head``)
         sentences: list[str] = []
-        while (end := self._next_end()) is not None:
-            sentence, self._buffer = self._buffer[:end].strip(), self._buffer[end:]
-            self._scan_from = 0
+        for match in _END.finditer(window, max(0, len(self._tail) - _PENDING)):
+            if match.group() != "\n" and self._is_abbreviation(window, start, match.start(), match.group()):
+                continue
+            end = match.end()
+            sentence = (
+                ("".join(self._head) + window[start:end]).strip() if self._head else window[start:end].strip()
+            )
+            self._head, start = [], end
             if sentence:
                 sentences.append(sentence)
+        rest = window[start:] if start else window
+        if len(rest) > self._keep:
+            self._head.append(rest[: -self._keep])
+            rest = rest[-self._keep :]
+        self._tail = rest
         return sentences
 
     def flush(self) -> str | None:
         """Whatever is buffered, as a last sentence (None when only whitespace); empties the buffer."""
-        rest, self._buffer, self._scan_from = self._buffer.strip(), "", 0
+        rest = self.text.strip()
+        self.clear()
         return rest or None
 
     def clear(self) -> None:
         """Forget the buffered text (an interruption)."""
-        self._buffer, self._scan_from = "", 0
+        self._head, self._tail = [], ""
 
-    def _next_end(self) -> int | None:
-        buffer = self._buffer
-        for match in _END.finditer(buffer, self._scan_from):
-            if match.group() == "\n" or not self._is_abbreviation(buffer, match.start(), match.group()):
-                return match.end()
-        # Everything scanned so far holds no end, except maybe the tail (punctuation waiting for space).
-        self._scan_from = max(0, len(buffer) - 8)
-        return None
-
-    def _is_abbreviation(self, buffer: str, at: int, mark: str) -> bool:
+    def _is_abbreviation(self, window: str, start: int, at: int, mark: str) -> bool:
         if mark.rstrip("\"'”’)]") != ".":
             return False
-        word = _LAST_WORD.search(buffer, 0, at)
+        # A word running past the look-back is longer than any abbreviation: not one.
+        word = _LAST_WORD.search(window, max(start, at - self._lookback), at)
         if word is None:
             return False
         token = word.group(1).lower()
