@@ -207,6 +207,7 @@ async def _say(processor: Any, service: str, arguments: dict[str, Any]) -> bool:
     text = arguments.get("text")
     if not isinstance(text, str) or not text:
         raise LegacyAPIError("Action tts:say needs a non-empty text argument")
+    processor._check_text_length("action tts:say", text)  # the RTVIProcessor's max_text_chars
     await processor.push_frame(TTSSpeakFrame(text=text))
     return True
 

@@ -62,6 +62,7 @@ from .legacy import (
 from .observer import RTVIObserver, RTVIObserverParams
 from .protocol import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_TEXT_CHARS,
     PROTOCOL_VERSION,
     ClientRequest,
     Negotiation,
@@ -87,6 +88,8 @@ class RTVIProcessor(FrameProcessor):
         max_message_bytes: larger client messages are refused with an ``error``.
         transport: the session's transport, whose input then sends no audio until the client is
             ready (what the published clients expect; without it, the input's own setting applies).
+        max_text_chars: longer text for the LLM or the voice (``send-text``, ``append-to-context``,
+            the ``tts:say`` action) is refused with an ``error-response``; None: no limit.
 
     Events: ``on_bot_started()``, ``on_client_ready()``, ``on_client_message(ClientMessage)``,
     ``on_ui_message(type, data)``.
@@ -101,6 +104,7 @@ class RTVIProcessor(FrameProcessor):
         config: list[dict[str, Any]] | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         transport: Any = None,
+        max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -108,6 +112,7 @@ class RTVIProcessor(FrameProcessor):
         self._auto_bot_ready = auto_bot_ready
         self._client_ready_timeout_secs = client_ready_timeout_secs
         self._max_message_bytes = max_message_bytes
+        self._max_text_chars = max_text_chars
         self._legacy = LegacyServices(config)
         self.negotiation: Negotiation | None = None
         self.client_ready = False
@@ -384,6 +389,7 @@ class RTVIProcessor(FrameProcessor):
     async def _on_send_text(self, request: ClientRequest) -> None:
         data = request.data
         assert isinstance(data, m.SendTextData)
+        self._check_text_length(request.type, data.content)
         options = data.options
         if options.run_immediately:
             await self.interrupt_bot()
@@ -399,11 +405,30 @@ class RTVIProcessor(FrameProcessor):
     async def _on_append_to_context(self, request: ClientRequest) -> None:
         data = request.data
         assert isinstance(data, m.AppendToContextData)
+        self._check_text_length(request.type, data.content)
         logger.info("%s: append-to-context is deprecated; clients should use send-text", self)
         if data.run_immediately:
             await self.interrupt_bot()
         message = {"role": data.role, "content": data.content}
         await self.push_frame(LLMMessagesAppendFrame([message], run_llm=data.run_immediately))
+
+    def _check_text_length(self, what: str, content: Any) -> None:
+        """Refuse text over ``max_text_chars`` before it costs any work downstream."""
+        limit = self._max_text_chars
+        if limit is None:
+            return
+        if isinstance(content, str):
+            size = len(content)
+        elif isinstance(content, list):  # content parts: the text parts are what gets read
+            size = sum(
+                len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            )
+        else:
+            return
+        if size > limit:
+            raise RequestError(
+                f"Invalid message: {what}: the text has {size} characters, more than the limit of {limit}"
+            )
 
     async def _on_function_call_result(self, request: ClientRequest) -> None:
         data = request.data

@@ -18,6 +18,9 @@ from .messages import CLIENT_DATA, LABEL, server_message
 PROTOCOL_VERSION = "2.1.0"
 #: The largest message a client may send: the web client's own WebSocket limit.
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+#: The longest text a client may hand the LLM or the voice in one message (``send-text``,
+#: ``append-to-context``, ``tts:say``): generous for chat, and it bounds the work one message makes.
+DEFAULT_MAX_TEXT_CHARS = 16_384
 #: A client that sends no version is of the 0.x generation, which sent none.
 LEGACY_ASSUMED_VERSION = (0, 3, 0)
 
