@@ -94,8 +94,8 @@ class WebSocketTransport(EventSource, Transport):
         if self.websocket.client_state is WebSocketState.CONNECTED:
             try:
                 await self.websocket.close()
-            except (RuntimeError, OSError):
-                pass
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                pass  # the client left first: nothing to close
         await self._mark_disconnected()
         await self._finish_event_handlers()
 
