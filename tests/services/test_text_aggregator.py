@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import gc
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from voxloop.services import text_aggregator
 from voxloop.services.text_aggregator import _END, _LAST_WORD, ABBREVIATIONS, SentenceAggregator
 
 
@@ -135,13 +137,19 @@ def test_same_sentences_as_a_whole_buffer_rescan_however_the_text_is_cut(text: s
     assert stream(pieces) == (expected, reference.flush())
 
 
-def best_time(feed: Callable[[SentenceAggregator], object], repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        aggregator = SentenceAggregator()
-        started = time.perf_counter()
-        feed(aggregator)
-        times.append(time.perf_counter() - started)
+def best_time(feed: Callable[[SentenceAggregator], object], repeats: int = 5) -> float:
+    """The best of a few runs, with the collector off: the noise of a busy machine, not the work, is
+    what varies. A run over a second is long enough to stand alone."""
+    times: list[float] = []
+    gc.disable()
+    try:
+        while len(times) < repeats and not (times and times[-1] > 1.0):
+            aggregator = SentenceAggregator()
+            started = time.perf_counter()
+            feed(aggregator)
+            times.append(time.perf_counter() - started)
+    finally:
+        gc.enable()
     return min(times)
 
 
@@ -159,9 +167,8 @@ def at_once(text: str) -> Callable[[SentenceAggregator], object]:
     [
         ("lorem ipsum dolor sit amet ", 50_000, by_words),  # no end: used to copy the buffer per token
         ("lorem ipsum dolor sit amet. ", 200_000, at_once),  # many ends: used to copy the rest per end
-        ("see Dr. Who e.g. now ", 2_000, by_words),  # periods after abbreviations: rescanned from 0
     ],
-    ids=["no-ends-streamed", "sentences-at-once", "abbreviations"],
+    ids=["no-ends-streamed", "sentences-at-once"],
 )
 def test_ten_times_the_text_costs_about_ten_times_the_work(
     unit: str, size: int, feed: Callable[[str], Callable[[SentenceAggregator], object]]
@@ -169,3 +176,39 @@ def test_ten_times_the_text_costs_about_ten_times_the_work(
     small, large = ((unit * (n // len(unit) + 1))[:n] for n in (size, 10 * size))
     ratio = best_time(feed(large)) / best_time(feed(small))
     assert ratio < 30, f"10x the text took {ratio:.0f}x the time (linear is 10x)"
+
+
+class CountingPattern:
+    """Stands in for one of the aggregator's patterns and adds up how much text it was asked to scan."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.scanned = 0
+
+    def finditer(self, string: str, pos: int = 0, endpos: int | None = None) -> Iterator[re.Match[str]]:
+        end = len(string) if endpos is None else endpos
+        self.scanned += end - pos
+        return self.pattern.finditer(string, pos, end)
+
+    def search(self, string: str, pos: int = 0, endpos: int | None = None) -> re.Match[str] | None:
+        end = len(string) if endpos is None else endpos
+        self.scanned += end - pos
+        return self.pattern.search(string, pos, end)
+
+
+@pytest.mark.parametrize("unit", ["lorem ipsum dolor sit amet. ", "see Dr. Who e.g. now ", "a b c. d e\n"])
+@pytest.mark.parametrize("streamed", [True, False], ids=["word-by-word", "at-once"])
+def test_each_character_is_scanned_a_bounded_number_of_times(
+    monkeypatch: pytest.MonkeyPatch, unit: str, streamed: bool
+) -> None:
+    ends, words = CountingPattern(_END), CountingPattern(_LAST_WORD)
+    monkeypatch.setattr(text_aggregator, "_END", ends)
+    monkeypatch.setattr(text_aggregator, "_LAST_WORD", words)
+    text = (unit * (5_000 // len(unit) + 1))[:5_000]
+    pieces = re.findall(r"\S+\s*", text) if streamed else [text]
+    aggregator = SentenceAggregator()
+    for piece in pieces:
+        aggregator.add(piece)
+    # A piece is scanned with a few characters of overlap, the word before a period in a short window:
+    # a constant per piece, and the text itself about once.
+    assert ends.scanned + words.scanned <= 2 * len(text) + 24 * len(pieces), (ends.scanned, words.scanned)
