@@ -77,6 +77,9 @@ class LLMUserAggregator(FrameProcessor):
             (e.g. with ``context.transform_messages``); awaited on a task of its own before an LLM run
             once the context holds more than ``summarize_after_messages`` messages.
         summarize_after_messages: the threshold for the summarizer.
+        max_typed_text_chars: typed text (``InputTextRawFrame``, e.g. a wire's text frame) longer than
+            this is not given to the LLM but reported as an error; None: no limit. RTVI's own text
+            messages are bounded earlier, by ``RTVIProcessor(max_text_chars=...)``.
 
     Events: ``on_user_turn_started()``, ``on_user_turn_stopped(text)`` (text may be "" when nothing
     was recognised; then the LLM is not run), ``on_user_turn_idle()`` (see
@@ -91,6 +94,7 @@ class LLMUserAggregator(FrameProcessor):
         *,
         context_summarizer: ContextSummarizer | None = None,
         summarize_after_messages: int = 40,
+        max_typed_text_chars: int | None = 16_384,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -99,6 +103,7 @@ class LLMUserAggregator(FrameProcessor):
         self._turns = TurnController(self.params)
         self._summarizer = context_summarizer
         self._summarize_after = summarize_after_messages
+        self._max_typed_text_chars = max_typed_text_chars
         self._timer_task: asyncio.Task[None] | None = None  # the one sleeping until the next deadline
         self._timer_deadline: int | None = None
         self._timer_tasks = TaskSet(self)  # including those acting on a deadline
@@ -223,6 +228,12 @@ class LLMUserAggregator(FrameProcessor):
     async def _typed_text(self, text: str) -> None:
         text = text.strip()
         if not text:
+            return
+        limit = self._max_typed_text_chars
+        if limit is not None and len(text) > limit:
+            await self.push_error(
+                f"typed text of {len(text)} characters is over the limit of {limit}: not sent"
+            )
             return
         if self._turns.bot_state is not BotState.LISTENING and self.params.allow_interruptions:
             await self.broadcast_interruption()
