@@ -5,14 +5,17 @@
     python bench/fuzz_wire.py --count 500000 --seed 7 --connections 8
 
 The server is ``voxloop run --bot echo`` in its own process on 127.0.0.1 (the voxloop this script
-imports). ``--connections`` clients each open a session, send ``client-ready`` and then a seeded
+imports). ``--connections`` clients (every other one on the JSON wire, ``?wire=json``; the rest on
+the web client's protobuf wire) each open a session, send ``client-ready`` and then a seeded
 stream of inputs, one WebSocket message each, drawn from: random bytes, valid protobuf frames cut
 short or with flipped bytes, RTVI messages in protobuf message frames with keys dropped, values
 replaced or the JSON cut, audio frames in odd formats (rates, channel counts, lengths), frames over
-the 1 MiB limit, and text frames (random text, and RTVI JSON). Everything the server sends back
-is read and must be a protobuf frame. Every 200 inputs a request must be answered, which proves
-the server took them (only those count). A session that may have been sent a valid
-``disconnect-bot`` (the bot then ends) and stops answering is left for a new one.
+the 1 MiB limit, and text frames (random text, and RTVI JSON); on the JSON wire the same in its
+terms (binary frames, broken JSON, mutated RTVI JSON, ``raw-audio`` in odd formats, oversized and
+random text). Everything the server sends back is read and must be readable in the wire's terms.
+Every 200 inputs a request must be answered, which proves the server took them (only those
+count). A session that may have been sent a valid ``disconnect-bot`` (the bot then ends) and
+stops answering is left for a new one.
 
 Passes when: the server process is alive and logged no traceback; no session was closed by the
 server and every live session answered its requests; the server's
@@ -169,6 +172,35 @@ def hostile_input(rng: random.Random) -> tuple[bytes | str, str, bool]:
     return message_frame("x" * size), "oversized", False
 
 
+def hostile_json_input(rng: random.Random) -> tuple[bytes | str, str, bool]:
+    """The same, for a connection on the JSON wire (``?wire=json``: RTVI JSON in text frames)."""
+    roll = rng.random()
+    if roll < 0.15:
+        return rng.randbytes(rng.randrange(0, 600)), "json wire: binary frame", False
+    if roll < 0.33:
+        text = json.dumps(envelope(rng.choice(VALID_MESSAGES), rng))
+        chars = list(text[: rng.randrange(len(text))] if rng.random() < 0.6 else text)
+        for _ in range(rng.randrange(0, 4)):
+            if chars:
+                chars[rng.randrange(len(chars))] = chr(rng.randrange(0x20, 0x250))
+        return "".join(chars), "json wire: broken JSON", False
+    if roll < 0.68:
+        text, ends = mutated_message(rng)
+        return text, "json wire: mutated RTVI JSON", ends
+    if roll < 0.89:
+        size = rng.choice([0, 1, 2, 3, 511, 512, 640, 2000, 4001, 20_000])
+        data = {"base64Audio": base64.b64encode(bytes(size)).decode()}
+        data |= {"sampleRate": rng.choice(RATES), "numChannels": rng.choice(CHANNELS)}
+        return json.dumps(envelope({"type": "raw-audio", "data": data}, rng)), "json wire: odd audio", False
+    if roll < 0.999:
+        return (
+            "".join(chr(rng.randrange(0x20, 0x7F)) for _ in range(rng.randrange(200))),
+            "json wire: text",
+            False,
+        )
+    return "x" * (MAX_MESSAGE_BYTES + rng.randrange(1, 4096)), "json wire: oversized", False
+
+
 @dataclass
 class Tally:
     sent: int = 0
@@ -182,7 +214,9 @@ class Tally:
     processed: int = 0  # inputs the server is known to have taken (a later request was answered)
 
 
-async def fuzz_connection(base: str, rng: random.Random, count: int, deadline: float, tally: Tally) -> None:
+async def fuzz_connection(
+    base: str, rng: random.Random, count: int, deadline: float, tally: Tally, json_wire: bool = False
+) -> None:
     """Has the server take ``count`` hostile inputs, over as many sessions as it takes.
 
     Every ``PROBE_EVERY`` inputs a request must be answered: messages are handled in order, so the
@@ -193,17 +227,18 @@ async def fuzz_connection(base: str, rng: random.Random, count: int, deadline: f
     left = count
     while left > 0 and time.monotonic() < deadline:
         url = http_json(f"{base}/start", {"transport": "websocket"})["wsUrl"]
+        url += "?wire=json" if json_wire else ""
         tally.sessions += 1
         # A short close timeout: a bot that is ending (its audio playing out) no longer reads.
         connecting = websockets.connect(url, max_size=None, proxy=None, ping_interval=None, close_timeout=0.5)
         async with connecting as ws:
-            session = _Session(ws, tally)
+            session = _Session(ws, tally, json_wire)
             reader = asyncio.create_task(session.read())
             may_have_ended, pending = False, 0
             try:
-                await ws.send(message_frame(json.dumps(envelope(VALID_MESSAGES[0], rng))))
+                await session.send_message(envelope(VALID_MESSAGES[0], rng))
                 while left > pending and time.monotonic() < deadline:
-                    data, category, ends = hostile_input(rng)
+                    data, category, ends = (hostile_json_input if json_wire else hostile_input)(rng)
                     await ws.send(data)
                     pending += 1
                     tally.sent += 1
@@ -230,8 +265,8 @@ async def fuzz_connection(base: str, rng: random.Random, count: int, deadline: f
 class _Session:
     """One fuzzed session's reading side: checks every reply and notes the answers to requests."""
 
-    def __init__(self, ws: websockets.ClientConnection, tally: Tally) -> None:
-        self.ws, self.tally = ws, tally
+    def __init__(self, ws: websockets.ClientConnection, tally: Tally, json_wire: bool) -> None:
+        self.ws, self.tally, self.json_wire = ws, tally, json_wire
         self.answered: set[str] = set()
         self.changed = asyncio.Event()
 
@@ -240,22 +275,39 @@ class _Session:
             async for data in self.ws:
                 self.tally.replies += 1
                 try:
-                    frame = frames_pb2.Frame.FromString(data)
-                    if frame.WhichOneof("frame") == "message":
-                        answer = json.loads(frame.message.data)
-                        if answer.get("type") == "server-response":
-                            self.answered.add(str(answer.get("id")))
-                            self.changed.set()
-                except Exception:  # a server frame the web client could not read
+                    answer = self._decode(data)
+                    if answer is not None and answer.get("type") == "server-response":
+                        self.answered.add(str(answer.get("id")))
+                        self.changed.set()
+                except Exception:  # a server frame a client of this wire could not read
                     self.tally.undecodable_replies += 1
         except ConnectionClosed:
             pass
+
+    def _decode(self, data: bytes | str) -> dict[str, Any] | None:
+        """The RTVI message in a server frame (None for audio or an interruption); raises if unreadable."""
+        if self.json_wire:
+            if not isinstance(data, str):
+                raise ValueError("a binary frame on the JSON wire")
+            message = json.loads(data)
+        else:
+            frame = frames_pb2.Frame.FromString(data)
+            if frame.WhichOneof("frame") != "message":
+                return None
+            message = json.loads(frame.message.data)
+        if not isinstance(message, dict):
+            raise ValueError("not an RTVI message")
+        return message if message.get("label") == "rtvi-ai" else None
+
+    async def send_message(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message)
+        await self.ws.send(text if self.json_wire else message_frame(text))
 
     async def answers(self, rng: random.Random, timeout: float) -> bool:
         """Whether the session answers a request now (False: no answer within ``timeout``)."""
         request = envelope({"type": "client-message", "data": {"t": "still-there"}}, rng)
         try:
-            await self.ws.send(message_frame(json.dumps(request)))
+            await self.send_message(request)
             async with asyncio.timeout(timeout):
                 while request["id"] not in self.answered:
                     self.changed.clear()
@@ -306,7 +358,7 @@ def run(count: int, seed: int, connections: int, max_seconds: float) -> dict[str
             rngs = [random.Random(f"{seed}-{i}") for i in range(connections)]
             await asyncio.gather(
                 *(
-                    fuzz_connection(server.base, rngs[i], share[i], deadline, tally)
+                    fuzz_connection(server.base, rngs[i], share[i], deadline, tally, json_wire=i % 2 == 1)
                     for i in range(connections)
                 )
             )
