@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECS",
         help="on SIGTERM, how long live sessions may go on before they are ended (env VOXLOOP_DRAIN_TIMEOUT)",
     )
+    _add_ice_options(run)
     gateway = commands.add_parser("gateway", help="the cluster's front: hands each /start to a free worker")
     gateway.add_argument("--host", default="127.0.0.1")
     gateway.add_argument("--port", type=int, default=7870)
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             default="text",
             help="json: one object per line, for log shippers",
         )
+    _add_ice_options(gateway)
     cluster = commands.add_parser("cluster", help="look at a cluster")
     cluster.add_argument("action", choices=["status"])
     cluster.add_argument(
@@ -106,12 +108,55 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _add_ice_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a STUN or TURN server for WebRTC, handed to clients too: stun:HOST:PORT, "
+        "turn:HOST:PORT[?transport=tcp], turns:HOST:PORT (repeatable; "
+        "default: env VOXLOOP_ICE_SERVERS, a JSON list of RTCIceServer objects, else none)",
+    )
+    parser.add_argument(
+        "--ice-username",
+        default=os.environ.get("VOXLOOP_ICE_USERNAME"),
+        help="the username for the turn: servers (env VOXLOOP_ICE_USERNAME)",
+    )
+    parser.add_argument(
+        "--ice-credential",
+        default=os.environ.get("VOXLOOP_ICE_CREDENTIAL"),
+        help="the credential for the turn: servers (env VOXLOOP_ICE_CREDENTIAL)",
+    )
+
+
+def _ice_servers(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """The ICE servers of ``--ice-server`` or ``VOXLOOP_ICE_SERVERS``; None (and a message) if wrong."""
+    from .server.ice import ice_servers
+
+    try:
+        return ice_servers(
+            args.ice_server, args.ice_username, args.ice_credential, os.environ.get("VOXLOOP_ICE_SERVERS")
+        )
+    except ValueError as exc:
+        print(f"voxloop: {exc}", file=sys.stderr)
+        return None
+
+
 def _run_gateway(args: argparse.Namespace) -> int:
     from .cluster import GatewayConfig, serve_gateway
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per forwarded offer
     transports = ("websocket", "webrtc") if args.transport == "all" else (args.transport,)
-    config = GatewayConfig(args.cluster, transports=transports, reservation_ttl_secs=args.reservation_ttl)
+    servers = _ice_servers(args)
+    if servers is None:
+        return 2
+    config = GatewayConfig(
+        args.cluster,
+        transports=transports,
+        reservation_ttl_secs=args.reservation_ttl,
+        ice_servers=servers,
+    )
     try:
         asyncio.run(serve_gateway(config, args.host, args.port))
     except KeyboardInterrupt:
@@ -154,6 +199,9 @@ def _run_server(args: argparse.Namespace) -> int:
         print(f"voxloop: {exc}", file=sys.stderr)
         return 2
     transports = ("websocket", "webrtc") if args.transport == "all" else (args.transport,)
+    servers = _ice_servers(args)
+    if servers is None:
+        return 2
     if "webrtc" in transports and importlib.util.find_spec("aiortc") is None:
         if args.transport == "webrtc":
             print("voxloop: WebRTC needs the webrtc extra: pip install 'voxloop[webrtc]'", file=sys.stderr)
@@ -165,6 +213,7 @@ def _run_server(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions,
         require_token=args.require_token,
         allowed_origins=tuple(args.allowed_origin),
+        ice_servers=servers,
     )
     served = ", ".join(transports)
     if args.cluster:

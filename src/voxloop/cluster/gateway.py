@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -59,7 +60,9 @@ class GatewayConfig:
     """``reservation_ttl_secs``: how long a booked place waits for its client to connect.
 
     ``route_ttl_secs``: how long after its last signalling call a WebRTC session can still be
-    renegotiated through the gateways.
+    renegotiated through the gateways. ``ice_servers``: what WebRTC clients are told in the
+    ``/start`` reply (the same STUN/TURN servers the workers are given, see
+    :mod:`voxloop.server.ice`).
     """
 
     def __init__(
@@ -70,12 +73,14 @@ class GatewayConfig:
         reservation_ttl_secs: float = 30.0,
         route_ttl_secs: float = 24 * 3600.0,
         proxy_timeout_secs: float = 15.0,
+        ice_servers: list[dict[str, Any]] | None = None,
     ) -> None:
         self.redis_url = redis_url
         self.transports = transports
         self.reservation_ttl_secs = reservation_ttl_secs
         self.route_ttl_secs = route_ttl_secs
         self.proxy_timeout_secs = proxy_timeout_secs
+        self.ice_servers = list(ice_servers or [])
 
 
 def _unavailable(detail: str) -> JSONResponse:
@@ -169,7 +174,9 @@ def create_gateway(
             return _unavailable(f"no ready worker has room for a {transport} session; try again later")
         count_start(transport, "placed")
         if transport == "webrtc":
-            return JSONResponse({"sessionId": reservation.token, "iceConfig": {"iceServers": []}})
+            return JSONResponse(
+                {"sessionId": reservation.token, "iceConfig": {"iceServers": config.ice_servers}}
+            )
         base = reservation.worker_url
         ws_base = "wss" + base[len("https") :] if base.startswith("https") else "ws" + base[len("http") :]
         return JSONResponse({"wsUrl": f"{ws_base}/ws", "token": reservation.token})
@@ -269,8 +276,14 @@ def create_gateway(
     return app
 
 
+#: On SIGTERM, how long requests in flight (a /start, a forwarded offer) may take to finish.
+SHUTDOWN_GRACE_SECS = 20
+
+
 async def serve_gateway(config: GatewayConfig, host: str = "127.0.0.1", port: int = 7870) -> None:
-    """Serve the gateway until interrupted."""
+    """Serve the gateway until SIGINT or SIGTERM; either lets requests in flight finish, then returns."""
+    import signal
+
     import uvicorn
 
     class _Server(uvicorn.Server):
@@ -279,9 +292,29 @@ async def serve_gateway(config: GatewayConfig, host: str = "127.0.0.1", port: in
             if self.started:
                 print(f"voxloop: gateway listening on http://{host}:{port}", flush=True)
 
+        async def shutdown(self, sockets: Any = None) -> None:
+            print("voxloop: gateway stopping (requests in flight finish first)", flush=True)
+            await super().shutdown(sockets)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if sig != signal.SIGTERM:
+                super().handle_exit(sig, frame)
+                return
+            # What an orchestrator sends to stop a gateway: a normal end (exit 0), so not recorded
+            # for uvicorn to re-raise once served (which would kill the process with the signal).
+            # A second one stops without waiting.
+            self.force_exit = self.should_exit
+            self.should_exit = True
+
     app = create_gateway(config)
     # log_config=None: uvicorn's lines go through voxloop's handler (JSON, redaction).
     uvicorn_config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="on", log_config=None
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        log_config=None,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECS,
     )
     await _Server(uvicorn_config).serve()

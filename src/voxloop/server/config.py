@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..bots import BotFactory
 from ..telemetry import Telemetry
@@ -52,7 +52,9 @@ class ServerConfig:
     """The dev server's settings; ``transports`` is what ``/start`` and the routes serve.
 
     ``cluster`` makes the server a cluster worker: ``/ws`` and new WebRTC offers then also accept
-    the gateway's one-time tokens, and ``/readyz`` needs the registration.
+    the gateway's one-time tokens, and ``/readyz`` needs the registration. ``ice_servers``
+    (browser ``RTCIceServer`` dicts, see :mod:`voxloop.server.ice`) go to aiortc and to WebRTC
+    clients in the ``/start`` reply.
     """
 
     bot: BotFactory
@@ -65,3 +67,4 @@ class ServerConfig:
     cluster: ClusterMember | None = None
     telemetry: Telemetry | None = None
     """Metrics and traces; None: what the environment provides (:meth:`Telemetry.from_environment`)."""
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)

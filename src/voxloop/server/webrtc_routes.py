@@ -56,8 +56,8 @@ class WebRTCSignalling:
     """The server's peer connections by ``pc_id``, and the sessions they run.
 
     ``can_accept`` is the limit hook, asked before every new connection (default: the session
-    registry accepts new sessions). ``ice_servers`` are handed to aiortc and to clients via /start; by
-    default there are none, so nothing ever contacts a public STUN server.
+    registry accepts new sessions). ``ice_servers`` (default: the config's) are handed to aiortc and
+    to clients via /start; by default there are none, so nothing ever contacts a public STUN server.
     """
 
     def __init__(
@@ -71,7 +71,7 @@ class WebRTCSignalling:
         self.config = config
         self.sessions = sessions
         self.ice_servers: list[dict[str, Any]] = list(
-            ice_servers if ice_servers is not None else getattr(config, "ice_servers", None) or []
+            ice_servers if ice_servers is not None else config.ice_servers
         )
         self.can_accept = can_accept or (lambda: sessions.accepting)
         self._connections: dict[str, WebRTCConnection] = {}
