@@ -189,11 +189,14 @@ def worker_problems(deployment: Doc) -> list[str]:
     problems += _probe_problems(container, "readinessProbe", READINESS_PATH, WORKER_PORT)
     if "startupProbe" in container:
         problems += _probe_problems(container, "startupProbe", LIVENESS_PATH, WORKER_PORT)
-    drain = option(args, "--drain-timeout") or env_value(container, "VOXLOOP_DRAIN_TIMEOUT")
+    # Explicit in the args: `voxloop run`'s own default (30 s) is not what the grace period covers.
+    drain = option(args, "--drain-timeout")
     prestop = prestop_secs(container)
     grace = spec.get("terminationGracePeriodSeconds", 30)
     if drain is None:
-        problems.append("worker: no drain timeout (--drain-timeout or VOXLOOP_DRAIN_TIMEOUT)")
+        problems.append("worker: no --drain-timeout in its args")
+    if env_value(container, "VOXLOOP_DRAIN_TIMEOUT") is not None:
+        problems.append("worker: VOXLOOP_DRAIN_TIMEOUT as well as --drain-timeout (one place only)")
     if prestop is None:
         problems.append("worker: no preStop hook of a known length")
     if drain is not None and prestop is not None and not grace > float(drain) + prestop:
@@ -239,7 +242,7 @@ def cluster_url_problems(deployment: Doc, docs: list[Doc]) -> list[str]:
     (container,) = pod_spec(deployment)["containers"]
     url = env_value(container, "VOXLOOP_CLUSTER_URL")
     for source in container.get("envFrom", []):
-        if "secretRef" in source:
+        if "secretRef" in source and not source["secretRef"].get("optional"):  # an optional one is the user's
             secret = find(docs, "Secret", source["secretRef"]["name"])
             url = url or secret.get("stringData", {}).get("VOXLOOP_CLUSTER_URL")
     name = deployment["metadata"]["name"]
@@ -254,6 +257,19 @@ def cluster_url_problems(deployment: Doc, docs: list[Doc]) -> list[str]:
         return [f"{name}: no Service {parts.hostname!r} for VOXLOOP_CLUSTER_URL {url!r}"]
     if (parts.port or 6379) not in [p["port"] for p in service["spec"]["ports"]]:
         return [f"{name}: Service {parts.hostname!r} does not serve port {parts.port or 6379}"]
+    return []
+
+
+def ice_problems(worker: Doc, gateway: Doc) -> list[str]:
+    """Workers (aiortc) and gateways (the /start reply) must read the same ICE servers."""
+
+    def sources(deployment: Doc) -> list[Doc]:
+        (container,) = pod_spec(deployment)["containers"]
+        env = [v for v in container.get("env", []) if v.get("name", "").startswith("VOXLOOP_ICE_")]
+        return env + [s for s in container.get("envFrom", []) if "voxloop-ice" in str(s)]
+
+    if sources(worker) != sources(gateway):
+        return ["the worker and the gateway do not read the same ICE servers (VOXLOOP_ICE_*)"]
     return []
 
 

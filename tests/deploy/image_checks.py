@@ -231,7 +231,10 @@ def compose_problems(compose: dict[str, Any], compose_dir: Path) -> list[str]:
         advertise = option(command, "--advertise-url") or env.get("VOXLOOP_ADVERTISE_URL", "")
         if _port_of(advertise) != port:
             problems.append(f"{name}: advertises {advertise!r}, but listens on {port}")
-        drain = float(option(command, "--drain-timeout") or env.get("VOXLOOP_DRAIN_TIMEOUT", 30))
+        explicit = option(command, "--drain-timeout")
+        if explicit is None or "VOXLOOP_DRAIN_TIMEOUT" in env:
+            problems.append(f"{name}: the drain timeout is not given once, as --drain-timeout")
+        drain = float(explicit or env.get("VOXLOOP_DRAIN_TIMEOUT", 30))
         grace = parse_duration(service.get("stop_grace_period", "10s"))
         if not grace > drain:
             problems.append(f"{name}: stop_grace_period {grace:g}s is not over the drain timeout {drain:g}s")

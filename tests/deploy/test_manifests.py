@@ -29,6 +29,7 @@ from deploy_checks import (
     gateway_problems,
     hostnetwork_problems,
     hpa_problems,
+    ice_problems,
     pdb_problems,
     pod_spec,
     service_problems,
@@ -75,6 +76,7 @@ def k8s_problems(docs: Docs) -> list[str]:
     return (
         worker_problems(worker)
         + gateway_problems(gateway)
+        + ice_problems(worker, gateway)
         + cluster_url_problems(worker, docs)
         + cluster_url_problems(gateway, docs)
         + service_problems(r["gateway_service"], gateway, [worker, redis], 7870)
@@ -127,6 +129,16 @@ def _worker(r: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
+def _set_option(container: dict[str, Any], name: str, value: str) -> None:
+    args = container["args"]
+    args[args.index(name) + 1] = value
+
+
+def _drop_option(container: dict[str, Any], name: str) -> None:
+    args = container["args"]
+    del args[args.index(name) : args.index(name) + 2]
+
+
 def _set_env(container: dict[str, Any], name: str, value: str) -> None:
     next(v for v in container["env"] if v["name"] == name)["value"] = value
 
@@ -135,10 +147,13 @@ BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
     "grace period not over drain + preStop": lambda r: r["worker"]["spec"]["template"]["spec"].update(
         terminationGracePeriodSeconds=300
     ),
-    "drain timeout raised past the grace period": lambda r: _set_env(
-        _worker(r), "VOXLOOP_DRAIN_TIMEOUT", "600"
+    "drain timeout raised past the grace period": lambda r: _set_option(_worker(r), "--drain-timeout", "600"),
+    "drain timeout left to the default": lambda r: _drop_option(_worker(r), "--drain-timeout"),
+    "drain timeout in the env as well": lambda r: _worker(r)["env"].append(
+        {"name": "VOXLOOP_DRAIN_TIMEOUT", "value": "300"}
     ),
     "no preStop": lambda r: _worker(r).pop("lifecycle"),
+    "ICE servers for the worker only": lambda r: _worker(r)["envFrom"].pop(),
     "readiness on /healthz": lambda r: _worker(r)["readinessProbe"]["httpGet"].update(path="/healthz"),
     "liveness on another port": lambda r: _worker(r)["livenessProbe"]["httpGet"].update(port=8080),
     "worker on another port": lambda r: _worker(r)["args"].__setitem__(4, "8000"),
@@ -292,10 +307,22 @@ def test_compose_runs_redis_two_workers_and_a_gateway(compose: dict[str, Any]) -
     assert compose_problems(compose, COMPOSE_PATH.parent) == []
 
 
+def _set_command_option(service: dict[str, Any], name: str, value: str) -> None:
+    command = service["command"]
+    command[command.index(name) + 1] = value
+
+
+def _drop_command_option(service: dict[str, Any], name: str) -> None:
+    command = service["command"]
+    del command[command.index(name) : command.index(name) + 2]
+
+
 COMPOSE_BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
     "grace under the drain": lambda c: c["services"]["worker-1"].update(stop_grace_period="20s"),
-    "drain over the grace": lambda c: c["services"]["worker-2"]["environment"].update(
-        VOXLOOP_DRAIN_TIMEOUT="60"
+    "drain over the grace": lambda c: _set_command_option(c["services"]["worker-2"], "--drain-timeout", "60"),
+    "drain left to the default": lambda c: _drop_command_option(c["services"]["worker-1"], "--drain-timeout"),
+    "drain in the env as well": lambda c: c["services"]["worker-2"]["environment"].update(
+        VOXLOOP_DRAIN_TIMEOUT="30"
     ),
     "one worker": lambda c: c["services"].pop("worker-2"),
     "no gateway": lambda c: c["services"].pop("gateway"),

@@ -15,6 +15,7 @@ None by default: nothing ever contacts a public STUN server unless told to.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 __all__ = ["IceServer", "ice_servers"]
@@ -23,6 +24,8 @@ __all__ = ["IceServer", "ice_servers"]
 IceServer = dict[str, Any]
 
 _SCHEMES = ("stun:", "turn:", "turns:")  # what aiortc speaks
+#: RFC 7064/7065 URIs as aiortc parses them (a malformed one would fail every session, not start-up).
+_URI = re.compile(r"(stun|turns?):([^\s:?/\[\]]+)(:\d{1,5})?(\?transport=(udp|tcp))?")  # no IPv6 in aiortc
 
 
 def ice_servers(
@@ -75,6 +78,8 @@ def _check(server: IceServer) -> None:
     for url in url_list:
         if not url.startswith(_SCHEMES):
             raise ValueError(f"ICE server {url!r}: the URL must start with stun:, turn: or turns:")
+        if not _URI.fullmatch(url):
+            raise ValueError(f"ICE server {url!r} is not SCHEME:HOST[:PORT][?transport=udp|tcp]")
         if url.startswith(("turn:", "turns:")) and not (server.get("username") and server.get("credential")):
             raise ValueError(
                 f"TURN server {url!r} needs a username and a credential "
