@@ -147,6 +147,23 @@ async def test_webrtc_through_a_gateway_reaches_the_worker_that_owns_the_session
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_a_worker_takes_no_webrtc_session_that_skipped_the_gateway(
+    cluster: Cluster, loopback_ice: None
+) -> None:
+    worker = cluster.workers[0].url
+    client = RTVIWebRTCClient(f"{worker}/api/offer")  # a real offer, but no booking behind it
+    try:
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await client.connect()
+    finally:
+        await client.close()
+    assert refused.value.response.status_code == 401
+    assert "gateway" in refused.value.response.json()["detail"]
+    async with httpx.AsyncClient(trust_env=False) as http:  # nothing was started for it
+        assert (await http.get(f"{worker}/status")).json()["sessions"] == 0
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_cluster_status_at_a_glance(cluster: Cluster) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,

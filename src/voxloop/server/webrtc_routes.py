@@ -7,7 +7,8 @@ do not know, starts a new connection and a new session, as the peer's runner doe
 ``{pc_id, candidates:[{candidate, sdp_mid, sdp_mline_index}]}``; an unknown ``pc_id`` is a 404.
 Bad JSON, a bad SDP or a bad candidate is a 400 with ``{"detail": ...}``; a full server is a 503.
 On a cluster worker, a new offer forwarded by a gateway carries the session's one-time token in
-the ``X-Voxloop-Cluster-Token`` header (401 when it is not valid here).
+the ``X-Voxloop-Cluster-Token`` header (401 when it is not valid here), and a bare ``/api/offer``
+for a new session is refused (401) as the worker's ``/ws`` refuses a client without a token.
 
 Each connection is its own session, started and run by the server's
 :class:`~voxloop.server.sessions.SessionRegistry` (the offer is answered once the bot's task
@@ -152,6 +153,9 @@ class WebRTCSignalling:
                 if not admitted:
                     raise _HTTPError(401, "unknown, used or expired cluster session")
                 return await self._new_session(sdp, None, request_data)
+        if session_id is None and self.config.cluster is not None:
+            # As on /ws: a session that skipped the gateway would skip its booking in the registry.
+            raise _HTTPError(401, "this worker is in a cluster: start sessions through a gateway's /start")
         return await self._new_session(sdp, session_id, request_data)
 
     async def handle_candidates(self, body: dict[str, Any]) -> dict[str, Any]:
