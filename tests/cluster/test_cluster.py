@@ -19,6 +19,7 @@ from helpers.cluster import (
     RedisProcess,
     cluster_status,
     needs_redis,
+    start_all,
     start_gateway,
     start_worker,
     stop_process,
@@ -49,9 +50,9 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     await redis.start()
     started: list[Proc] = []
     try:
-        workers = list(await asyncio.gather(*(start_worker(redis.url, capacity=CAPACITY) for _ in range(3))))
+        workers = await start_all(*(start_worker(redis.url, capacity=CAPACITY) for _ in range(3)))
         started += workers
-        gateways = list(await asyncio.gather(*(start_gateway(redis.url) for _ in range(2))))
+        gateways = await start_all(*(start_gateway(redis.url) for _ in range(2)))
         started += gateways
         yield Cluster(redis, workers, gateways)
     finally:

@@ -16,6 +16,7 @@ from helpers.cluster import (
     cluster_status,
     needs_redis,
     running,
+    start_all,
     start_gateway,
     start_worker,
     stop_process,
@@ -55,7 +56,7 @@ async def worker_urls(gateway: str) -> set[str]:
 
 
 async def test_a_killed_worker_gets_no_session_once_its_heartbeat_expired(redis_server: RedisProcess) -> None:
-    doomed, survivor, gateway = await asyncio.gather(
+    doomed, survivor, gateway = await start_all(
         start_worker(redis_server.url), start_worker(redis_server.url), start_gateway(redis_server.url)
     )
     async with running(survivor, gateway):
@@ -73,7 +74,7 @@ async def test_a_killed_worker_gets_no_session_once_its_heartbeat_expired(redis_
 async def test_redis_restarted_live_sessions_go_on_and_the_cluster_recovers(
     redis_server: RedisProcess,
 ) -> None:
-    worker, gateway = await asyncio.gather(start_worker(redis_server.url), start_gateway(redis_server.url))
+    worker, gateway = await start_all(start_worker(redis_server.url), start_gateway(redis_server.url))
     async with running(worker, gateway):
         clients = await connected(await start_sessions(gateway.url, 2))
         try:
@@ -102,7 +103,7 @@ async def test_redis_restarted_live_sessions_go_on_and_the_cluster_recovers(
 
 async def test_sigterm_drains_ten_live_sessions_and_exits_0(redis_server: RedisProcess) -> None:
     drain_timeout = 30
-    draining, gateway = await asyncio.gather(
+    draining, gateway = await start_all(
         start_worker(redis_server.url, drain=drain_timeout), start_gateway(redis_server.url)
     )
     clients = await connected(await start_sessions(gateway.url, 10))
@@ -130,7 +131,7 @@ async def test_sigterm_drains_ten_live_sessions_and_exits_0(redis_server: RedisP
 
 
 async def test_the_drain_timeout_ends_what_is_left_cleanly(redis_server: RedisProcess) -> None:
-    worker, gateway = await asyncio.gather(
+    worker, gateway = await start_all(
         start_worker(redis_server.url, drain=1), start_gateway(redis_server.url)
     )
     async with running(gateway):

@@ -7,7 +7,15 @@ import collections
 
 import httpx
 
-from helpers.cluster import RedisProcess, needs_redis, running, start_gateway, start_worker, wait_until
+from helpers.cluster import (
+    RedisProcess,
+    needs_redis,
+    running,
+    start_all,
+    start_gateway,
+    start_worker,
+    wait_until,
+)
 from voxloop.cluster import connect_redis
 
 pytestmark = needs_redis
@@ -20,7 +28,7 @@ async def test_exactly_the_capacity_is_booked_and_nothing_is_left_after_expiry(
 ) -> None:
     url = redis_server.url
     capacities = (17, 17, 16)
-    procs = await asyncio.gather(
+    procs = await start_all(
         *(start_worker(url, capacity=c) for c in capacities),
         *(start_gateway(url, "--reservation-ttl", str(TTL)) for _ in range(2)),
     )

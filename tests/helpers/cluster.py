@@ -2,12 +2,17 @@
 
 Every process is started as a user starts it and waited for on what it prints (no sleeps);
 :func:`wait_until` polls a condition that has no event to wait on (a TTL running out in Redis).
+
+Nothing is left behind, whatever fails: every process started here is listed in :data:`STARTED`
+(tests/cluster/conftest.py kills what a test left running), dies with the test process
+(``PR_SET_PDEATHSIG``, Linux), and :func:`start_all` stops the ones that did start when another fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import shutil
 import signal
 import socket
@@ -29,6 +34,41 @@ needs_redis = pytest.mark.skipif(
 )
 
 
+#: Every process started here and not yet reaped (voxloop processes and redis-servers).
+STARTED: set[asyncio.subprocess.Process] = set()
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL it when the test process dies (even by SIGKILL)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+async def _spawn(*argv: str) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+    )
+    STARTED.add(process)
+    return process
+
+
+def kill_left_behind(processes: set[asyncio.subprocess.Process]) -> int:
+    """SIGKILL each of ``processes`` still running (from any event loop); how many there were."""
+    left = 0
+    for process in processes:
+        STARTED.discard(process)
+        with contextlib.suppress(ProcessLookupError):
+            if process.returncode is None:
+                process.kill()  # its loop's child watcher reaps it
+                left += 1
+    return left
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -48,7 +88,7 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
+        self.process = await _spawn(
             REDIS_SERVER,
             "--port",
             str(self.port),
@@ -60,16 +100,25 @@ class RedisProcess:
             "no",
             "--dir",
             str(self.directory),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
         )
-        await read_until(self.process, "Ready to accept connections", timeout=20)
+        try:
+            await read_until(self.process, "Ready to accept connections", timeout=20)
+        except BaseException:
+            await self.stop()
+            raise
 
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.process.wait(), 10)
-        self.process = None
+    async def stop(self, timeout: float = 10) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                process.kill()
+        await process.wait()
+        STARTED.discard(process)
 
 
 @dataclass
@@ -114,14 +163,7 @@ async def _keep_reading(proc: Proc) -> None:
 
 
 async def start_process(args: list[str], url: str, ready_text: str) -> Proc:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "voxloop.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await _spawn(sys.executable, "-m", "voxloop.cli", *args)
     proc = Proc(process, url)
     proc.reader = asyncio.create_task(_keep_reading(proc), name="voxloop-process-reader")
     try:
@@ -160,7 +202,20 @@ async def stop_process(proc: Proc, sig: int = signal.SIGINT, timeout: float = 20
         code = await proc.process.wait()
     if proc.reader is not None:
         await proc.reader
+    STARTED.discard(proc.process)
     return code
+
+
+async def start_all(*starts: Awaitable[Proc]) -> list[Proc]:
+    """Start processes concurrently; if one fails, stop the others that started, then raise."""
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    failure = next((r for r in results if isinstance(r, BaseException)), None)
+    if failure is None:
+        return [r for r in results if isinstance(r, Proc)]
+    for result in results:
+        if isinstance(result, Proc):
+            await stop_process(result, signal.SIGKILL)
+    raise failure
 
 
 @contextlib.asynccontextmanager
