@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -178,23 +179,50 @@ def format_status(workers: list[WorkerRecord]) -> str:
 
 
 class LoadMeter:
-    """This process's load, 0..1: the larger of its CPU share (of every core) and its memory share.
+    """This process's load, 0..1: the larger of its CPU share and its memory share.
 
-    Read from ``/proc`` (Linux); elsewhere the CPU share alone, from :func:`os.times`.
+    Shares of what the process may use: its container's limits (cgroup v2 ``cpu.max`` and
+    ``memory.max`` under ``cgroup``) when it has some, else the cores it may run on and the
+    machine's memory. Read from ``/proc`` (Linux); elsewhere the CPU share alone, from :func:`os.times`.
     """
 
-    def __init__(self) -> None:
-        self._cores = os.cpu_count() or 1
+    def __init__(self, cgroup: Path = Path("/sys/fs/cgroup")) -> None:
+        self.cores = _cores(cgroup)
+        self.memory_bytes = _memory_limit(cgroup) or _total_memory_bytes()
         self._last = (time.monotonic(), _cpu_seconds())
-        self._total_memory = _total_memory_bytes()
 
     def sample(self) -> float:
         now, cpu = time.monotonic(), _cpu_seconds()
         wall = now - self._last[0]
-        cpu_share = (cpu - self._last[1]) / (wall * self._cores) if wall > 0 else 0.0
+        cpu_share = (cpu - self._last[1]) / (wall * self.cores) if wall > 0 else 0.0
         self._last = (now, cpu)
-        memory_share = _rss_bytes() / self._total_memory if self._total_memory else 0.0
+        memory_share = _rss_bytes() / self.memory_bytes if self.memory_bytes else 0.0
         return max(0.0, min(1.0, max(cpu_share, memory_share)))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _cores(cgroup: Path) -> float:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota."""
+    cores = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    quota = (_read(cgroup / "cpu.max") or "max").split()
+    if len(quota) == 2 and quota[0] != "max":
+        try:
+            cores = min(cores, int(quota[0]) / int(quota[1]))
+        except (ValueError, ZeroDivisionError):
+            pass
+    return cores
+
+
+def _memory_limit(cgroup: Path) -> int:
+    """The cgroup's memory limit in bytes; 0 for none."""
+    limit = _read(cgroup / "memory.max")
+    return int(limit) if limit and limit.isdigit() else 0
 
 
 def _cpu_seconds() -> float:
