@@ -23,6 +23,7 @@ test: $(VENV)/.installed-dev web browser-deps cluster-deps
 	$(BIN)/mypy src/voxloop
 	$(BIN)/python bench/pipeline.py --smoke
 	$(BIN)/python bench/sessions.py --smoke
+	$(BIN)/python bench/sessions.py --smoke --cluster 1,2
 	$(BIN)/python bench/voice.py --smoke
 	$(BIN)/python bench/tts.py --smoke
 	$(BIN)/python bench/cluster.py --smoke

@@ -3,6 +3,9 @@
     python bench/cluster.py            # 3 workers, 1 and 2 gateways, 10 s per phase
     python bench/cluster.py --smoke    # 1 worker, 1 gateway, 1 s (CI, well under 30 s)
 
+Session capacity across workers (the density benchmark through a gateway) is
+``python bench/sessions.py --cluster 1,2``.
+
 Everything is real and on loopback: a throw-away ``redis-server``, ``voxloop run --bot echo
 --cluster`` workers and ``voxloop gateway`` processes. This process is the load generator.
 
@@ -36,7 +39,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers.cluster import RedisProcess, start_gateway, start_worker, stop_process  # noqa: E402
+from helpers.cluster import RedisProcess, start_all, start_gateway, start_worker, stop_process  # noqa: E402
 from voxloop.cluster import connect_redis, reserve  # noqa: E402
 from voxloop.testing.rtvi_client import RTVIClient  # noqa: E402
 
@@ -127,14 +130,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await redis.start()
         procs = []
         try:
-            workers = await asyncio.gather(
+            workers = await start_all(
                 *(
                     start_worker(redis.url, capacity=1_000_000, transport="websocket")
                     for _ in range(args.workers)
                 )
             )
             procs += workers
-            gateways = await asyncio.gather(
+            gateways = await start_all(
                 *(start_gateway(redis.url, "--reservation-ttl", "5") for _ in range(args.gateways))
             )
             procs += gateways

@@ -3,6 +3,7 @@
     python bench/sessions.py             # search both servers' limits, then measure at a common N
     python bench/sessions.py --smoke     # voxloop only, 2 sessions of 2 s (CI, well under 30 s)
     python bench/sessions.py --no-peer   # voxloop only, full run
+    python bench/sessions.py --cluster 1,2   # through a gateway: 1 worker, then 2 (the sum of theirs?)
 
 Each server is its own process on 127.0.0.1 (voxloop: ``voxloop run --bot echo``; the peer:
 ``bench/peer/echo_server.py`` in the peer's virtual environment), started afresh for every run so
@@ -29,6 +30,13 @@ the largest N both sustained. Server CPU (``/proc/<pid>/stat``) is taken while a
 server RSS (``/proc/<pid>/status``) against the idle server after a warm-up session. The load
 generator's CPU, how late it sent its frames, and the CPU the rest of the machine used are
 reported too, so a run the load generator or a neighbour spoiled can be told apart.
+
+``--cluster W1,W2,...`` measures a cluster instead (and no peer): for each W, a fresh
+``redis-server``, W ``voxloop run --cluster`` workers and a ``voxloop gateway``; every session
+``POST``s ``/start`` to the gateway and streams to the worker it booked. The same search finds the
+N each cluster sustains (server CPU and memory: the workers' and the gateway's together); the
+ratio of the largest W's N to the smallest's says how far capacity adds up. It only can on a
+machine with cores to spare for each worker and for the load generator.
 """
 
 from __future__ import annotations
@@ -38,20 +46,18 @@ import asyncio
 import json
 import os
 import platform
-import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from _peer_env import peer_python
+from _servers import ClusterOf, ClusterServer, Server, free_port, http_json
 from voxloop import __version__
 from voxloop.testing.rtvi_client import RTVIClient, load_wav
 
@@ -68,85 +74,20 @@ CLIENT_BOUND_CPU = 90.0  # % of one core: past this the load generator is what i
 STEPS = (5, 10, 20, 40, 80, 160, 320)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-ArgvFor = Callable[[int], list[str]]  # port -> command line of a server
+#: How to start a server under test: port -> its command line, or a cluster of workers behind a gateway.
+ArgvFor = Callable[[int], list[str]] | ClusterOf
 
 
 # -- the servers under test -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
-    """GET (or POST ``body``) on loopback, never through a proxy from the environment."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=timeout) as reply:
-        return json.loads(reply.read())
-
-
-@dataclass
-class Server:
-    """One server process: started, sampled through /proc, and stopped by its own pid."""
-
-    impl: str
-    argv: list[str]
-    port: int
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start and wait (bounded) until ``/status`` answers; the peer takes seconds to import."""
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.impl} server exited ({self.proc.returncode}); see {self.log}")
-            try:
-                http_json(f"{self.base}/status", timeout=2)
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"{self.impl} server not ready within {timeout} s; see {self.log}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-    def sample(self) -> tuple[int, int]:
-        """(CPU ticks used so far, resident KiB)."""
-        assert self.proc is not None
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-        return int(stat[11]) + int(stat[12]), int(rss[1]) if rss else 0  # utime + stime
-
-    def log_problems(self) -> int:
-        """Warning, error and traceback lines in the server's log (there should be none)."""
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return len(re.findall(r"WARNING|ERROR|Traceback", text))
+def voxloop_command() -> list[str]:
+    script = Path(sys.executable).with_name("voxloop")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "voxloop.cli"]
 
 
 def voxloop_argv(port: int) -> list[str]:
-    script = Path(sys.executable).with_name("voxloop")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "voxloop.cli"]
-    return [*command, "run", "--bot", "echo", "--port", str(port), "--max-sessions", "1000"]
+    return [*voxloop_command(), "run", "--bot", "echo", "--port", str(port), "--max-sessions", "1000"]
 
 
 def peer_server_python() -> Path:
@@ -179,8 +120,8 @@ def machine_busy_ticks() -> int:
 class TimedClient(RTVIClient):
     """Notes when each audio frame left, so a late load generator is not blamed on the server."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, token: str | None = None) -> None:
+        super().__init__(url, token=token)
         self.recording = False
         self.sent: list[float] = []
 
@@ -208,7 +149,7 @@ async def run_session(base: str, pcm: bytes, rate: int, delay: float) -> Session
         async with asyncio.timeout(delay + len(pcm) / (2 * rate) + 60):
             await asyncio.sleep(delay)  # the staggered join
             reply = await asyncio.to_thread(http_json, f"{base}/start", {"transport": "websocket"})
-            client = TimedClient(str(reply["wsUrl"]))
+            client = TimedClient(str(reply["wsUrl"]), token=reply.get("token"))  # a gateway's booking
             await client.connect()
             await client.ready(timeout=30)
             client.recording = True
@@ -331,8 +272,11 @@ def measure(impl: str, argv_for: ArgvFor, n: int, duration: float, wav: Path, lo
         size = round(seconds / FRAME_S) * FRAME_BYTES
         return (pcm * (size // len(pcm) + 1))[:size]
 
-    port = free_port()
-    server = Server(impl, argv_for(port), port, logdir / f"{impl}-{n}-{port}.log")
+    if isinstance(argv_for, ClusterOf):
+        server: Server | ClusterServer = argv_for.server(impl, n, logdir, voxloop_command())
+    else:
+        port = free_port()
+        server = Server(impl, argv_for(port), port, logdir / f"{impl}-{n}-{port}.log")
     try:
         server.start()
         # Warm-up: lazy imports and first-use allocations belong to the idle server, not to N.
@@ -519,19 +463,26 @@ def main() -> int:
     parser.add_argument("--refine", type=int, default=3, help="bisections after the first failure")
     parser.add_argument("--budget", type=float, default=1800.0, help="seconds before the search stops")
     parser.add_argument("--wav", type=Path, default=DEFAULT_WAV, help="16 kHz mono speech to loop")
+    parser.add_argument(
+        "--cluster", metavar="W1,W2", help="instead: clusters of W workers behind a gateway (no peer)"
+    )
     args = parser.parse_args()
     args.steps = [int(n) for n in args.steps.split(",")]
+    clusters = [int(w) for w in args.cluster.split(",")] if args.cluster else []
     started = time.monotonic()
     results: dict[str, Any] = {
         "machine": machine(),
         "load_average_at_start": os.getloadavg()[0],
+        "load_average_at_end": None,
         "command": " ".join(["python", *sys.argv]),
         "criterion": f"all sessions get bot-ready; in every session p99 lateness <= {LATE_LIMIT_MS:.0f} ms "
         f"and >= {MIN_RECEIVED:.0%} of the audio echoed",
         "voxloop_version": __version__,
     }
     impls: dict[str, ArgvFor] = {"voxloop": voxloop_argv}
-    if not (args.smoke or args.no_peer):
+    if clusters:
+        impls = {f"{w}worker": ClusterOf(w) for w in clusters}
+    elif not (args.smoke or args.no_peer):
         python = peer_server_python()
         script = ROOT / "bench" / "peer" / "echo_server.py"
         impls["peer"] = lambda port: [str(python), str(script), "--port", str(port)]
@@ -549,8 +500,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="voxloop-sessions-") as tmp:
         logdir = Path(tmp)
         if args.smoke:
-            results["smoke"] = show(measure("voxloop", voxloop_argv, 2, 2.0, args.wav, logdir))
-            rows.append(results["smoke"])
+            for impl, argv_for in impls.items():
+                key = "smoke" if impl == "voxloop" else f"smoke_{impl}"
+                results[key] = show(measure(impl, argv_for, 2, 2.0, args.wav, logdir))
+                rows.append(results[key])
         else:
             deadline = started + args.budget
             for impl, argv_for in impls.items():
@@ -565,6 +518,11 @@ def main() -> int:
                     rows.append(row)
             if "peer" in impls:
                 results["ratios_voxloop_over_peer"] = ratios(results, common)
+            if len(clusters) > 1:
+                first, last = results[f"{clusters[0]}worker"], results[f"{clusters[-1]}worker"]
+                results["capacity_ratio"] = (
+                    round(last["max_sessions"] / first["max_sessions"], 2) if first["max_sessions"] else None
+                )
 
     print(header())
     for row in rows:
@@ -575,10 +533,13 @@ def main() -> int:
         )
     if "ratios_voxloop_over_peer" in results:
         print("voxloop/peer:", json.dumps(results["ratios_voxloop_over_peer"]))
+    if "capacity_ratio" in results:
+        print(f"{clusters[-1]} workers sustain {results['capacity_ratio']}x what {clusters[0]} does")
     results["elapsed_s"] = round(time.monotonic() - started, 1)
+    results["load_average_at_end"] = os.getloadavg()[0]
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    name = "sessions-smoke.json" if args.smoke else "sessions.json"
+    name = ("sessions-cluster" if clusters else "sessions") + ("-smoke.json" if args.smoke else ".json")
     (out / name).write_text(json.dumps(results, indent=2) + "\n")
     print(f"elapsed {results['elapsed_s']} s; wrote bench/results/{name}")
     return 0 if all(row["sustained"] for row in rows) else 1
