@@ -212,3 +212,78 @@ def test_each_character_is_scanned_a_bounded_number_of_times(
     # A piece is scanned with a few characters of overlap, the word before a period in a short window:
     # a constant per piece, and the text itself about once.
     assert ends.scanned + words.scanned <= 2 * len(text) + 24 * len(pieces), (ends.scanned, words.scanned)
+
+
+def first_clause(pieces: list[str], words: int = 3) -> tuple[list[str], str | None]:
+    aggregator = SentenceAggregator(first_clause_words=words)
+    chunks: list[str] = []
+    for piece in pieces:
+        chunks += aggregator.add(piece)
+    return chunks, aggregator.flush()
+
+
+@pytest.mark.parametrize(
+    ("text", "chunks", "rest"),
+    [
+        # The first chunk ends at the first clause boundary with 3 words before it; later ones are sentences.
+        ("Well, the bus leaves at noon, so hurry. Then, later, eat.",
+         ["Well, the bus leaves at noon,", "so hurry."], "Then, later, eat."),
+        ("Sure, I can help with that. Bye", ["Sure, I can help with that."], "Bye"),
+        ("The short answer: yes, it works. Ok", ["The short answer:", "yes, it works."], "Ok"),
+        ("Three things matter; speed, care. Ok", ["Three things matter;", "speed, care."], "Ok"),
+        ("I think so - but wait. Ok", ["I think so -", "but wait."], "Ok"),
+        ("I was thinking—maybe not. Ok", ["I was thinking—", "maybe not."], "Ok"),
+        ('She said "no way," and left. Ok', ['She said "no way,"', "and left."], "Ok"),
+        # A sentence end before any boundary: the sentence, as before.
+        ("Hi. Then we go, all three of us. ", ["Hi.", "Then we go, all three of us."], None),
+        # Numbers, times, decimals and URLs have no whitespace after their marks: never cut there.
+        ("It costs 1,000 dollars, more or less.", ["It costs 1,000 dollars,"], "more or less."),
+        ("We meet at 10:30 sharp, ok?", ["We meet at 10:30 sharp,"], "ok?"),
+        ("Pi is about 3.14159 or so, roughly.", ["Pi is about 3.14159 or so,"], "roughly."),
+        ("See https://x.org/a,b:c for it, please.", ["See https://x.org/a,b:c for it,"], "please."),
+        # Abbreviations: neither the sentence nor the clause ends there.
+        ("Bring something sharp e.g., a fork, for this. Ok",
+         ["Bring something sharp e.g., a fork,", "for this."], "Ok"),
+        ("Ask Dr. Smith, he knows, today.", ["Ask Dr. Smith,"], "he knows, today."),
+        ("Numbers 5 - 3 make two, yes.", ["Numbers 5 - 3 make two,"], "yes."),
+        ("No boundary in this one at all", [], "No boundary in this one at all"),
+    ],
+)  # fmt: skip
+def test_first_clause_ends_the_first_chunk_whole_and_streamed(
+    text: str, chunks: list[str], rest: str | None
+) -> None:
+    assert first_clause([text]) == (chunks, rest)
+    assert first_clause(chars(text)) == (chunks, rest)
+
+
+def test_first_clause_rule_starts_again_after_flush_and_clear() -> None:
+    aggregator = SentenceAggregator(first_clause_words=2)
+    assert aggregator.add("One two, three. Four five, six. ") == ["One two,", "three.", "Four five, six."]
+    assert aggregator.flush() is None
+    assert aggregator.add("Seven eight, nine. ") == ["Seven eight,", "nine."]
+    aggregator.add("Ten eleven")
+    aggregator.clear()
+    assert aggregator.add("Twelve thirteen, fourteen. ") == ["Twelve thirteen,", "fourteen."]
+
+
+def test_first_clause_off_and_bad_value() -> None:
+    assert SentenceAggregator().add("Well then, the bus leaves. ") == ["Well then, the bus leaves."]
+    with pytest.raises(ValueError, match="negative"):
+        SentenceAggregator(first_clause_words=-1)
+
+
+def test_a_clause_past_the_span_waits_for_the_sentence_end() -> None:
+    aggregator = SentenceAggregator(first_clause_words=3)
+    assert aggregator.add("A, b, ") == []
+    for _ in range(2000):
+        assert aggregator.add("word ") == []
+    long_sentence = ("A, b, " + "word " * 2000 + "more, end.").strip()
+    assert aggregator.add("more, end. Next, one, two three, four. ") == [
+        long_sentence,
+        "Next, one, two three, four.",
+    ]
+    # Within the span, a boundary found late in a long streamed chunk still cuts it (and the head
+    # that the aggregator keeps apart from its tail is split right).
+    aggregator.flush()
+    text = "w " * 150 + "end, rest. "
+    assert [c for piece in text for c in aggregator.add(piece)] == [("w " * 150 + "end,").strip(), "rest."]

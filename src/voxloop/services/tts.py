@@ -2,7 +2,9 @@
 
 It takes the LLM's streamed text, cuts it into sentences while the LLM still writes, and speaks each
 sentence as soon as it is complete: synthesis of the next sentence never waits for the previous one to be
-played (the output transport paces playback). Per response it pushes::
+played (the output transport paces playback). The first chunk of a reply ends sooner, at its first clause
+boundary once it has ``first_clause_words`` words, so the first audio does not wait for the LLM to write
+the whole first sentence; a chunk is then spoken like a sentence. Per response it pushes::
 
     TTSStartedFrame
     per sentence: AggregatedTextFrame(will_be_spoken=True)  TTSAudioRawFrame...  TTSTextFrame(sentence)
@@ -72,6 +74,8 @@ class TTSService(FrameProcessor):
         settings: initial engine settings (``voice``, ``rate``, ...), changed by ``TTSUpdateSettingsFrame``.
         aggregate_sentences: False speaks each LLM text piece as it comes (for engines that stream text).
         chunk_ms: the longest audio frame pushed (longer engine buffers are cut).
+        first_clause_words: the first chunk of a reply ends at a clause boundary (``,`` ``;`` ``:``
+            or a dash) once it has this many words; 0 waits for the whole first sentence.
     """
 
     speaks_text: ClassVar[bool] = True
@@ -83,6 +87,7 @@ class TTSService(FrameProcessor):
         settings: dict[str, Any] | None = None,
         aggregate_sentences: bool = True,
         chunk_ms: int = 100,
+        first_clause_words: int = 3,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name, queued=True)
@@ -90,7 +95,8 @@ class TTSService(FrameProcessor):
         self.settings: dict[str, Any] = dict(settings or {})
         self._aggregate = aggregate_sentences
         self._chunk_ms = chunk_ms
-        self._aggregator = SentenceAggregator()
+        self._first_clause_words = first_clause_words
+        self._aggregator = SentenceAggregator(first_clause_words=first_clause_words)
         self._context_id: str | None = None  # set while a response is being spoken
         self._skip_response = False
         self._register_event_handler("on_tts_request")
@@ -147,7 +153,7 @@ class TTSService(FrameProcessor):
     async def _speak_now(self, text: str, append_to_context: bool = True) -> None:
         """A ``TTSSpeakFrame``: speak it at once, sentence by sentence, in its own TTSStarted/Stopped."""
         await self._finish_response()
-        aggregator = SentenceAggregator()
+        aggregator = SentenceAggregator(first_clause_words=self._first_clause_words)
         sentences = aggregator.add(text)
         if (rest := aggregator.flush()) is not None:
             sentences.append(rest)
