@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 
 import numpy as np
@@ -16,7 +17,12 @@ from voxloop.frames import (
     TTSAudioRawFrame,
     TTSTextFrame,
 )
-from voxloop.services.local import PiperTTSService, close_speech_workers, preload_speech_worker
+from voxloop.services.local import (
+    PiperTTSService,
+    close_speech_workers,
+    preload_speech_worker,
+    shared_speech_worker,
+)
 from voxloop.testing import run_test
 
 pytestmark = pytest.mark.skipif(
@@ -54,3 +60,31 @@ async def test_piper_speaks_sentences_with_sentence_text(workers) -> None:
     second = next(f for f in down if type(f) is AggregatedTextFrame and f.text == "It sounds natural.")
     assert down.index(spoken[0]) < down.index(second)
     assert isinstance(down[down.index(spoken[0]) - 1], TTSAudioRawFrame)
+
+
+LONG = (
+    "Sure, the quickest way there is to take the number twelve bus to the central station, then walk "
+    "north along the river for about ten minutes, and you will see the museum on your left."
+)
+
+
+async def test_a_long_sentence_streams_its_first_clause_before_the_rest_is_made(workers) -> None:
+    await preload_speech_worker("piper")
+    piper = shared_speech_worker("piper")
+    async with await piper.synthesize(LONG) as whole:
+        total = sum([len(event) // 2 async for event in whole if isinstance(event, bytes)])
+    # Stop the request as soon as its first audio arrives: had the worker made the whole sentence before
+    # sending any of it, all of it would be made by then.
+    request = await piper.synthesize(LONG)
+    async with request:
+        first = await anext(aiter(request))
+    assert isinstance(first, bytes)
+    # (A worker that had already finished never acknowledges the cancel: this wait times out.)
+    made = (await asyncio.wait_for(request.cancel_acknowledged, 10))["samples"]
+    assert len(first) // 2 < total / 4  # "Sure," alone
+    assert made < total * 3 / 4  # the last clauses were never made
+    # One piece: the same sentence in a single chunk, about as long (clause pauses add a little).
+    async with await piper.synthesize(LONG, {"split_clauses": False}) as single:
+        chunks = [event async for event in single if isinstance(event, bytes)]
+    assert len(chunks) == 1
+    assert 0.9 < total / (len(chunks[0]) // 2) < 1.15

