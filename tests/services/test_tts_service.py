@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncGenerator
+from typing import Any
+
+import pytest
 
 from helpers.gate import Gate
+from voxloop.context import LLMAssistantAggregator, LLMContext
 from voxloop.frames import (
     AggregatedTextFrame,
     AggregatedTextProgressFrame,
@@ -29,7 +33,8 @@ from voxloop.frames import (
 )
 from voxloop.pipeline import Pipeline, PipelineParams
 from voxloop.services import TTSOutput, TTSService, WordTiming
-from voxloop.testing import PipelineHarness, run_test
+from voxloop.testing import FakeClock, MemoryTransport, PipelineHarness, run_test
+from voxloop.transports.params import TransportParams
 
 RATE = 16000
 SAMPLES_PER_CHAR = 160  # 10 ms of audio per character
@@ -39,9 +44,14 @@ class FakeTTS(TTSService):
     """10 ms of audio per character, in 50 ms chunks; word timings at each word's first character."""
 
     def __init__(
-        self, *, words: bool = False, fail_on: str | None = None, fail_midway: str | None = None
+        self,
+        *,
+        words: bool = False,
+        fail_on: str | None = None,
+        fail_midway: str | None = None,
+        first_clause_words: int = 3,
     ) -> None:
-        super().__init__(sample_rate=RATE, settings={"voice": "a"})
+        super().__init__(sample_rate=RATE, settings={"voice": "a"}, first_clause_words=first_clause_words)
         self.words = words
         self.fail_on = fail_on
         self.fail_midway = fail_midway
@@ -118,6 +128,31 @@ async def test_first_sentence_is_spoken_while_the_llm_still_streams() -> None:
         await h.push(LLMTextFrame("ond one."), LLMFullResponseEndFrame())
         await h.down_recorder.wait_for(LLMFullResponseEndFrame)
     assert tts.requests == ["First sentence.", "Second one."]
+
+
+async def test_the_first_clause_is_spoken_before_the_llm_ends_its_sentence() -> None:
+    tts = FakeTTS()
+    async with PipelineHarness(tts) as h:
+        await h.push(LLMFullResponseStartFrame(), LLMTextFrame("Well, the bus leaves at noon, so hu"))
+        spoken = await h.down_recorder.wait_for(TTSTextFrame)
+        assert spoken.text == "Well, the bus leaves at noon,"
+        await h.push(LLMTextFrame("rry. Then, later, eat."), LLMFullResponseEndFrame())
+        await h.push(*response("Again, and again, no."), TTSSpeakFrame("Hello there, my friend. Bye"))
+        await h.down_recorder.wait_for(TTSStoppedFrame, count=3)
+    # The first chunk of each reply (and of a speak frame) is a clause; the others are sentences.
+    assert tts.requests == [
+        "Well, the bus leaves at noon,", "so hurry.", "Then, later, eat.",
+        "Again, and again,", "no.",
+        "Hello there, my friend.", "Bye",
+    ]  # fmt: skip
+    spoken_texts = [f.text for f in h.down if isinstance(f, TTSTextFrame)]
+    assert spoken_texts == tts.requests
+
+
+async def test_first_clause_off_speaks_whole_sentences() -> None:
+    tts = FakeTTS(first_clause_words=0)
+    await run_test(tts, response("Well, the bus leaves at noon, so hurry. Ok"))
+    assert tts.requests == ["Well, the bus leaves at noon, so hurry.", "Ok"]
 
 
 async def test_word_timings_put_word_frames_inside_the_audio() -> None:
@@ -251,3 +286,47 @@ async def test_metrics_ttfb_per_sentence_and_characters() -> None:
 async def test_speaks_text_for_rtvi() -> None:
     assert TTSService.speaks_text is True
     assert FakeTTS().can_generate_metrics()
+
+
+class SignallingTTS(FakeTTS):
+    """A FakeTTS that says when it has made the audio of the chunk ending with ``last``."""
+
+    def __init__(self, last: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last = last
+        self.all_made = asyncio.Event()
+
+    async def run_tts(self, text: str) -> AsyncGenerator[TTSOutput, None]:
+        async for item in super().run_tts(text):
+            yield item
+        if text.endswith(self.last):
+            self.all_made.set()
+
+
+@pytest.mark.parametrize(
+    ("words", "heard"),
+    [
+        # Chunk texts follow their audio: the first clause was played, the second chunk was not finished.
+        (False, "Well, the bus leaves at noon,"),
+        # Word timings: the words whose audio went out, across the clause cut.
+        (True, "Well, the bus leaves at noon, so hurry"),
+    ],
+)
+async def test_interrupted_clause_chunks_leave_exactly_what_was_heard_in_the_context(
+    no_leaked_tasks: None, words: bool, heard: str
+) -> None:
+    clock = FakeClock()
+    tts = SignallingTTS(last="Then eat.", words=words)
+    output = MemoryTransport(TransportParams(audio_out_chunk_ms=20, audio_out_lead_ms=0)).output()
+    context = LLMContext([{"role": "user", "content": "when?"}])
+    async with PipelineHarness(Pipeline([tts, output, LLMAssistantAggregator(context)]), clock=clock) as h:
+        await h.push(*response("Well, the bus leaves at", " noon, so hurry up. Then eat."))
+        await asyncio.wait_for(tts.all_made.wait(), 5)
+        # 10 ms per character: the first chunk plays for 290 ms, "so" starts at 290, "hurry" at 320 and
+        # "up." at 380 ms.
+        await clock.advance(0.335)
+        await h.push(InterruptionFrame())
+        await h.down_recorder.wait_for(InterruptionFrame)
+        await clock.advance(2.0)
+    assert context.messages[-1] == {"role": "assistant", "content": heard}
+    assert tts.requests == ["Well, the bus leaves at noon,", "so hurry up.", "Then eat."]
