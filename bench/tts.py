@@ -1,12 +1,16 @@
-"""Local speech engines (espeak-ng, piper) through their worker process: start, first audio, speed.
+"""Local speech engines (espeak-ng, piper): start, first audio, speed, and first audio of a reply.
 
     python bench/tts.py             # every installed engine, 5 rounds each
     python bench/tts.py --smoke     # espeak only, one round (CI)
 
 Per engine: the worker's start (spawn to READY, seen from this process) and the engine's own load
 time inside it, once; then per round one sentence: the time to its first audio chunk and the real-time
-factor (synthesis time / audio length, below 1 is faster than real time). The median of the rounds is
-reported. Results go to stdout and to ``bench/results/tts.json``.
+factor (synthesis time / audio length, below 1 is faster than real time).
+
+Then the turn path (see ``bench/_tts_path.py``): a reply streamed by an LLM service through the TTS
+service to an output transport, from the LLM's first token to the first audio written to the client,
+with the first-clause rule and clause streaming off ("before") and on ("after"). The median of the
+rounds is reported. Results go to stdout and to ``bench/results/tts.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from _tts_path import REPLIES, first_audio_of_reply
 from voxloop.services.local import close_speech_workers, shared_speech_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +68,14 @@ async def measure(engine: str, rounds: int) -> dict[str, object]:
             first, rtf = await one_sentence(engine, SENTENCES[index % len(SENTENCES)], info.sample_rate)
             firsts.append(first)
             rtfs.append(rtf)
+        replies = {}
+        for reply in REPLIES:
+            for mode in ("before", "after"):
+                await first_audio_of_reply(engine, reply, mode)  # warm-up
+                runs = [await first_audio_of_reply(engine, reply, mode) for _ in range(rounds)]
+                replies[f"{reply}/{mode}"] = {
+                    key: round(statistics.median(run[key] for run in runs), 1) for key in runs[0]
+                }
     finally:
         await close_speech_workers()
     return {
@@ -73,6 +86,7 @@ async def measure(engine: str, rounds: int) -> dict[str, object]:
         "first_audio_median_ms": round(statistics.median(firsts) * 1000, 1),
         "rtf_median": round(statistics.median(rtfs), 4),
         "rounds": rounds,
+        "reply_first_audio_ms": replies,
     }
 
 
@@ -96,6 +110,9 @@ def main() -> int:
             f"first audio {row['first_audio_median_ms']} ms, RTF {row['rtf_median']} "
             f"(median of {rounds})"
         )
+        for name, times in row["reply_first_audio_ms"].items():  # type: ignore[attr-defined]
+            parts = ", ".join(f"{key} {value}" for key, value in times.items() if key != "first_audio")
+            print(f"  {name}: first audio {times['first_audio']} ms after the first token ({parts})")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     name = "tts-smoke.json" if args.smoke else "tts.json"
