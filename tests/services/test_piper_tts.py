@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import time
 
 import numpy as np
 import pytest
@@ -88,3 +89,31 @@ async def test_a_long_sentence_streams_its_first_clause_before_the_rest_is_made(
         chunks = [event async for event in single if isinstance(event, bytes)]
     assert len(chunks) == 1
     assert 0.9 < total / (len(chunks[0]) // 2) < 1.15
+
+
+CLAUSE = (
+    "the quickest way there is to take the number twelve bus to the central station and then walk north "
+    "along the river for about ten minutes until you see the museum on your left"
+)
+
+
+async def test_a_cancel_stops_the_model_run_in_flight(workers) -> None:
+    await preload_speech_worker("piper")
+    piper = shared_speech_worker("piper")
+    started = time.perf_counter()
+    async with await piper.synthesize(CLAUSE + ".") as whole:
+        assert [event async for event in whole]
+    making_it = time.perf_counter() - started
+    request = await piper.synthesize("Yes, " + CLAUSE + ".")
+    async with request:
+        first = await anext(aiter(request))  # "Yes,": the worker is now making the long clause
+        cancelled_at = time.perf_counter()
+        request.cancel()
+        ack = await asyncio.wait_for(request.cancel_acknowledged, 30)
+    stopped_after = time.perf_counter() - cancelled_at
+    assert ack == {"samples": len(first) // 2, "cancelled": True}
+    # The clause's model run was stopped, not waited for.
+    assert stopped_after < making_it / 3, (stopped_after, making_it)
+    # And the worker goes on: the next request is whole.
+    async with await piper.synthesize("Fine.") as after:
+        assert sum([len(event) async for event in after if isinstance(event, bytes)]) > 0

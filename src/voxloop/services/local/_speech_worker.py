@@ -193,7 +193,8 @@ class PiperEngine:
     all of it is made. Unless the ``split_clauses`` setting is False, each sentence is made clause by
     clause instead (its phonemes cut after each ``,`` ``;`` ``:``, which the model voices as a pause):
     the first clause plays while the next is made. Each piece is peak-normalised as piper does per
-    sentence.
+    sentence. A cancel stops the model run in flight (onnxruntime's terminate flag), so after a barge-in
+    the worker is free for the next reply at once.
     """
 
     def __init__(self, model: str | None, config: str | None) -> None:
@@ -204,18 +205,37 @@ class PiperEngine:
 
             model, config = str(model_path()), str(config_path())
         self._load = PiperVoice.load
-        self._voices: dict[str, Any] = {model: PiperVoice.load(model, config)}
+        self._runs = _InterruptibleRuns()
+        self._voices: dict[str, Any] = {model: self._runs.wrap(PiperVoice.load(model, config))}
         self._default = model
         self.sample_rate = int(self._voices[model].config.sample_rate)
 
+    def arm(self) -> None:
+        """Before a request: model runs may go on (undoes an earlier :meth:`interrupt`)."""
+        self._runs.arm()
+
+    def interrupt(self) -> None:
+        """From another thread: make the model run in flight, and any later one, stop at once."""
+        self._runs.interrupt()
+
     def synthesize(self, text: str, settings: dict[str, Any], sink: Callable[[Event], bool]) -> None:
         """Calls ``sink`` with each piece of audio as soon as it is made; ``sink`` returns False to stop."""
-        from piper import SynthesisConfig
-
         model = str(settings.get("voice") or self._default)
         voice = self._voices.get(model)
         if voice is None:
-            voice = self._voices[model] = self._load(model)
+            voice = self._voices[model] = self._runs.wrap(self._load(model))
+        try:
+            self._synthesize(voice, model, text, settings, sink)
+        except Exception:
+            if self._runs.interrupted:
+                return  # cancelled mid-run: the worker reports the request as cancelled
+            raise
+
+    def _synthesize(
+        self, voice: Any, model: str, text: str, settings: dict[str, Any], sink: Callable[[Event], bool]
+    ) -> None:
+        from piper import SynthesisConfig
+
         if voice.config.sample_rate != self.sample_rate:
             raise RuntimeError(
                 f"voice {model} speaks at {voice.config.sample_rate} Hz, not {self.sample_rate}"
@@ -232,6 +252,44 @@ class PiperEngine:
             for piece in _clauses(sentence):
                 if not sink(_piper_piece(voice, piece, config)):
                     return
+
+
+class _InterruptibleRuns:
+    """Gives every model run of the voices it wraps run options whose terminate flag can stop it."""
+
+    def __init__(self) -> None:
+        import onnxruntime  # type: ignore[import-untyped]
+
+        self._new_options = onnxruntime.RunOptions
+        self._options = onnxruntime.RunOptions()
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self._options.terminate)
+
+    def arm(self) -> None:
+        self._options = self._new_options()
+
+    def interrupt(self) -> None:
+        self._options.terminate = True
+
+    def wrap(self, voice: Any) -> Any:
+        voice.session = _Session(voice.session, self)
+        return voice
+
+
+class _Session:
+    """An onnxruntime session whose ``run`` uses the current run options of ``runs``."""
+
+    def __init__(self, session: Any, runs: _InterruptibleRuns) -> None:
+        self._session = session
+        self._runs = runs
+
+    def run(self, output_names: Any, input_feed: Any) -> Any:
+        return self._session.run(output_names, input_feed, self._runs._options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
 
 
 _CLAUSE_MARKS = frozenset(",;:")
@@ -275,6 +333,7 @@ class Worker:
         self._out = output
         self._requests: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue()
         self._cancelled: set[int] = set()
+        self._running: int | None = None  # the request being synthesised
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="synth", daemon=True)
 
@@ -287,6 +346,8 @@ class Worker:
                 elif kind == CANCEL:
                     with self._lock:
                         self._cancelled.add(request_id)
+                        if request_id == self._running and hasattr(self._engine, "interrupt"):
+                            self._engine.interrupt()  # stop the model run in flight, not only the next
         finally:
             self._requests.put(None)
             self._thread.join(timeout=5)
@@ -298,6 +359,10 @@ class Worker:
     def _run(self) -> None:
         while (item := self._requests.get()) is not None:
             request_id, request = item
+            with self._lock:
+                self._running = request_id
+                if hasattr(self._engine, "interrupt"):
+                    self._engine.arm()
             try:
                 self._synthesize(request_id, request)
             except Exception as exc:  # reported to the parent; the worker goes on
@@ -305,6 +370,7 @@ class Worker:
             finally:
                 with self._lock:  # ids only grow: a late cancel of a finished request is dropped here too
                     self._cancelled = {i for i in self._cancelled if i > request_id}
+                    self._running = None
 
     def _synthesize(self, request_id: int, request: dict[str, Any]) -> None:
         samples = 0
