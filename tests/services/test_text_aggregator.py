@@ -246,6 +246,7 @@ def first_clause(pieces: list[str], words: int = 3) -> tuple[list[str], str | No
          ["Bring something sharp e.g., a fork,", "for this."], "Ok"),
         ("Ask Dr. Smith, he knows, today.", ["Ask Dr. Smith,"], "he knows, today."),
         ("Numbers 5 - 3 make two, yes.", ["Numbers 5 - 3 make two,"], "yes."),
+        ("It ran from 1990—2000 or so, then.", ["It ran from 1990—2000 or so,"], "then."),
         ("No boundary in this one at all", [], "No boundary in this one at all"),
     ],
 )  # fmt: skip
