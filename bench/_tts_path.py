@@ -4,7 +4,8 @@ A real pipeline: an LLM service (the offline demo agent, or a paced LLM-like sta
 (espeak-ng or piper, through its worker) -> an output transport (pacing, resampling to 24 kHz). Probes
 between them take the time of:
 
-- ``llm``: the first token, to the token that completed the first chunk (the LLM writing it);
+- ``llm``: the first token, to the token that completed the first chunk (the LLM writing it, and the
+  word after it, whose leading space shows that the chunk's last mark ends it);
 - ``to_engine``: that token, to the TTS asking its engine for the chunk (the queue hop into the TTS,
   the aggregator);
 - ``engine``: that request, to the first audio frame out of the TTS (the worker round trip and the
@@ -52,9 +53,10 @@ class PacedLLM(LLMService):
         self._word_secs = word_secs
 
     async def generate(self, context: Any) -> AsyncGenerator[LLMOutput, None]:
-        words = self._reply.split(" ")
-        for index, word in enumerate(words):
-            yield word if index == len(words) - 1 else word + " "
+        # Deltas carry their leading space, as chat LLMs stream them: a comma or period is only known to
+        # end a clause when the next word arrives.
+        for index, word in enumerate(self._reply.split(" ")):
+            yield word if index == 0 else " " + word
             await asyncio.sleep(self._word_secs)
 
 
