@@ -288,3 +288,25 @@ def test_a_clause_past_the_span_waits_for_the_sentence_end() -> None:
     aggregator.flush()
     text = "w " * 150 + "end, rest. "
     assert [c for piece in text for c in aggregator.add(piece)] == [("w " * 150 + "end,").strip(), "rest."]
+
+
+pieces_with_clauses = st.lists(
+    st.sampled_from(
+        ["Dr.", "e.g.", "word", "a", "1,000", ",", ";", ":", "—", " - ", ".", "?", " ", "\n", '"', "x" * 60]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces_with_clauses, st.lists(st.integers(1, 30), max_size=20))
+def test_first_clause_chunks_do_not_depend_on_how_the_text_is_cut(text: str, cuts: list[int]) -> None:
+    pieces, at = [], 0
+    for size in cuts:
+        pieces.append(text[at : at + size])
+        at += size
+    pieces.append(text[at:])
+    chunks, rest = first_clause(pieces)
+    assert (chunks, rest) == first_clause([text])
+    # Nothing is lost or doubled: the chunks are the text, in order (less the whitespace between).
+    assert "".join("".join([*chunks, rest or ""]).split()) == "".join(text.split())
