@@ -165,6 +165,18 @@ async def test_a_worker_takes_no_webrtc_session_that_skipped_the_gateway(
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_a_worker_hands_out_no_session_of_its_own(cluster: Cluster) -> None:
+    worker = cluster.workers[0].url
+    async with httpx.AsyncClient(trust_env=False) as http:
+        for body in ({"transport": "websocket"}, {"transport": "webrtc"}, {}):
+            reply = await http.post(f"{worker}/start", json=body)
+            assert reply.status_code == 409
+            assert "gateway" in reply.json()["detail"]
+            assert "token" not in reply.json()
+        assert (await http.get(f"{worker}/status")).json()["sessions"] == 0
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_cluster_status_at_a_glance(cluster: Cluster) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,

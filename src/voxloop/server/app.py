@@ -96,6 +96,12 @@ def create_app(config: ServerConfig) -> Starlette:
             return JSONResponse({"detail": "the request body is not JSON"}, status_code=400)
         if not isinstance(body, dict):
             return JSONResponse({"detail": "the request body must be a JSON object"}, status_code=400)
+        if config.cluster is not None:
+            # A worker's sessions are booked by a gateway; a local token would bypass that booking.
+            return JSONResponse(
+                {"detail": "this server is a cluster worker: start sessions through a gateway"},
+                status_code=409,
+            )
         transport = body.get("transport")
         if transport is None:
             transport = default_transport(config.transports)
