@@ -21,10 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from ..bots import BotFactory, SessionInfo, create_task
 from ..frames import Frame, StartFrame
@@ -39,12 +38,11 @@ from ..transports import (
     Transport,
     TransportParams,
 )
-from .rtvi_client import RTVIErrorResponse, RTVIProtocolError
+from ._client_base import ClientBase, rtvi_message
 
 __all__ = ["MemoryClient", "MemoryTransport"]
 
 logger = logging.getLogger("voxloop.testing")
-T = TypeVar("T")
 
 
 class MemoryTransport(EventSource, Transport):
@@ -126,17 +124,17 @@ class MemoryTransport(EventSource, Transport):
     async def _mark_disconnected(self) -> None:
         if not self.disconnected.is_set():
             self.disconnected.set()
-            await self.client._notify()
+            await self.client._notify_waiters()
             await self._call_event_handler(CLIENT_DISCONNECTED)
 
     async def _started(self) -> None:
         self.started.set()
-        await self.client._notify()
+        await self.client._notify_waiters()
         if not self.disconnected.is_set():
             await self._call_event_handler(CLIENT_CONNECTED)
 
 
-class MemoryClient:
+class MemoryClient(ClientBase):
     """The scripted client at the other end of a :class:`MemoryTransport`.
 
     Its API follows :class:`~voxloop.testing.RTVIClient` (so a test can swap one for the other):
@@ -147,21 +145,12 @@ class MemoryClient:
     """
 
     def __init__(self, transport: MemoryTransport, *, version: str = "2.1.0") -> None:
+        super().__init__()
         self.transport = transport
         self.version = version
-        self.messages: list[dict[str, Any]] = []
-        self.audio = bytearray()
-        self.audio_sample_rate: int | None = None
         self.audio_writes: list[tuple[int, int]] = []
-        self.interruptions = 0
-        self.protocol_errors: list[str] = []
-        self._changed = asyncio.Condition()
-        self._errors_raised = 0
-
-    @property
-    def closed(self) -> asyncio.Event:
-        """Set once the client has left or the server closed the session."""
-        return self.transport.disconnected
+        #: Set once the client has left or the server closed the session.
+        self.closed = transport.disconnected
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -173,34 +162,15 @@ class MemoryClient:
 
     async def send_message(self, type: str, data: Any = None, *, id: str | None = None) -> str:
         """Send an RTVI message; returns its id."""
-        message_id = id if id is not None else uuid.uuid4().hex[:8]
-        message: dict[str, Any] = {"label": "rtvi-ai", "type": type}
-        if data is not None:
-            message["data"] = data
-        message["id"] = message_id
+        message = rtvi_message(type, data, id)
         await self.send(message)
-        return message_id
+        return str(message["id"])
 
     async def ready(self, version: str | None = None, timeout: float = 10) -> dict[str, Any]:
         """Send ``client-ready`` and wait for ``bot-ready``."""
         about = {"library": "voxloop-memory-client", "platform": "python"}
         await self.send_message("client-ready", {"version": version or self.version, "about": about})
         return await self.wait_for_message("bot-ready", timeout=timeout)
-
-    async def request(self, t: str, d: Any = None, timeout: float = 10) -> Any:
-        """A ``client-message`` answered by ``server-response`` (returns its ``d``) or ``error-response``."""
-        message_id = await self.send_message("client-message", {"t": t} if d is None else {"t": t, "d": d})
-        answer = await self.wait_for_message(
-            "",
-            predicate=lambda m: (
-                m.get("id") == message_id and m.get("type") in ("server-response", "error-response")
-            ),
-            timeout=timeout,
-        )
-        data = answer.get("data") or {}
-        if answer["type"] == "error-response":
-            raise RTVIErrorResponse(str(data.get("error")), answer)
-        return data.get("d")
 
     async def stream_audio(
         self,
@@ -235,61 +205,7 @@ class MemoryClient:
         """The client leaves (``on_client_disconnected`` fires; the server would cancel the bot)."""
         await self.transport._mark_disconnected()
 
-    # -- waiting --------------------------------------------------------------------------------
-
-    def of_type(self, type: str) -> list[dict[str, Any]]:
-        """Every message of ``type`` received so far."""
-        return [m for m in self.messages if m.get("type") == type]
-
-    async def wait_for_message(
-        self,
-        type: str,
-        *,
-        count: int = 1,
-        predicate: Callable[[dict[str, Any]], bool] | None = None,
-        timeout: float = 10,
-    ) -> dict[str, Any]:
-        """The ``count``-th message of ``type`` (any type if empty) matching ``predicate``."""
-
-        def found() -> dict[str, Any] | None:
-            matching = [
-                m
-                for m in self.messages
-                if (not type or m.get("type") == type) and (predicate is None or predicate(m))
-            ]
-            return matching[count - 1] if len(matching) >= count else None
-
-        return await self._wait_until(found, f"message #{count} of type {type or 'any'!r}", timeout)
-
-    wait_for = wait_for_message  # RTVIClient's name
-
-    async def wait_for_audio(self, min_bytes: int, timeout: float = 10) -> int:
-        """Wait until at least ``min_bytes`` of bot audio have arrived; returns the total so far."""
-
-        def found() -> int | None:
-            return len(self.audio) if len(self.audio) >= min_bytes else None
-
-        return await self._wait_until(found, f"{min_bytes} bytes of bot audio", timeout)
-
-    async def _wait_until(self, found: Callable[[], T | None], what: str, timeout: float) -> T:
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                while True:
-                    self._raise_protocol_errors()
-                    result = found()
-                    if result is not None:
-                        return result
-                    if self.closed.is_set():
-                        raise ConnectionError(f"the session closed before {what}")
-                    await self._changed.wait()
-        except TimeoutError:
-            raise TimeoutError(f"no {what} within {timeout} s") from None
-
-    def _raise_protocol_errors(self) -> None:
-        if len(self.protocol_errors) > self._errors_raised:
-            new = self.protocol_errors[self._errors_raised :]
-            self._errors_raised = len(self.protocol_errors)
-            raise RTVIProtocolError("; ".join(new))
+    wait_for_message = ClientBase.wait_for  # the name MemoryClient had first
 
     async def _connected_input(self, timeout: float) -> _MemoryInput:
         if self.closed.is_set():
@@ -311,21 +227,17 @@ class MemoryClient:
             except ValueError as exc:
                 self.protocol_errors.append(str(exc))
         self.messages.append(message)
-        await self._notify()
+        await self._notify_waiters()
 
     async def _receive_audio(self, audio: bytes, sample_rate: int, at_ns: int) -> None:
         self.audio_sample_rate = sample_rate
         self.audio += audio
         self.audio_writes.append((at_ns, len(audio)))
-        await self._notify()
+        await self._notify_waiters()
 
     async def _receive_interruption(self) -> None:
         self.interruptions += 1
-        await self._notify()
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        await self._notify_waiters()
 
 
 class _MemoryInput(BaseInputTransport):

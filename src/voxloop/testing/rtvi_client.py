@@ -20,12 +20,10 @@ import binascii
 import json
 import re
 import time
-import uuid
 import wave
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 # protobuf ships no type information; the types-protobuf stubs are optional.
@@ -37,27 +35,14 @@ from voxloop import __version__
 from voxloop.rtvi.messages import validate_server_message
 from voxloop.transports.serializers import BOT_AUDIO_TYPE, frames_pb2
 
+from ._client_base import ClientBase, RTVIErrorResponse, RTVIProtocolError, rtvi_message, without_none
+
 __all__ = ["RTVIClient", "RTVIErrorResponse", "RTVIProtocolError", "load_wav"]
 
-LABEL: Final = "rtvi-ai"
 # Like JSON.stringify: compact, non-ASCII as is; NaN has no JSON form, so refuse it.
 _encode_json: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _VERSION_RE: Final = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _ABOUT: Final = {"library": "voxloop-testing", "library_version": __version__, "platform": "python"}
-T = TypeVar("T")
-
-
-class RTVIErrorResponse(Exception):
-    """The server answered a request with ``error-response``, as the web client rejects it."""
-
-    def __init__(self, error: str, message: dict[str, Any]) -> None:
-        super().__init__(error)
-        self.error = error
-        self.message = message
-
-
-class RTVIProtocolError(Exception):
-    """The server sent something the published web client would choke on or drop."""
 
 
 def load_wav(path: str | Path) -> tuple[bytes, int, int]:
@@ -68,7 +53,7 @@ def load_wav(path: str | Path) -> tuple[bytes, int, int]:
         return wav.readframes(wav.getnframes()), wav.getframerate(), wav.getnchannels()
 
 
-class RTVIClient:
+class RTVIClient(ClientBase):
     """One RTVI session over WebSocket; use as ``async with RTVIClient(url) as client:``.
 
     What arrives is kept for the test to inspect: ``messages`` (every RTVI message, in order),
@@ -92,6 +77,7 @@ class RTVIClient:
         wire: Literal["protobuf", "json"] = "protobuf",
         strict: bool = True,
     ) -> None:
+        super().__init__()
         if wire not in ("protobuf", "json"):
             raise ValueError(f"wire must be 'protobuf' or 'json', got {wire!r}")
         if token is not None:
@@ -103,22 +89,16 @@ class RTVIClient:
         self.strict = strict
         self.version = version
         self.about: Any = about if about is not None else dict(_ABOUT)
-        self.messages: list[dict[str, Any]] = []
         #: Per message (same index): when it arrived, and how many bytes of bot audio had arrived before it.
         self.message_arrivals: list[tuple[float, int]] = []
-        self.audio = bytearray()
         self.audio_arrivals: list[tuple[float, int]] = []
-        self.audio_sample_rate: int | None = None  # as labelled by the server; the web client ignores it
-        self.interruptions = 0
-        self.protocol_errors: list[str] = []
+        # audio_sample_rate: as labelled by the server; the web client ignores it
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.bot_ready: dict[str, Any] | None = None
         self.bot_version: tuple[int, int, int] | None = None
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._changed = asyncio.Condition()
-        self._errors_raised = 0
         self._ready_sent = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -158,11 +138,8 @@ class RTVIClient:
 
     async def send_message(self, type: str, data: Any = None, *, id: str | None = None) -> str:
         """Send any RTVI message (a protobuf ``MessageFrame``, or a text frame on the JSON wire)."""
-        message_id = id if id is not None else str(uuid.uuid4())[:8]  # as the web client
-        message: dict[str, Any] = {"label": LABEL, "type": type}  # the web client's key order
-        if data is not None:
-            message["data"] = data
-        message["id"] = message_id
+        message = rtvi_message(type, data, id)
+        message_id: str = message["id"]
         if self.wire == "json":
             await self.send_raw(_encode_json(message))
             return message_id
@@ -186,28 +163,12 @@ class RTVIClient:
         self.bot_version = (int(match[1]), int(match[2]), int(match[3]))
         return message
 
-    async def request(self, t: str, d: Any = None, timeout: float = 10) -> Any:
-        """``sendClientRequest``: a ``client-message`` answered by ``server-response`` with its id."""
-        self._check_ready()
-        message_id = await self.send_message("client-message", _without_none(t=t, d=d))
-        answer = await self.wait_for(
-            "",
-            predicate=lambda m: (
-                m.get("id") == message_id and m.get("type") in ("server-response", "error-response")
-            ),
-            timeout=timeout,
-        )
-        data = answer.get("data") or {}
-        if answer["type"] == "error-response":
-            raise RTVIErrorResponse(str(data.get("error")), answer)
-        return data.get("d")
-
     async def send_text(
         self, content: str, *, run_immediately: bool | None = None, audio_response: bool | None = None
     ) -> str:
         """``sendText``: options is ``{}`` when none are given, as in the web client."""
         self._check_ready()
-        options = _without_none(run_immediately=run_immediately, audio_response=audio_response)
+        options = without_none(run_immediately=run_immediately, audio_response=audio_response)
         return await self.send_message("send-text", {"content": content, "options": options})
 
     async def disconnect_bot(self) -> str:
@@ -278,59 +239,8 @@ class RTVIClient:
             audio.num_channels = num_channels
             await self.send_raw(frame.SerializeToString())
 
-    # -- waiting --------------------------------------------------------------------------------
-
-    def of_type(self, type: str) -> list[dict[str, Any]]:
-        """Every message of ``type`` received so far."""
-        return [m for m in self.messages if m.get("type") == type]
-
-    async def wait_for(
-        self,
-        type: str,
-        *,
-        count: int = 1,
-        predicate: Callable[[dict[str, Any]], bool] | None = None,
-        timeout: float = 10,
-    ) -> dict[str, Any]:
-        """The ``count``-th message of ``type`` (any type if empty) matching ``predicate``."""
-
-        def found() -> dict[str, Any] | None:
-            matching = [
-                m
-                for m in self.messages
-                if (not type or m.get("type") == type) and (predicate is None or predicate(m))
-            ]
-            return matching[count - 1] if len(matching) >= count else None
-
-        return await self._wait_until(found, f"message #{count} of type {type or 'any'!r}", timeout)
-
-    async def wait_for_audio(self, min_bytes: int, timeout: float = 10) -> int:
-        """Wait until at least ``min_bytes`` of bot audio have arrived; returns the total so far."""
-
-        def found() -> int | None:
-            return len(self.audio) if len(self.audio) >= min_bytes else None
-
-        return await self._wait_until(found, f"{min_bytes} bytes of bot audio", timeout)
-
-    async def _wait_until(self, found: Callable[[], T | None], what: str, timeout: float) -> T:
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                while True:
-                    self._raise_protocol_errors()
-                    result = found()
-                    if result is not None:
-                        return result
-                    if self.closed.is_set():
-                        raise ConnectionError(f"connection closed (code {self.close_code}) before {what}")
-                    await self._changed.wait()
-        except TimeoutError:
-            raise TimeoutError(f"no {what} within {timeout} s") from None
-
-    def _raise_protocol_errors(self) -> None:
-        if len(self.protocol_errors) > self._errors_raised:
-            new = self.protocol_errors[self._errors_raised :]
-            self._errors_raised = len(self.protocol_errors)
-            raise RTVIProtocolError("; ".join(new))
+    def _closed_reason(self) -> str:
+        return f"connection closed (code {self.close_code})"
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -339,15 +249,13 @@ class RTVIClient:
         try:
             async for data in ws:
                 self._receive(data)
-                async with self._changed:
-                    self._changed.notify_all()
+                await self._notify_waiters()
         except ConnectionClosed:
             pass
         finally:
             self.close_code = ws.close_code
             self.closed.set()
-            async with self._changed:
-                self._changed.notify_all()
+            await self._notify_waiters()
 
     def _receive(self, data: bytes | str) -> None:
         if self.wire == "json":
@@ -425,8 +333,3 @@ class RTVIClient:
     def _check_ready(self) -> None:
         if not self._ready_sent:  # the web client throws BotNotReadyError here
             raise RuntimeError("call ready() first: the web client sends nothing before client-ready")
-
-
-def _without_none(**fields: Any) -> dict[str, Any]:
-    """JSON.stringify leaves out undefined fields; None plays undefined here."""
-    return {key: value for key, value in fields.items() if value is not None}

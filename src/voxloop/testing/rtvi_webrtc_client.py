@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from typing import Any, Final
 
 import httpx
@@ -34,6 +33,7 @@ from voxloop.audio import PCMConverter
 from voxloop.pipeline import TaskSet
 from voxloop.transports._webrtc_connection import TRACK_RATE, AudioOutBuffer, OutputAudioTrack
 
+from ._client_base import rtvi_message
 from .rtvi_client import RTVIClient, _encode_json
 
 __all__ = ["RTVIWebRTCClient"]
@@ -147,13 +147,9 @@ class RTVIWebRTCClient(RTVIClient):
 
     async def send_message(self, type: str, data: Any = None, *, id: str | None = None) -> str:
         """Send any RTVI message as JSON text on "chat"; returns its id."""
-        message_id = id if id is not None else uuid_8()
-        message: dict[str, Any] = {"label": "rtvi-ai", "type": type}
-        if data is not None:
-            message["data"] = data
-        message["id"] = message_id
+        message = rtvi_message(type, data, id)
         await self.send_raw(_encode_json(message))
-        return message_id
+        return str(message["id"])
 
     async def send_signalling(self, message: dict[str, Any]) -> None:
         await self.send_raw(_encode_json({"type": "signalling", "message": message}))
@@ -323,10 +319,6 @@ class RTVIWebRTCClient(RTVIClient):
     def _notify(self) -> None:
         self._spawn(self._notify_waiters())
 
-    async def _notify_waiters(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
     async def _stop_pinger(self) -> None:
         pinger, self._pinger = self._pinger, None
         if pinger is not None:
@@ -345,10 +337,6 @@ class RTVIWebRTCClient(RTVIClient):
         if self.pc is None:
             raise RuntimeError("not connected: use `async with RTVIWebRTCClient(...)` or await connect()")
         return self.pc
-
-
-def uuid_8() -> str:
-    return str(uuid.uuid4())[:8]  # as the web client
 
 
 def _split_candidates(sdp: str) -> tuple[str, list[dict[str, Any]]]:
