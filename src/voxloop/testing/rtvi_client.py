@@ -35,12 +35,13 @@ from voxloop import __version__
 from voxloop.rtvi.messages import validate_server_message
 from voxloop.transports.serializers import BOT_AUDIO_TYPE, frames_pb2
 
+# Like JSON.stringify: compact, non-ASCII as is; NaN has no JSON form, so refused.
+from voxloop.transports.serializers.base import encode_json as _encode_json
+
 from ._client_base import ClientBase, RTVIErrorResponse, RTVIProtocolError, rtvi_message, without_none
 
 __all__ = ["RTVIClient", "RTVIErrorResponse", "RTVIProtocolError", "load_wav"]
 
-# Like JSON.stringify: compact, non-ASCII as is; NaN has no JSON form, so refuse it.
-_encode_json: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _VERSION_RE: Final = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _ABOUT: Final = {"library": "voxloop-testing", "library_version": __version__, "platform": "python"}
 

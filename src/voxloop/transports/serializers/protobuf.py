@@ -13,7 +13,6 @@ call over a long session, and it is not faster either.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -34,32 +33,25 @@ from voxloop.frames import (
 )
 
 from . import frames_pb2
-from .base import SerializationError
+from .base import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    LimitedSerializer,
+    SerializationError,
+    check_whole_samples,
+    decode_json,
+    encode_json,
+)
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ProtobufFrameSerializer", "SerializationError"]
 
-#: The published WebSocket client's own message limit (1 MiB); nothing legitimate is larger.
-DEFAULT_MAX_MESSAGE_BYTES: Final = 1024 * 1024
-
 _WireFrame = frames_pb2.Frame
-
-# Built once: json.dumps with keyword arguments builds a new encoder on every call. Compact, UTF-8
-# as is (smaller than \u escapes; the client's JSON.parse reads both), and no NaN/Infinity, which
-# Python would emit but the client's JSON.parse rejects.
-_encode_json: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_decode_json: Final = json.JSONDecoder().decode
 
 
 # --- server -> client ------------------------------------------------------------------------
 
 
 def _encode_audio(frame: OutputAudioRawFrame) -> bytes:
-    audio = frame.audio
-    if len(audio) & 1:
-        # The client plays the bytes as an Int16Array, which cannot hold half a sample.
-        raise SerializationError(
-            f"{frame.name}: audio has {len(audio)} bytes, not a whole number of 16-bit samples"
-        )
+    audio = check_whole_samples(frame)
     msg = _WireFrame()
     wire = msg.audio
     wire.id = frame.id
@@ -74,7 +66,7 @@ def _encode_audio(frame: OutputAudioRawFrame) -> bytes:
 
 def _encode_message(frame: OutputTransportMessageFrame | OutputTransportMessageUrgentFrame) -> bytes:
     message = frame.message
-    data = message if isinstance(message, str) else _encode_json(message)
+    data = message if isinstance(message, str) else encode_json(message)
     msg = _WireFrame()
     msg.message.data = data
     wire_bytes: bytes = msg.SerializeToString()
@@ -148,7 +140,7 @@ def _decode_audio(msg: frames_pb2.Frame) -> Frame:
 def _decode_message(msg: frames_pb2.Frame) -> Frame:
     data: str = msg.message.data
     try:
-        payload = _decode_json(data)
+        payload = decode_json(data)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise SerializationError(f"message is not valid JSON: {exc}") from exc
     return InputTransportMessageFrame(message=payload)
@@ -177,42 +169,22 @@ _DECODERS: Final[dict[str | None, Callable[[Any], Frame]]] = {
 }
 
 
-class ProtobufFrameSerializer:
+class ProtobufFrameSerializer(LimitedSerializer[bytes]):
     """Frames to and from protobuf ``pipecat.Frame`` bytes, as the WebSocket clients expect.
 
     Stateless apart from its limit, so one instance can serve any number of connections.
     """
 
-    __slots__ = ("_max_message_bytes",)
+    __slots__ = ()
 
-    def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
-        if max_message_bytes < 1:
-            raise ValueError(f"max_message_bytes must be at least 1, got {max_message_bytes}")
-        self._max_message_bytes = max_message_bytes
-
-    @property
-    def max_message_bytes(self) -> int:
-        """Incoming messages larger than this are refused before parsing."""
-        return self._max_message_bytes
-
-    def serialize(self, frame: Frame) -> bytes | None:
-        """The wire bytes for ``frame``, or None when this kind of frame does not go to the client.
-
-        Raises SerializationError when the frame belongs on the wire but cannot be encoded (odd
-        audio length, a message that is not JSON-serializable, a value out of range).
-        """
+    def _encode(self, frame: Frame) -> bytes | None:
         encode = _ENCODERS.get(type(frame))
-        try:
-            if encode is not None:
-                return encode(frame)
-            if isinstance(frame, OutputAudioRawFrame):
-                return _encode_audio(frame)
-            if isinstance(frame, OutputTransportMessageFrame | OutputTransportMessageUrgentFrame):
-                return _encode_message(frame)
-        except SerializationError:
-            raise
-        except (ValueError, TypeError, RecursionError) as exc:
-            raise SerializationError(f"cannot serialize {frame.name}: {exc}") from exc
+        if encode is not None:
+            return encode(frame)
+        if isinstance(frame, OutputAudioRawFrame):
+            return _encode_audio(frame)
+        if isinstance(frame, OutputTransportMessageFrame | OutputTransportMessageUrgentFrame):
+            return _encode_message(frame)
         return None
 
     def deserialize(self, data: bytes | str) -> Frame:
