@@ -15,7 +15,6 @@ import contextlib
 import ctypes
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from helpers.cli import free_port as free_port  # the cluster tests take it from here
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -67,12 +68,6 @@ def kill_left_behind(processes: set[asyncio.subprocess.Process]) -> int:
                 process.kill()  # its loop's child watcher reaps it
                 left += 1
     return left
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisProcess:

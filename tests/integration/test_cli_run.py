@@ -4,38 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import sys
 
 import httpx
 
+from helpers.cli import free_port, interrupt, voxloop_process
 from voxloop.testing import RTVIClient
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_ctrl_c_ends_every_session_and_exits() -> None:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "voxloop.cli",
-        "run",
-        "--port",
-        str(port),
-        "--bot",
-        "echo",
-        "--transport",
-        "websocket",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    async with voxloop_process(
+        "run", "--port", str(port), "--bot", "echo", "--transport", "websocket"
+    ) as process:
         assert process.stdout is not None
         banner = await asyncio.wait_for(process.stdout.readline(), 30)
         assert b"bot 'echo'" in banner
@@ -48,30 +28,16 @@ async def test_ctrl_c_ends_every_session_and_exits() -> None:
         for client in clients:
             await client.connect()
             await client.ready()
-        process.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(process.wait(), 15)
+        code = await interrupt(process)
         for client in clients:
             await asyncio.wait_for(client.closed.wait(), 5)
             await client.close()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     assert code == 0, (await process.stderr.read()).decode() if process.stderr else ""
 
 
 async def test_unknown_bot_is_a_clear_error() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "voxloop.cli",
-        "run",
-        "--bot",
-        "nonexistent",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _out, err = await asyncio.wait_for(process.communicate(), 30)
+    async with voxloop_process("run", "--bot", "nonexistent") as process:
+        _out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert b"unknown bot 'nonexistent'" in err
 
@@ -79,21 +45,10 @@ async def test_unknown_bot_is_a_clear_error() -> None:
 async def test_the_default_bot_loads_its_models_first_and_leaves_no_worker_behind() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "voxloop.cli",
-        "run",
-        "--port",
-        str(port),
-        "--transport",
-        "websocket",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**env, "VOXLOOP_TTS": "espeak"},
-    )
     lines: list[str] = []
-    try:
+    async with voxloop_process(
+        "run", "--port", str(port), "--transport", "websocket", env={**env, "VOXLOOP_TTS": "espeak"}
+    ) as process:
         assert process.stdout is not None
         while not lines or "listening on" not in lines[-1]:
             lines.append((await asyncio.wait_for(process.stdout.readline(), 60)).decode())
@@ -105,12 +60,7 @@ async def test_the_default_bot_loads_its_models_first_and_leaves_no_worker_behin
         assert "bot 'default'" in lines[-2]
         workers = _speech_workers_of(process.pid)
         assert len(workers) == 1, workers  # one espeak worker, shared by every session
-        process.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(process.wait(), 15)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        code = await interrupt(process)
     assert code == 0, (await process.stderr.read()).decode() if process.stderr else ""
     assert not any(_alive(pid) for pid in workers), "the speech worker outlived the server"
 

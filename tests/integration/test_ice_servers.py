@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 
 import aioice.ice
@@ -16,18 +15,13 @@ import httpx
 import pytest
 from aioice import stun
 
+from helpers.cli import free_port
 from helpers.server import running_server
 from voxloop.bots import load_bot
 from voxloop.server import ServerConfig
 from voxloop.testing.rtvi_webrtc_client import RTVIWebRTCClient
 
 TURN_USER, TURN_SECRET = "ada", "s3cret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_voxloop_run_hands_its_ice_servers_to_webrtc_clients() -> None:

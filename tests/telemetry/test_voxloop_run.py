@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import socket
-import sys
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from helpers.cli import free_port, interrupt, voxloop_process
 from voxloop.testing import RTVIClient
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def live_sessions(text: str) -> float:
@@ -29,23 +21,8 @@ def live_sessions(text: str) -> float:
 
 async def test_the_server_serves_metrics_and_logs_json_lines_with_session_ids() -> None:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "voxloop.cli",
-        "run",
-        "--port",
-        str(port),
-        "--bot",
-        "echo",
-        "--transport",
-        "websocket",
-        "--log-format",
-        "json",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    args = ["run", "--port", str(port), "--bot", "echo", "--transport", "websocket", "--log-format", "json"]
+    async with voxloop_process(*args) as process:
         assert process.stdout is not None and process.stderr is not None
         await asyncio.wait_for(process.stdout.readline(), 30)  # the banner
         await asyncio.wait_for(process.stdout.readline(), 30)  # listening
@@ -56,13 +33,8 @@ async def test_the_server_serves_metrics_and_logs_json_lines_with_session_ids() 
                 await client.ready()
                 during = (await http.get(f"{base}/metrics")).text
             after = (await http.get(f"{base}/metrics")).text
-        process.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(process.wait(), 15)
+        code = await interrupt(process)
         log = (await process.stderr.read()).decode()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     assert code == 0, log
     assert live_sessions(during) == 1
     assert "process_resident_memory_bytes" in after  # prometheus_client's process metrics come along
