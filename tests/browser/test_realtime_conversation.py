@@ -33,6 +33,7 @@ pytest.importorskip("openai")
 
 from helpers.bots import ContextKeepingBot
 from helpers.browser import run_driver, write_fake_mic
+from helpers.realtime import emulated_openai
 from helpers.server import running_server
 from helpers.speech import silence, spoken
 from voxloop.server import ServerConfig
@@ -62,10 +63,7 @@ GAP = 3.5
 
 @pytest.fixture
 async def emu(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RealtimeEmulator]:
-    async with RealtimeEmulator() as emulator:
-        assert emulator.api_key is not None
-        monkeypatch.setenv("OPENAI_API_KEY", emulator.api_key)
-        monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
+    async with emulated_openai(monkeypatch) as emulator:
         yield emulator
     emulator.assert_valid()
 

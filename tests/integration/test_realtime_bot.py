@@ -12,7 +12,6 @@ import asyncio
 import base64
 import json
 import re
-import wave
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,8 +20,8 @@ import pytest
 pytest.importorskip("openai")
 
 from helpers.bots import ContextKeepingBot
-from helpers.paths import AUDIO
-from helpers.server import running_server
+from helpers.realtime import emulated_openai, utterance
+from helpers.server import running_server, start_websocket_session
 from helpers.speech import silence
 from voxloop.bots import realtime as realtime_bot
 from voxloop.server import ServerConfig
@@ -39,29 +38,11 @@ LONG = (
 )
 
 
-def wav(name: str) -> bytes:
-    with wave.open(str(AUDIO / name), "rb") as f:
-        assert f.getframerate() == 16000
-        return f.readframes(f.getnframes())
-
-
 @pytest.fixture
 async def emu(monkeypatch: pytest.MonkeyPatch, no_leaked_tasks: None) -> AsyncIterator[RealtimeEmulator]:
-    async with RealtimeEmulator() as emulator:
-        assert emulator.api_key is not None
-        monkeypatch.setenv("OPENAI_API_KEY", emulator.api_key)
-        monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
+    async with emulated_openai(monkeypatch) as emulator:
         yield emulator
     emulator.assert_valid()
-
-
-async def start_session(base: str) -> str:
-    import httpx
-
-    async with httpx.AsyncClient() as http:
-        reply = await http.post(f"{base}/start", json={"transport": "websocket"})
-    reply.raise_for_status()
-    return str(reply.json()["wsUrl"])
 
 
 def words(text: str) -> list[str]:
@@ -94,10 +75,10 @@ async def test_spoken_question_gets_transcription_audio_and_bot_output(emu: Real
     bot = ContextKeepingBot("realtime")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
-        RTVIClient(await start_session(base)) as client,
+        RTVIClient(await start_websocket_session(base)) as client,
     ):
         await client.ready()
-        await client.stream_audio(silence(0.3) + wav("utt01_weather.wav") + silence(1.0))
+        await client.stream_audio(silence(0.3) + utterance("utt01_weather.wav") + silence(1.0))
         heard = await client.wait_for("user-transcription", predicate=lambda m: m["data"]["final"])
         await client.wait_for("bot-stopped-speaking", timeout=20)
         await emu.wait_until(lambda: len(bot.contexts[0].messages) >= 3, "the reply in the context")
@@ -120,14 +101,14 @@ async def test_barge_in_truncates_at_what_was_played(emu: RealtimeEmulator) -> N
     bot = ContextKeepingBot("realtime")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
-        RTVIClient(await start_session(base)) as client,
+        RTVIClient(await start_websocket_session(base)) as client,
     ):
         await client.ready()
-        await client.stream_audio(silence(0.3) + wav("utt01_weather.wav") + silence(1.0))
+        await client.stream_audio(silence(0.3) + utterance("utt01_weather.wav") + silence(1.0))
         await client.wait_for("bot-started-speaking", timeout=20)
         await client.wait_for_audio(int(2.5 * OUT_BYTES_PER_SEC), timeout=20)
         mark = len(client.messages)  # the turn's start interrupted nothing; the barge-in comes after this
-        talking = asyncio.create_task(client.stream_audio(wav("utt05_joke.wav") + silence(1.0)))
+        talking = asyncio.create_task(client.stream_audio(utterance("utt05_joke.wav") + silence(1.0)))
         await client.wait_for("bot-interrupted", count=len(client.of_type("bot-interrupted")) + 1, timeout=20)
         await talking
         await client.wait_for("bot-stopped-speaking", count=2, timeout=20)
@@ -163,10 +144,10 @@ async def test_function_call_completes_and_the_bot_speaks_the_result(emu: Realti
     bot = ContextKeepingBot("realtime")
     async with (
         running_server(ServerConfig(bot=bot)) as (base, _app),
-        RTVIClient(await start_session(base)) as client,
+        RTVIClient(await start_websocket_session(base)) as client,
     ):
         await client.ready()
-        await client.stream_audio(silence(0.3) + wav("utt02_timer.wav") + silence(1.0))
+        await client.stream_audio(silence(0.3) + utterance("utt02_timer.wav") + silence(1.0))
         spoken = await client.wait_for(
             "bot-output",
             predicate=lambda m: re.search(r"\d{1,2}:\d{2}", m["data"]["text"]) is not None,
@@ -190,7 +171,7 @@ async def test_clients_change_only_voice_instructions_modality_and_max_output_to
     is answered with an error-response and changes nothing; an allowed one reaches the session."""
     async with (
         running_server(ServerConfig(bot=ContextKeepingBot("realtime"))) as (base, _app),
-        RTVIClient(await start_session(base)) as client,
+        RTVIClient(await start_websocket_session(base)) as client,
     ):
         await client.ready()
         conn = await emu.wait_for_connection()

@@ -8,7 +8,6 @@ responses are ``chat`` spans marked realtime, and the interruption is counted on
 from __future__ import annotations
 
 import asyncio
-import wave
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-from helpers.paths import AUDIO
+from helpers.realtime import emulated_openai, utterance
 from helpers.server import running_server, start_websocket_session
 from helpers.speech import silence
 from voxloop.bots import load_bot
@@ -39,17 +38,9 @@ LONG = (
 )
 
 
-def wav(name: str) -> bytes:
-    with wave.open(str(AUDIO / name), "rb") as f:
-        return f.readframes(f.getnframes())
-
-
 @pytest.fixture
 async def emu(monkeypatch: pytest.MonkeyPatch, no_leaked_tasks: None) -> AsyncIterator[RealtimeEmulator]:
-    async with RealtimeEmulator() as emulator:
-        assert emulator.api_key is not None
-        monkeypatch.setenv("OPENAI_API_KEY", emulator.api_key)
-        monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
+    async with emulated_openai(monkeypatch) as emulator:
         yield emulator
 
 
@@ -68,10 +59,10 @@ async def test_a_barge_in_on_the_realtime_bot_is_an_interrupted_turn(emu: Realti
         RTVIClient(await start_websocket_session(base)) as client,
     ):
         await client.ready()
-        await client.stream_audio(silence(0.3) + wav("utt01_weather.wav") + silence(1.0))
+        await client.stream_audio(silence(0.3) + utterance("utt01_weather.wav") + silence(1.0))
         await client.wait_for("bot-started-speaking", timeout=20)
         await client.wait_for_audio(int(2.5 * OUT_BYTES_PER_SEC), timeout=20)
-        talking = asyncio.create_task(client.stream_audio(wav("utt05_joke.wav") + silence(1.0)))
+        talking = asyncio.create_task(client.stream_audio(utterance("utt05_joke.wav") + silence(1.0)))
         await client.wait_for("bot-interrupted", count=len(client.of_type("bot-interrupted")) + 1, timeout=20)
         await talking
         await client.wait_for("bot-stopped-speaking", count=2, timeout=20)
