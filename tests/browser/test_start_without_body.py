@@ -6,29 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from helpers.bots import answering_rtvi
+from helpers.bots import SessionRecordingBot
 from helpers.browser import run_driver, write_fake_mic
 from helpers.server import running_server
 from helpers.speech import silence
-from voxloop.bots import SessionInfo
-from voxloop.bots.echo import Echo
-from voxloop.pipeline import Pipeline, PipelineTask
 from voxloop.server import ServerConfig
 
 START_BARE = Path(__file__).with_name("start_bare.mjs")
-
-
-class RecordingBot:
-    def __init__(self) -> None:
-        self.sessions: list[SessionInfo] = []
-
-    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
-        self.sessions.append(session)
-        return PipelineTask(Pipeline([answering_rtvi(), transport.input(), Echo(), transport.output()]))
 
 
 @pytest.mark.parametrize("transports", [("webrtc",), ("websocket", "webrtc")], ids=["webrtc", "all"])
@@ -36,7 +23,7 @@ async def test_the_smallwebrtc_client_starts_with_an_empty_body(
     browser_tools: None, loopback_ice: None, tmp_path: Path, transports: tuple[str, ...]
 ) -> None:
     write_fake_mic(tmp_path / "mic.wav", silence(1.0))
-    bot = RecordingBot()
+    bot = SessionRecordingBot()
     async with running_server(ServerConfig(bot=bot, transports=transports)) as (base, app):
         args = ["--url", f"{base}/", "--wav", str(tmp_path / "mic.wav")]
         report = await run_driver(START_BARE, [*args, "--profile", str(tmp_path / "profile")], timeout=60)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import inspect
 
 from voxloop.bots import SessionInfo, load_bot
+from voxloop.bots.echo import Echo
 from voxloop.context import LLMContext
-from voxloop.pipeline import PipelineTask
+from voxloop.pipeline import Pipeline, PipelineTask
 from voxloop.rtvi import ClientMessage, RTVIProcessor
 from voxloop.services.local.demo_agent import TIME_TOOL
 from voxloop.transports import Transport
@@ -24,6 +25,17 @@ def answering_rtvi() -> RTVIProcessor:
             await processor.send_server_response(message, {"echo": message.data})
 
     return rtvi
+
+
+class SessionRecordingBot:
+    """An echo bot (with :func:`answering_rtvi`) that keeps the SessionInfo of every session it got."""
+
+    def __init__(self) -> None:
+        self.sessions: list[SessionInfo] = []
+
+    def __call__(self, transport: Transport, session: SessionInfo) -> PipelineTask:
+        self.sessions.append(session)
+        return PipelineTask(Pipeline([answering_rtvi(), transport.input(), Echo(), transport.output()]))
 
 
 class ContextKeepingBot:

@@ -12,23 +12,11 @@ import aioice.ice
 import httpx
 import pytest
 
-from helpers.bots import answering_rtvi
+from helpers.bots import SessionRecordingBot
 from helpers.server import running_server
-from voxloop.bots import SessionInfo
-from voxloop.bots.echo import Echo
-from voxloop.pipeline import Pipeline, PipelineTask
 from voxloop.server import ServerConfig
 from voxloop.testing.rtvi_client import RTVIClient
 from voxloop.testing.rtvi_webrtc_client import RTVIWebRTCClient
-
-
-class RecordingBot:
-    def __init__(self) -> None:
-        self.sessions: list[SessionInfo] = []
-
-    def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
-        self.sessions.append(session)
-        return PipelineTask(Pipeline([answering_rtvi(), transport.input(), Echo(), transport.output()]))
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +41,7 @@ def test_the_default_transport_rule() -> None:
 
 
 async def test_an_empty_start_on_a_websocket_server_gets_a_websocket(no_leaked_tasks: None) -> None:
-    bot = RecordingBot()
+    bot = SessionRecordingBot()
     async with running_server(ServerConfig(bot=bot, transports=("websocket",))) as (base, _app):
         empty, braces = await post_start(base), await post_start(base, json={})
         assert empty.status_code == 200 and braces.status_code == 200
@@ -68,7 +56,7 @@ async def test_an_empty_start_on_a_websocket_server_gets_a_websocket(no_leaked_t
 async def test_an_empty_start_on_a_webrtc_server_gets_a_webrtc_session(
     transports: tuple[str, ...], no_leaked_tasks: None
 ) -> None:
-    bot = RecordingBot()
+    bot = SessionRecordingBot()
     async with running_server(ServerConfig(bot=bot, transports=transports)) as (base, app):
         reply = await post_start(base)
         assert reply.status_code == 200, reply.text
