@@ -68,14 +68,8 @@ class Server:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        if proc is not None:
+            _terminate(proc)
 
     def sample(self) -> tuple[int, int]:
         """(CPU ticks used so far, resident KiB)."""
@@ -179,13 +173,8 @@ class ClusterServer:
             part.stop()
         self.parts, self.gateway = [], None
         redis, self.redis = self.redis, None
-        if redis is not None and redis.poll() is None:
-            redis.terminate()
-            try:
-                redis.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                redis.kill()
-                redis.wait(timeout=10)
+        if redis is not None:
+            _terminate(redis)
 
     def sample(self) -> tuple[int, int]:
         """(CPU ticks, resident KiB) of the workers and the gateway together."""
@@ -194,6 +183,18 @@ class ClusterServer:
 
     def log_problems(self) -> int:
         return sum(part.log_problems() for part in self.parts)
+
+
+def _terminate(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM a process still running, and SIGKILL it if it has not ended 10 s later."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def _wait_for_port(port: int, timeout: float) -> None:
