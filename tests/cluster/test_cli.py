@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
 import pytest
 
+from helpers.cli import voxloop_exit
 from helpers.cluster import RedisProcess, free_port, needs_redis, start_process, stop_process
 
 pytestmark = needs_redis
-
-
-async def voxloop(*args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "voxloop.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode is not None
-    return process.returncode, err.decode()
 
 
 @pytest.mark.parametrize(
@@ -41,7 +25,7 @@ async def voxloop(*args: str) -> tuple[int, str]:
     ],
 )
 async def test_what_cannot_work_is_a_clear_error(args: list[str], message: str) -> None:
-    code, err = await voxloop(*args)
+    code, err = await voxloop_exit(*args)
     assert code in (1, 2) and message in err, err
 
 

@@ -43,3 +43,13 @@ async def interrupt(process: asyncio.subprocess.Process, timeout: float = 15) ->
     """Ctrl-C: SIGINT, then the exit code once the process has ended."""
     process.send_signal(signal.SIGINT)
     return await asyncio.wait_for(process.wait(), timeout)
+
+
+async def voxloop_exit(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 30
+) -> tuple[int, str]:
+    """Runs ``voxloop *args`` to its end: (exit code, what it wrote on stderr)."""
+    async with voxloop_process(*args, env=env) as process:
+        _out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, err.decode()

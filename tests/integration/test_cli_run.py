@@ -7,7 +7,7 @@ import os
 
 import httpx
 
-from helpers.cli import free_port, interrupt, voxloop_process
+from helpers.cli import free_port, interrupt, voxloop_exit, voxloop_process
 from voxloop.testing import RTVIClient
 
 
@@ -36,10 +36,9 @@ async def test_ctrl_c_ends_every_session_and_exits() -> None:
 
 
 async def test_unknown_bot_is_a_clear_error() -> None:
-    async with voxloop_process("run", "--bot", "nonexistent") as process:
-        _out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 2
-    assert b"unknown bot 'nonexistent'" in err
+    code, err = await voxloop_exit("run", "--bot", "nonexistent")
+    assert code == 2
+    assert "unknown bot 'nonexistent'" in err
 
 
 async def test_the_default_bot_loads_its_models_first_and_leaves_no_worker_behind() -> None:

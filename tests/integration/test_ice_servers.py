@@ -15,7 +15,7 @@ import httpx
 import pytest
 from aioice import stun
 
-from helpers.cli import free_port
+from helpers.cli import free_port, voxloop_exit
 from helpers.server import running_server
 from voxloop.bots import load_bot
 from voxloop.server import ServerConfig
@@ -62,18 +62,8 @@ async def test_voxloop_run_hands_its_ice_servers_to_webrtc_clients() -> None:
     ],
 )
 async def test_bad_ice_servers_are_a_clear_error(args: list[str], env: dict[str, str], message: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "voxloop.cli",
-        "run",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )
-    _out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 2 and message in err.decode(), err.decode()
+    code, err = await voxloop_exit("run", *args, env={**os.environ, **env})
+    assert code == 2 and message in err, err
 
 
 class FakeTurn(asyncio.DatagramProtocol):
