@@ -9,34 +9,25 @@
 //   node barge_in.mjs --url http://127.0.0.1:PORT/ --wav mic.wav --profile DIR
 //                     [--screenshots DIR] [--timeout-ms 30000]
 
-import { parseArgs } from "node:util";
+import {
+  connect,
+  conversationView,
+  disconnect,
+  driverOptions,
+  newReport,
+  openPage,
+  runDriver,
+  shoot,
+  waiter,
+} from "./browser.mjs";
 
-import { connect, conversationView, disconnect, launch, newReport, openPage, shoot, waiter } from "./browser.mjs";
-
-const { values: opts } = parseArgs({
-  options: {
-    url: { type: "string" },
-    wav: { type: "string" },
-    profile: { type: "string" },
-    chromium: { type: "string", default: "/usr/bin/chromium" },
-    "timeout-ms": { type: "string", default: "30000" },
-    screenshots: { type: "string" },
-  },
-});
-for (const required of ["url", "wav", "profile"]) {
-  if (!opts[required]) throw new Error(`--${required} is required`);
-}
+const opts = driverOptions({ screenshots: { type: "string" } }, { timeoutMs: "30000" });
 
 const report = newReport();
 const until = waiter(report, Number(opts["timeout-ms"]));
-let context;
-
-try {
-  let page;
-  // Played once: a looping file would barge in again and again.
-  const wav = `${opts.wav}%noloop`;
-  ({ context, page } = await launch({ profile: opts.profile, wav, executablePath: opts.chromium }, report));
-
+// Played once: a looping file would barge in again and again.
+const wav = `${opts.wav}%noloop`;
+await runDriver(opts, report, async (page) => {
   report.stage = "open page";
   await openPage(page, opts.url, until);
   // Stamp every event with the bot audio the page had received when it was recorded, and give the
@@ -82,12 +73,4 @@ try {
   report.audio = await page.evaluate(() => window.voxloop.audio());
   report.pageErrorMessages = await page.evaluate(() => window.voxloop.errors);
   report.events = await page.evaluate(() => window.voxloop.events);
-  report.stage = "done";
-  report.ok = true;
-} catch (error) {
-  report.error = String(error?.stack ?? error);
-} finally {
-  await context?.close().catch(() => {});
-}
-process.stdout.write(`${JSON.stringify(report)}\n`);
-process.exitCode = report.ok ? 0 : 1;
+}, { wav });

@@ -6,10 +6,54 @@
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 
 // playwright-core is a dev dependency of web/; resolve it from there.
 const require = createRequire(new URL("../../web/package.json", import.meta.url));
 const { chromium } = require("playwright-core");
+
+/**
+ * The driver's command line: ``--url``, ``--wav``, ``--profile`` (required), ``--chromium`` and
+ * ``--timeout-ms`` (default ``timeoutMs``), and the driver's own ``options`` (as parseArgs takes them).
+ */
+export function driverOptions(options, { timeoutMs = "20000" } = {}) {
+  const { values } = parseArgs({
+    options: {
+      url: { type: "string" },
+      wav: { type: "string" },
+      profile: { type: "string" },
+      chromium: { type: "string", default: "/usr/bin/chromium" },
+      "timeout-ms": { type: "string", default: timeoutMs },
+      ...options,
+    },
+  });
+  for (const required of ["url", "wav", "profile"]) {
+    if (!values[required]) throw new Error(`--${required} is required`);
+  }
+  return values;
+}
+
+/**
+ * Runs a driver's ``steps(page)`` in a Chromium launched with ``wav`` on the fake microphone
+ * (``opts.wav`` unless given), closes it whatever happens, prints ``report`` as one JSON line and
+ * exits 0 only when every step passed.
+ */
+export async function runDriver(opts, report, steps, { wav = opts.wav } = {}) {
+  let context;
+  try {
+    let page;
+    ({ context, page } = await launch({ profile: opts.profile, wav, executablePath: opts.chromium }, report));
+    await steps(page);
+    report.stage = "done";
+    report.ok = true;
+  } catch (error) {
+    report.error = String(error?.stack ?? error);
+  } finally {
+    await context?.close().catch(() => {});
+  }
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+  process.exitCode = report.ok ? 0 : 1;
+}
 
 /** A new report: ``stage`` names the step under way, so a failure says where it happened. */
 export function newReport() {

@@ -6,47 +6,31 @@
 //   node converse.mjs --url http://127.0.0.1:PORT/ --wav mic.wav --profile DIR [--transport webrtc]
 //                     [--bot-sound-seconds 0.5] [--screenshots DIR] [--timeout-ms 20000]
 
-import { parseArgs } from "node:util";
-
 import {
   chooseTransport,
   connect,
   conversationView,
   disconnect,
-  launch,
+  driverOptions,
   newReport,
   openPage,
+  runDriver,
   shoot,
   waiter,
 } from "./browser.mjs";
 
-const { values: opts } = parseArgs({
-  options: {
-    url: { type: "string" },
-    transport: { type: "string", default: "websocket" },
-    wav: { type: "string" },
-    profile: { type: "string" },
-    chromium: { type: "string", default: "/usr/bin/chromium" },
-    "bot-sound-seconds": { type: "string", default: "0.5" },
-    "timeout-ms": { type: "string", default: "20000" },
-    screenshots: { type: "string" },
-  },
+const opts = driverOptions({
+  transport: { type: "string", default: "websocket" },
+  "bot-sound-seconds": { type: "string", default: "0.5" },
+  screenshots: { type: "string" },
 });
-for (const required of ["url", "wav", "profile"]) {
-  if (!opts[required]) throw new Error(`--${required} is required`);
-}
 const botSoundSeconds = Number(opts["bot-sound-seconds"]);
 
 const report = newReport();
 const until = waiter(report, Number(opts["timeout-ms"]));
-let context;
-
-try {
-  let page;
-  // Played once: a looping file would ask the bot the same question again and again.
-  const wav = `${opts.wav}%noloop`;
-  ({ context, page } = await launch({ profile: opts.profile, wav, executablePath: opts.chromium }, report));
-
+// Played once: a looping file would ask the bot the same question again and again.
+const wav = `${opts.wav}%noloop`;
+await runDriver(opts, report, async (page) => {
   report.stage = "open page";
   await openPage(page, opts.url, until);
   report.stage = `choose ${opts.transport}`;
@@ -93,12 +77,4 @@ try {
   report.pageErrorMessages = await page.evaluate(() => window.voxloop.errors);
   report.events = await page.evaluate(() => window.voxloop.events);
   report.botAudioElementsAfter = await page.$$eval("audio[data-voxloop]", (els) => els.length);
-  report.stage = "done";
-  report.ok = true;
-} catch (error) {
-  report.error = String(error?.stack ?? error);
-} finally {
-  await context?.close().catch(() => {});
-}
-process.stdout.write(`${JSON.stringify(report)}\n`);
-process.exitCode = report.ok ? 0 : 1;
+}, { wav });

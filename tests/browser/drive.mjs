@@ -6,38 +6,27 @@
 //                  [--mic-seconds 7] [--bot-seconds 4] [--typed TEXT] [--heard TRANSCRIPT]
 //                  [--screenshots DIR] [--timeout-ms 20000]
 
-import { parseArgs } from "node:util";
-
 import {
   chooseTransport,
   connect,
   conversationView,
   disconnect,
-  launch,
+  driverOptions,
   newReport,
   openPage,
+  runDriver,
   shoot as shootInto,
   waiter,
 } from "./browser.mjs";
 
-const { values: opts } = parseArgs({
-  options: {
-    url: { type: "string" },
-    transport: { type: "string", default: "websocket" },
-    wav: { type: "string" },
-    profile: { type: "string" },
-    chromium: { type: "string", default: "/usr/bin/chromium" },
-    "mic-seconds": { type: "string", default: "7" },
-    "bot-seconds": { type: "string", default: "4" },
-    "timeout-ms": { type: "string", default: "20000" },
-    screenshots: { type: "string" },
-    typed: { type: "string", default: "Hello from the browser" },
-    heard: { type: "string" },
-  },
+const opts = driverOptions({
+  transport: { type: "string", default: "websocket" },
+  "mic-seconds": { type: "string", default: "7" },
+  "bot-seconds": { type: "string", default: "4" },
+  screenshots: { type: "string" },
+  typed: { type: "string", default: "Hello from the browser" },
+  heard: { type: "string" },
 });
-for (const required of ["url", "wav", "profile"]) {
-  if (!opts[required]) throw new Error(`--${required} is required`);
-}
 const micSeconds = Number(opts["mic-seconds"]);
 const botSeconds = Number(opts["bot-seconds"]);
 const timeout = Number(opts["timeout-ms"]);
@@ -45,12 +34,7 @@ const timeout = Number(opts["timeout-ms"]);
 const report = newReport();
 const until = waiter(report, timeout);
 const shoot = (page, name) => shootInto(page, opts.screenshots, name);
-let context;
-
-try {
-  let page;
-  ({ context, page } = await launch({ profile: opts.profile, wav: opts.wav, executablePath: opts.chromium }, report));
-
+await runDriver(opts, report, async (page) => {
   report.stage = "open page";
   await openPage(page, opts.url, until);
   report.initialState = await page.evaluate(() => window.voxloop.client.state);
@@ -144,12 +128,4 @@ try {
   report.events = await page.evaluate(() => window.voxloop.events);
   report.botAudioElementsAfter = await page.$$eval("audio[data-voxloop]", (els) => els.length);
   await shoot(page, "3-disconnected");
-  report.stage = "done";
-  report.ok = true;
-} catch (error) {
-  report.error = String(error?.stack ?? error);
-} finally {
-  await context?.close().catch(() => {});
-}
-process.stdout.write(`${JSON.stringify(report)}\n`);
-process.exitCode = report.ok ? 0 : 1;
+});

@@ -4,30 +4,13 @@
 //
 //   node start_bare.mjs --url http://127.0.0.1:PORT/ --wav mic.wav --profile DIR [--timeout-ms 20000]
 
-import { parseArgs } from "node:util";
+import { chooseTransport, driverOptions, newReport, openPage, runDriver, waiter } from "./browser.mjs";
 
-import { chooseTransport, launch, newReport, openPage, waiter } from "./browser.mjs";
-
-const { values: opts } = parseArgs({
-  options: {
-    url: { type: "string" },
-    wav: { type: "string" },
-    profile: { type: "string" },
-    chromium: { type: "string", default: "/usr/bin/chromium" },
-    "timeout-ms": { type: "string", default: "20000" },
-  },
-});
-for (const required of ["url", "wav", "profile"]) {
-  if (!opts[required]) throw new Error(`--${required} is required`);
-}
+const opts = driverOptions({});
 
 const report = newReport();
 const until = waiter(report, Number(opts["timeout-ms"]));
-let context;
-
-try {
-  let page;
-  ({ context, page } = await launch({ profile: opts.profile, wav: opts.wav, executablePath: opts.chromium }, report));
+await runDriver(opts, report, async (page) => {
   report.startRequests = [];
   page.on("request", (request) => {
     if (new URL(request.url()).pathname === "/start") {
@@ -61,12 +44,4 @@ try {
   report.stage = "disconnect";
   await page.evaluate(() => window.voxloop.client.disconnect());
   await until(page, "state disconnected", () => window.voxloop.client.state === "disconnected");
-  report.stage = "done";
-  report.ok = true;
-} catch (error) {
-  report.error = String(error?.stack ?? error);
-} finally {
-  await context?.close().catch(() => {});
-}
-process.stdout.write(`${JSON.stringify(report)}\n`);
-process.exitCode = report.ok ? 0 : 1;
+});
