@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -28,21 +29,28 @@ from voxloop.testing.rtvi_client import RTVIClient
 SECRET_KEY = "sk-proj-Zx81hQ0pL4mN7vB2cX9dK3sT6wY5uR1e"
 
 
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """voxloop's JSON logging into a buffer, for the test only (the root logger is put back after)."""
+@contextmanager
+def root_logger_restored() -> Iterator[logging.Logger]:
+    """The root logger, with its handlers and level put back as they were when the block ends."""
     root = logging.getLogger()
     saved, level = list(root.handlers), root.level
-    stream = io.StringIO()
-    configure_logging(logging.DEBUG, "json", stream)
     try:
-        yield stream
+        yield root
     finally:
         for handler in list(root.handlers):
             root.removeHandler(handler)
         for handler in saved:
             root.addHandler(handler)
         root.setLevel(level)
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """voxloop's JSON logging into a buffer, for the test only (the root logger is put back after)."""
+    with root_logger_restored():
+        stream = io.StringIO()
+        configure_logging(logging.DEBUG, "json", stream)
+        yield stream
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -121,10 +129,8 @@ def test_secrets_are_redacted_in_text_and_json_lines(monkeypatch: pytest.MonkeyP
     logger = logging.getLogger("voxloop.test.secrets")
     for fmt in ("text", "json"):
         stream = io.StringIO()
-        root = logging.getLogger()
-        saved, level = list(root.handlers), root.level
-        configure_logging(logging.INFO, fmt, stream)
-        try:
+        with root_logger_restored():
+            configure_logging(logging.INFO, fmt, stream)
             logger.info("calling the API with key %s", SECRET_KEY)
             logger.info("headers: {'Authorization': 'Bearer abcdefgh12345678', 'x': 1}")
             logger.info("client at ws://127.0.0.1:7860/ws?token=Q2hhbmdlTWVQbGVhc2U&x=1")
@@ -134,12 +140,6 @@ def test_secrets_are_redacted_in_text_and_json_lines(monkeypatch: pytest.MonkeyP
                 raise RuntimeError(f"401 Unauthorized: Incorrect API key provided: {SECRET_KEY}")
             except RuntimeError:
                 logger.exception("the LLM failed")
-        finally:
-            for h in list(root.handlers):
-                root.removeHandler(h)
-            for h in saved:
-                root.addHandler(h)
-            root.setLevel(level)
         out = stream.getvalue()
         for secret in (
             SECRET_KEY,
@@ -160,18 +160,10 @@ def test_redact_leaves_ordinary_text_alone() -> None:
 
 
 def test_the_cli_logs_json_when_asked(tmp_path: Any) -> None:
-    root = logging.getLogger()
-    saved, level = list(root.handlers), root.level
-    try:
+    with root_logger_restored() as root:
         assert main(["run", "--log-format", "json", "--bot", str(tmp_path / "missing.py")]) == 2
         (handler,) = root.handlers
         assert isinstance(handler.formatter, JsonFormatter)
-    finally:
-        for h in list(root.handlers):
-            root.removeHandler(h)
-        for h in saved:
-            root.addHandler(h)
-        root.setLevel(level)
 
 
 async def test_a_traced_session_s_lines_name_its_trace(json_logs) -> None:
