@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ from voxloop.frames import (
     TTSTextFrame,
     UserStartedSpeakingFrame,
 )
-from voxloop.pipeline import Pipeline
+from voxloop.pipeline import DOWNSTREAM, Pipeline
 from voxloop.testing import FakeClock, MemoryTransport, PipelineHarness
 from voxloop.transports.params import TransportParams
 
@@ -310,3 +311,29 @@ async def test_calls_without_started_frame_group_by_reply(
         await s.send(result("b", None))
         assert len(s.up(LLMContextFrame)) == 1
         assert [m["content"] for m in s.new_messages if m["role"] == "tool"] == ["COMPLETED", "COMPLETED"]
+
+
+# -- a long reply costs time linear in its length ------------------------------------------------
+
+
+async def _cpu_secs_to_aggregate(tokens: int) -> float:
+    """CPU time the aggregator takes for one reply of ``tokens`` 100-character LLM tokens."""
+    aggregator = LLMAssistantAggregator(LLMContext())
+    frames = [LLMTextFrame("x" * 99 + " ") for _ in range(tokens)]
+    await aggregator.process_frame(LLMFullResponseStartFrame(), DOWNSTREAM)
+    started = time.process_time()
+    for frame in frames:
+        await aggregator.process_frame(frame, DOWNSTREAM)
+    await aggregator.process_frame(LLMFullResponseEndFrame(), DOWNSTREAM)
+    elapsed = time.process_time() - started
+    assert len(aggregator.context.messages[-1]["content"]) == 100 * tokens - 1
+    return elapsed
+
+
+async def test_a_long_reply_is_aggregated_in_linear_time() -> None:
+    # Growing one string per token copied the reply so far each time: 10x the tokens took 540x
+    # the time (1.75 s for a 1 MB reply). CPU time, best of three, so a busy machine matters less.
+    small = min([await _cpu_secs_to_aggregate(1_000) for _ in range(3)])
+    large = min([await _cpu_secs_to_aggregate(10_000) for _ in range(3)])
+    ratio = large / max(small, 1e-4)
+    assert ratio < 30, f"10x the reply took {ratio:.0f}x the time (linear is 10x)"

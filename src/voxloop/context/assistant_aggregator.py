@@ -100,7 +100,9 @@ class LLMAssistantAggregator(FrameProcessor):
         self.context = context
         self.params = params or AssistantAggregatorParams()
         self._opened_by: str | None = None  # "llm", "tts" or "text" (text with no opening frame)
-        self._buffer = ""
+        # The text since the last flush, as pieces: joined once at the flush, since a reply comes a
+        # token at a time and growing one string would copy it all on every token.
+        self._buffer: list[str] = []
         self._flushed: list[str] = []  # parts of this turn already written (before a tool call)
         self._response = 0  # sequence number of LLM replies
         self._batches: list[_Batch] = []
@@ -175,16 +177,15 @@ class LLMAssistantAggregator(FrameProcessor):
             return  # an announcement: the TTSTextFrames will follow as it is played
         if self._opened_by is None:
             await self._open("text")
-        if frame.includes_inter_frame_spaces:
-            self._buffer += frame.text
-        else:
-            if self._buffer and not self._buffer[-1].isspace() and not frame.text[0].isspace():
-                self._buffer += " "
-            self._buffer += frame.text
+        buffer = self._buffer
+        joins_words = not frame.includes_inter_frame_spaces and buffer
+        if joins_words and not buffer[-1][-1].isspace() and not frame.text[0].isspace():
+            buffer.append(" ")
+        buffer.append(frame.text)
 
     async def _open(self, by: str) -> None:
         self._opened_by = by
-        self._buffer = ""
+        self._buffer = []
         self._flushed = []
         await self._call_event_handler("on_assistant_turn_started")
 
@@ -208,8 +209,8 @@ class LLMAssistantAggregator(FrameProcessor):
 
     def _flush_text(self) -> None:
         """Write the text so far (before a tool call, so the context keeps the order things happened)."""
-        text = self._buffer.strip()
-        self._buffer = ""
+        text = "".join(self._buffer).strip()
+        self._buffer = []
         if text:
             self.context.add_message({"role": "assistant", "content": text})
             self._flushed.append(text)
