@@ -83,20 +83,24 @@ class _Sentences:
     _ENDS = (".", "!", "?", "。", "！", "？")
 
     def __init__(self) -> None:
-        self._text = ""
+        # Pieces since the last sentence end; what they hold has no end mark, so only a new piece
+        # needs scanning, and they are joined once per sentence (not copied on every token).
+        self._pieces: list[str] = []
 
     def add(self, text: str) -> str | None:
         """Add text; returns the sentences it completed, if it ended one (the rest waits)."""
-        self._text += text
-        gathered = self._text
-        for i in range(len(gathered) - 1, -1, -1):
-            if gathered[i] in self._ENDS and (i + 1 == len(gathered) or gathered[i + 1].isspace()):
-                done, self._text = gathered[: i + 1].strip(), gathered[i + 1 :]
+        for i in range(len(text) - 1, -1, -1):
+            if text[i] in self._ENDS and (i + 1 == len(text) or text[i + 1].isspace()):
+                self._pieces.append(text[: i + 1])
+                done = "".join(self._pieces).strip()
+                self._pieces = [text[i + 1 :]]
                 return done or None
+        self._pieces.append(text)
         return None
 
     def take(self) -> str | None:
-        text, self._text = self._text.strip(), ""
+        text = "".join(self._pieces).strip()
+        self._pieces = []
         return text or None
 
 
