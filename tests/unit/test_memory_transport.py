@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -211,3 +213,27 @@ async def test_default_bot_answers_a_spoken_question(
     assert re.search(r"\d{1,2}:\d{2}", answer["data"]["text"])
     assert len(client.audio) > 0.5 * 24000 * 2 and peak(client.audio) > 1000  # the answer was spoken
     assert client.protocol_errors == []
+
+
+async def test_a_waiter_looks_at_each_message_once() -> None:
+    # Rescanning every message on each arrival made a wait over n arrivals cost n^2 / 2 checks.
+    count = 100
+    looked: collections.Counter[int] = collections.Counter()
+    arrived = [asyncio.Event() for _ in range(count)]
+
+    def is_last(message: dict[str, Any]) -> bool:
+        n = message["data"]["n"]
+        looked[n] += 1
+        arrived[n].set()
+        return bool(n == count - 1)
+
+    transport = MemoryTransport()
+    async with PipelineHarness(Pipeline([transport.input(), transport.output()])) as h:
+        waiter = asyncio.create_task(transport.client.wait_for_message("server-message", predicate=is_last))
+        for n in range(count):
+            message = {"label": "rtvi-ai", "type": "server-message", "data": {"n": n}}
+            await h.push(OutputTransportMessageUrgentFrame(message=message))
+            async with asyncio.timeout(5):
+                await arrived[n].wait()  # the waiter has woken for this one before the next is sent
+        assert (await waiter)["data"]["n"] == count - 1
+    assert looked == {n: 1 for n in range(count)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -404,3 +405,25 @@ async def test_json_wire_collects_bot_audio_messages(bot: FakeBot) -> None:
 async def test_wire_must_be_known() -> None:
     with pytest.raises(ValueError, match="wire must be"):
         RTVIClient("ws://127.0.0.1:1/ws", wire="xml")  # type: ignore[arg-type]
+
+
+async def test_a_waiter_looks_at_each_message_once(bot: FakeBot) -> None:
+    # Rescanning every message on each arrival made a wait over n arrivals cost n^2 / 2 checks.
+    count = 100
+    looked: collections.Counter[int] = collections.Counter()
+    arrived = [asyncio.Event() for _ in range(count)]
+
+    def is_last(message: dict[str, Any]) -> bool:
+        n = message["data"]["n"]
+        looked[n] += 1
+        arrived[n].set()
+        return bool(n == count - 1)
+
+    async with RTVIClient(bot.url) as client:
+        waiter = asyncio.create_task(client.wait_for("server-message", predicate=is_last))
+        for n in range(count):
+            await bot.send(message_frame({"label": "rtvi-ai", "type": "server-message", "data": {"n": n}}))
+            async with asyncio.timeout(5):
+                await arrived[n].wait()  # the waiter has woken for this one before the next is sent
+        assert (await waiter)["data"]["n"] == count - 1
+    assert looked == {n: 1 for n in range(count)}

@@ -98,15 +98,7 @@ class ClientBase:
         timeout: float = 10,
     ) -> dict[str, Any]:
         """The ``count``-th message of ``type`` (any type if empty) matching ``predicate``."""
-
-        def found() -> dict[str, Any] | None:
-            matching = [
-                m
-                for m in self.messages
-                if (not type or m.get("type") == type) and (predicate is None or predicate(m))
-            ]
-            return matching[count - 1] if len(matching) >= count else None
-
+        found = _NthMatch(self.messages, type, predicate, count)
         return await self._wait_until(found, f"message #{count} of type {type or 'any'!r}", timeout)
 
     async def wait_for_audio(self, min_bytes: int, timeout: float = 10) -> int:
@@ -149,3 +141,36 @@ class ClientBase:
 
     def _check_ready(self) -> None:
         """Refuse a request the client could not send yet (by default, none)."""
+
+
+class _NthMatch:
+    """The ``count``-th message of ``type`` matching ``predicate`` in a list that only grows.
+
+    Each call looks only at the messages that arrived since the last one, so a wait costs one
+    check per message however often it is woken (by every message and every audio chunk).
+    """
+
+    def __init__(
+        self,
+        messages: list[dict[str, Any]],
+        type: str,
+        predicate: Callable[[dict[str, Any]], bool] | None,
+        count: int,
+    ) -> None:
+        self._messages = messages
+        self._type = type
+        self._predicate = predicate
+        self._left = count  # matches still to find
+        self._seen = 0  # messages looked at so far
+        self._found: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any] | None:
+        messages, type, predicate = self._messages, self._type, self._predicate
+        while self._found is None and self._seen < len(messages):
+            message = messages[self._seen]
+            self._seen += 1
+            if (not type or message.get("type") == type) and (predicate is None or predicate(message)):
+                self._left -= 1
+                if self._left <= 0:
+                    self._found = message
+        return self._found
