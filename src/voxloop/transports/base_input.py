@@ -3,8 +3,8 @@
 Audio from any client (any usual rate, mono or stereo) is converted to mono at the pipeline's input
 rate before anything else sees it. Its declared format is checked first (:mod:`voxloop.audio.input_format`):
 a frame outside the bounds is dropped and the client told, once per kind of problem (then at most
-every ``_REPORT_EVERY_NS``, with a count), so a flood of bad frames costs neither memory nor a flood
-of errors. Client messages go upstream to the RTVIProcessor, which sits
+every 10 s, with a count: :class:`._throttle.ReportThrottle`), so a flood of bad frames costs
+neither memory nor a flood of errors. Client messages go upstream to the RTVIProcessor, which sits
 at the top of the pipeline, just before the input transport.
 """
 
@@ -24,11 +24,10 @@ from ..frames import (
     StartFrame,
 )
 from ..pipeline import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
+from ._throttle import ReportThrottle
 from .params import TransportParams
 
 logger = logging.getLogger("voxloop.transports")
-
-_REPORT_EVERY_NS = 10_000_000_000
 
 
 class BaseInputTransport(FrameProcessor):
@@ -41,8 +40,7 @@ class BaseInputTransport(FrameProcessor):
         self._streaming = False
         self._stream_on_start = params.audio_in_stream_on_start
         self._running = False
-        # Per kind of format problem: when it was last reported, and frames dropped since.
-        self._format_reports: dict[str, tuple[int, int]] = {}
+        self._audio_reports = ReportThrottle()  # per kind of refused audio
 
     @property
     def sample_rate(self) -> int:
@@ -98,15 +96,10 @@ class BaseInputTransport(FrameProcessor):
 
     async def _refuse_audio(self, problem: AudioFormatProblem) -> None:
         """Tell the client (an ErrorFrame up to RTVI) the first time, then at most every 10 s."""
-        now = self.clock.now_ns()
-        last = self._format_reports.get(problem.kind)
-        if last is not None and now - last[0] < _REPORT_EVERY_NS:
-            self._format_reports[problem.kind] = (last[0], last[1] + 1)
-            return
-        dropped = last[1] if last is not None else 0
-        self._format_reports[problem.kind] = (now, 0)
-        also = f" ({dropped} more such frames dropped since the last report)" if dropped else ""
-        await self.push_error(f"dropped client audio: {problem.message}{also}")
+        dropped = self._audio_reports.due(problem.kind, self.clock.now_ns())
+        if dropped is not None:
+            also = ReportThrottle.since(dropped, "such frames")
+            await self.push_error(f"dropped client audio: {problem.message}{also}")
 
     async def push_message(self, message: Any) -> None:
         """A client message: up to the RTVIProcessor."""
