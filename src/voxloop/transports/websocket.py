@@ -7,7 +7,9 @@ mono by default, which is what the published player plays, RTVI JSON inside mess
 interruption frame on barge-in). ``?wire=json`` is plain RTVI JSON in text frames, audio included.
 Works on any ASGI WebSocket (Starlette's here). Bad input (a frame of the other wire's kind, data
 that is not a frame, invalid JSON, an oversized message) gets an RTVI ``error`` back in the
-connection's wire and a log line; the session goes on.
+connection's wire and a log line, once per kind of problem and then at most every 10 s with a
+count of the frames dropped meanwhile (so a flood of bad frames is not answered by a flood of
+errors); the session goes on.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..frames import (
     StartFrame,
 )
 from ..pipeline._events import EventSource
+from ._throttle import ReportThrottle
 from .base_input import BaseInputTransport
 from .base_output import BaseOutputTransport
 from .params import TransportParams
@@ -110,6 +113,7 @@ class _WebSocketInput(BaseInputTransport):
         super().__init__(transport.params, name="websocket-input")
         self._transport = transport
         self._reader: asyncio.Task[None] | None = None
+        self._bad_frame_reports = ReportThrottle()  # per kind of bad frame
 
     async def start(self, frame: StartFrame) -> None:
         self._reader = asyncio.create_task(self._read(), name=f"{self}::read")
@@ -143,8 +147,11 @@ class _WebSocketInput(BaseInputTransport):
         try:
             frame = self._transport.serializer.deserialize(data)
         except SerializationError as exc:
-            logger.warning("%s: dropped a bad frame: %s", self, exc)
-            await self._transport.send_error(f"invalid frame: {exc}")
+            dropped = self._bad_frame_reports.due(exc.kind, self.clock.now_ns())
+            if dropped is not None:
+                also = ReportThrottle.since(dropped, "such frames")
+                logger.warning("%s: dropped a bad frame: %s%s", self, exc, also)
+                await self._transport.send_error(f"invalid frame: {exc}{also}")
             return
         if isinstance(frame, InputAudioRawFrame):
             await self.push_audio(frame.audio, frame.sample_rate, frame.num_channels)

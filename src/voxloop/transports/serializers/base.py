@@ -24,8 +24,14 @@ WireT = TypeVar("WireT", bytes, str)
 class SerializationError(ValueError):
     """A frame could not be turned into wire data, or wire data into a frame.
 
-    The message says what was wrong, so the transport can log it, answer the client and go on.
+    The message says what was wrong, so the transport can log it, answer the client and go on;
+    ``kind`` names the sort of problem (a fixed word per check, never text from the client), so a
+    flood of alike bad frames is answered once rather than once per frame.
     """
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class FrameSerializer(Protocol):

@@ -122,15 +122,16 @@ def _decode_audio(msg: frames_pb2.Frame) -> Frame:
     sample_rate: int = wire.sample_rate
     num_channels: int = wire.num_channels
     if not audio:
-        raise SerializationError("audio frame has no audio bytes")
+        raise SerializationError("audio frame has no audio bytes", "empty_audio")
     if not sample_rate:
-        raise SerializationError("audio frame has sample_rate 0")
+        raise SerializationError("audio frame has sample_rate 0", "sample_rate")
     if not num_channels:
-        raise SerializationError("audio frame has num_channels 0")
+        raise SerializationError("audio frame has num_channels 0", "num_channels")
     if len(audio) % (2 * num_channels):
         raise SerializationError(
             f"audio frame has {len(audio)} bytes, not a whole number of 16-bit samples "
-            f"for {num_channels} channel(s)"
+            f"for {num_channels} channel(s)",
+            "length",
         )
     # The wire's id, name and pts are the client's own numbering and clock, not ours: a frame
     # keeps the process-unique id it was created with.
@@ -142,7 +143,7 @@ def _decode_message(msg: frames_pb2.Frame) -> Frame:
     try:
         payload = decode_json(data)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-        raise SerializationError(f"message is not valid JSON: {exc}") from exc
+        raise SerializationError(f"message is not valid JSON: {exc}", "json") from exc
     return InputTransportMessageFrame(message=payload)
 
 
@@ -196,28 +197,32 @@ class ProtobufFrameSerializer(LimitedSerializer[bytes]):
         if isinstance(data, str):
             raise SerializationError(
                 "expected binary data, got str: text frames are not accepted on the protobuf wire "
-                "(connect with ?wire=json to speak RTVI JSON in text frames)"
+                "(connect with ?wire=json to speak RTVI JSON in text frames)",
+                "wrong_wire",
             )
         size = len(data)
         if size > self._max_message_bytes:
             raise SerializationError(
-                f"message of {size} bytes is over the limit of {self._max_message_bytes} bytes"
+                f"message of {size} bytes is over the limit of {self._max_message_bytes} bytes",
+                "size",
             )
         if not size:
-            raise SerializationError("empty message: expected a protobuf pipecat.Frame")
+            raise SerializationError("empty message: expected a protobuf pipecat.Frame", "empty")
         try:
             msg = _WireFrame.FromString(data)
         except DecodeError as exc:
-            raise SerializationError(f"not a protobuf pipecat.Frame: {exc}") from exc
+            raise SerializationError(f"not a protobuf pipecat.Frame: {exc}", "undecodable") from exc
         except TypeError as exc:  # neither bytes nor str
             raise SerializationError(
-                f"expected binary data, got {type(data).__name__}: the wire is binary protobuf"
+                f"expected binary data, got {type(data).__name__}: the wire is binary protobuf",
+                "wrong_wire",
             ) from exc
         kind = msg.WhichOneof("frame")
         decode = _DECODERS.get(kind)
         if decode is None:
             raise SerializationError(
                 "pipecat.Frame has no known kind set "
-                "(expected one of text, audio, transcription, message, interruption)"
+                "(expected one of text, audio, transcription, message, interruption)",
+                "unknown_kind",
             )
         return decode(msg)

@@ -52,21 +52,23 @@ class JSONFrameSerializer(LimitedSerializer[str]):
         if not isinstance(data, str):
             raise SerializationError(
                 "binary frames are not accepted on the JSON wire: send each RTVI message as JSON "
-                "in a text frame, and audio as raw-audio messages"
+                "in a text frame, and audio as raw-audio messages",
+                "wrong_wire",
             )
         limit = self._max_message_bytes
         # A character is 1 to 4 bytes of UTF-8: count bytes only when it could matter.
         if len(data) > limit // 4 and (size := len(data.encode())) > limit:
-            raise SerializationError(f"message of {size} bytes is over the limit of {limit} bytes")
+            raise SerializationError(f"message of {size} bytes is over the limit of {limit} bytes", "size")
         if not data:
-            raise SerializationError("empty message: expected an RTVI JSON object")
+            raise SerializationError("empty message: expected an RTVI JSON object", "empty")
         try:
             message: Any = decode_json(data)
         except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-            raise SerializationError(f"message is not valid JSON: {exc}") from exc
+            raise SerializationError(f"message is not valid JSON: {exc}", "json") from exc
         if not isinstance(message, dict):
             raise SerializationError(
-                f"expected an RTVI message (a JSON object), got a JSON {type(message).__name__}"
+                f"expected an RTVI message (a JSON object), got a JSON {type(message).__name__}",
+                "not_object",
             )
         return InputTransportMessageFrame(message=message)
 
