@@ -81,7 +81,8 @@ async def test_handshake_request_and_audio_round_trip(no_leaked_tasks) -> None:
             assert await client.request("ping", {"n": 1}) == {"echo": {"n": 1}}
             with pytest.raises(RTVIErrorResponse, match="asked to fail"):
                 await client.request("fail")
-            await client.stream_audio(pcm, sample_rate=rate, num_channels=channels, realtime=False)
+            # In real time, as a microphone: audio over 2 s ahead of real time would be dropped.
+            await client.stream_audio(pcm, sample_rate=rate, num_channels=channels)
             # 16 kHz in, 24 kHz out: the echo comes back resampled, 1.5x the bytes.
             await client.wait_for_audio(int(len(pcm) * 1.5 * 0.9), timeout=30)
             assert app.state.sessions and len(app.state.sessions) == 1

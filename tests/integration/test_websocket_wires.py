@@ -69,7 +69,8 @@ async def test_audio_round_trip_over_either_wire(wire: str) -> None:
         url = await start_websocket_session(base)
         async with RTVIClient(url, wire=wire) as client:
             await client.ready()
-            await client.stream_audio(pcm, sample_rate=rate, num_channels=channels, realtime=False)
+            # In real time, as a microphone: audio over 2 s ahead of real time would be dropped.
+            await client.stream_audio(pcm, sample_rate=rate, num_channels=channels)
             # 16 kHz in, 24 kHz out: the echo comes back resampled, 1.5x the bytes.
             await client.wait_for_audio(int(len(pcm) * 1.5 * 0.9), timeout=30)
     # The bot heard exactly what was sent (the client pads its last chunk to 512 bytes).
