@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Set
 from typing import Any, Generic, TypeVar
 
 from ..frames import Frame
@@ -165,9 +165,12 @@ class TaskSet:
             if task is not current:
                 task.cancel()
 
-    def _others(self) -> set[asyncio.Task[Any]]:
+    def __contains__(self, task: object) -> bool:
+        return task in self._tasks
+
+    def _others(self, spare: Set[asyncio.Task[Any]] = frozenset()) -> set[asyncio.Task[Any]]:
         current = asyncio.current_task()
-        return {task for task in self._tasks if task is not current}
+        return {task for task in self._tasks if task is not current and task not in spare}
 
     async def wait(self, timeout: float | None = None) -> set[asyncio.Task[Any]]:
         """Wait (at most ``timeout``) for the tasks running now to end by themselves; returns the rest."""
@@ -178,7 +181,11 @@ class TaskSet:
         return pending
 
     async def cancel_and_wait(
-        self, *, grace_secs: float = 0.0, timeout: float | None = None
+        self,
+        *,
+        grace_secs: float = 0.0,
+        timeout: float | None = None,
+        spare: Set[asyncio.Task[Any]] = frozenset(),
     ) -> set[asyncio.Task[Any]]:
         """Cancel every task (but the caller's own) and await them all.
 
@@ -186,6 +193,7 @@ class TaskSet:
             grace_secs: first let them run that long to finish by themselves.
             timeout: give up on tasks that ignore cancellation after that long (logged);
                 None waits as long as it takes.
+            spare: tasks neither awaited nor cancelled (read at each step, so it may grow).
 
         Returns the tasks left running (only with a timeout).
         """
@@ -193,11 +201,11 @@ class TaskSet:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + grace_secs
             # Tasks started while waiting (a handler firing another event) get the same deadline.
-            while self._others() and (remaining := deadline - loop.time()) > 0:
-                await self.wait(remaining)
-            for task in self._others():
+            while (others := self._others(spare)) and (remaining := deadline - loop.time()) > 0:
+                await asyncio.wait(others, timeout=remaining)
+            for task in self._others(spare):
                 logger.warning("%s: %s still running; cancelling it", self._owner, task.get_name())
-        return await cancel_and_wait(list(self._tasks), timeout=timeout, owner=self._owner)
+        return await cancel_and_wait(self._others(spare), timeout=timeout, owner=self._owner)
 
 
 __all__ = ["Mailbox", "TaskSet", "cancel_and_wait", "frame_survives_interruption"]

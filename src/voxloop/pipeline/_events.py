@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable
@@ -29,6 +30,7 @@ class EventSource:
         self._event_handlers: dict[str, list[Callable[..., Any]]] = {}
         self._sync_events: set[str] = set()
         self._handler_tasks = TaskSet(self)
+        self._finishing_handlers: set[asyncio.Task[Any]] = set()
 
     def _register_event_handler(self, event: str, *, sync: bool = False) -> None:
         if event in self._event_handlers:
@@ -87,5 +89,18 @@ class EventSource:
             logger.exception("%r: handler %s of %s failed", self, handler.__qualname__, event)
 
     async def _finish_event_handlers(self, timeout: float = 5.0) -> None:
-        """Wait for running handlers (bounded), then cancel whatever is left."""
-        await self._handler_tasks.cancel_and_wait(grace_secs=timeout)
+        """Wait for running handlers (bounded), then cancel whatever is left.
+
+        A handler may call this (one that closes its transport): it never waits for itself, nor
+        for the other handlers doing the same, which wait for the rest in their turn; waiting
+        for each other would only end when the grace period does.
+        """
+        current = asyncio.current_task()
+        if current is None or current not in self._handler_tasks:
+            await self._handler_tasks.cancel_and_wait(grace_secs=timeout)
+            return
+        self._finishing_handlers.add(current)
+        try:
+            await self._handler_tasks.cancel_and_wait(grace_secs=timeout, spare=self._finishing_handlers)
+        finally:
+            self._finishing_handlers.discard(current)
