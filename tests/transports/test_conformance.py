@@ -214,3 +214,31 @@ async def test_close_ends_the_session_for_both_sides(open_session: Any, no_leake
         await asyncio.wait_for(bot.task.wait_until_finished(), 10)
         await s.transport.close()  # a second close is harmless
     assert bot.events == [CLIENT_CONNECTED, CLIENT_DISCONNECTED]
+
+
+async def test_every_event_handler_has_finished_when_close_returns(
+    open_session: Any, no_leaked_tasks: None
+) -> None:
+    bot = EchoBot()
+    handler_started, release, handler_finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    async with open_session(bot) as s:
+        await s.client.ready()
+        await asyncio.wait_for(bot.connected.wait(), 10)
+
+        @s.transport.event_handler(CLIENT_DISCONNECTED)
+        async def slow_cleanup(t: Transport) -> None:
+            handler_started.set()
+            await release.wait()
+            handler_finished.set()
+
+        closing = asyncio.create_task(s.transport.close())
+        await asyncio.wait_for(handler_started.wait(), 10)
+        # While the handler is held, close() is not over (a bounded check that it stays so).
+        done, _ = await asyncio.wait({closing}, timeout=0.5)
+        assert not done, "close() returned while an event handler was still running"
+        release.set()
+        await closing
+        assert handler_finished.is_set()
+        await asyncio.wait_for(s.client.closed.wait(), 10)
+        assert bot.task is not None
+        await asyncio.wait_for(bot.task.wait_until_finished(), 10)

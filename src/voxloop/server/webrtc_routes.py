@@ -204,7 +204,6 @@ class WebRTCSignalling:
 
         async def close() -> None:
             await transport.close("the session ended")
-            await transport._finish_event_handlers()
             self._forget(connection)
 
         try:

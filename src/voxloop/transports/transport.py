@@ -38,7 +38,9 @@ class Transport(Protocol):
     - Events ``on_client_connected`` and ``on_client_disconnected``, each fired once per session,
       attached with :meth:`event_handler` or :meth:`add_event_handler`.
     - :meth:`close`: ends the session from the server's side; safe to call twice; once it returns
-      the client has been told (where the wire can) and ``on_client_disconnected`` has fired.
+      the client has been told (where the wire can), ``on_client_disconnected`` has fired and
+      every event handler has finished (one still running after a grace period is cancelled; a
+      handler that calls ``close()`` itself is not waited for).
 
     A transport declares itself by subclassing (``class MyTransport(EventSource, Transport)``), so
     mypy checks it provides all of this; ``isinstance(x, Transport)`` works on any object that does.

@@ -92,9 +92,10 @@ class WebRTCTransport(EventSource, Transport):
         return self._output
 
     async def close(self, reason: str = "closed by the server") -> None:
-        """Server-side end: the client gets ``peerLeft``, then the peer connection closes."""
+        """Server-side end: the client gets ``peerLeft``, the peer connection closes, handlers finish."""
         await self.connection.close(reason)
         await self._mark_disconnected()
+        await self._finish_event_handlers()
 
     async def _pipeline_started(self) -> None:
         self._started = True
