@@ -12,7 +12,7 @@ from voxloop.bots import SessionInfo
 from voxloop.frames import CancelFrame, EndFrame, ErrorFrame
 from voxloop.pipeline import DOWNSTREAM, UPSTREAM, Pipeline, PipelineTask
 from voxloop.pipeline._events import EventSource
-from voxloop.server.sessions import BotStartError, SessionRegistry
+from voxloop.server.sessions import BotStartError, SessionRefused, SessionRegistry
 from voxloop.testing import FakeClock, FrameRecorder
 
 
@@ -98,6 +98,78 @@ async def test_the_limit_refuses_new_sessions_until_one_ends(no_leaked_tasks: No
     await clients[1].leave()
     await runners[1]
     assert len(registry) == 0 and registry.empty.is_set()
+
+
+class SlowBot(Bot):
+    """A bot whose factory waits for :attr:`gate` (a model loading, say) before making its task."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.entered = 0
+        self.fail = fail
+        self._entering = asyncio.Condition()
+
+    async def __call__(self, transport: Any, session: SessionInfo) -> PipelineTask:
+        async with self._entering:
+            self.entered += 1
+            self._entering.notify_all()
+        await self.gate.wait()
+        if self.fail:
+            raise RuntimeError("the model would not load")
+        return await super().__call__(transport, session)
+
+    async def wait_entered(self, count: int) -> None:
+        async with self._entering:
+            await asyncio.wait_for(self._entering.wait_for(lambda: self.entered >= count), 5)
+
+
+async def test_clients_connecting_at_once_never_push_past_the_limit(no_leaked_tasks: None) -> None:
+    limit, extra = 2, 3
+    registry, bot = SessionRegistry(limit=limit), SlowBot()
+    clients = [ClientSide() for _ in range(limit + extra)]
+    starts = [
+        asyncio.create_task(registry.start(bot, c, info(i), close=c.close)) for i, c in enumerate(clients)
+    ]
+    await bot.wait_entered(limit)  # the first ones are being created; the others arrive meanwhile
+    bot.gate.set()
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    refused = [r for r in results if isinstance(r, SessionRefused)]
+    sessions = [r for r in results if not isinstance(r, BaseException)]
+    assert len(sessions) == limit and len(refused) == extra and len(registry) == limit
+    assert bot.entered == limit  # the refused never reached the bot factory
+    assert all(str(r) == "the server is full; try again later" for r in refused)
+    assert all(c.closes == [] for c in clients)  # refusing is the caller's (it knows its wire)
+    for session, client in zip(sessions, clients, strict=False):
+        runner = asyncio.create_task(registry.run(session))
+        await session.task.wait_until_started()
+        await client.leave()
+        await runner
+    assert len(registry) == 0 and registry.accepting
+
+
+async def test_a_slot_held_during_creation_is_released_on_failure_and_on_an_early_leave(
+    no_leaked_tasks: None,
+) -> None:
+    registry = SessionRegistry(limit=1)
+    failing, client = SlowBot(fail=True), ClientSide()
+    start = asyncio.create_task(registry.start(failing, client, info(1), close=client.close))
+    await failing.wait_entered(1)
+    assert registry.full  # the slot is held while the bot is created
+    failing.gate.set()
+    with pytest.raises(BotStartError):
+        await start
+    assert not registry.full and client.closes == ["closed"]
+    # The client leaves while its bot is still being created: no session, the slot is free.
+    slow, leaver = SlowBot(), ClientSide()
+    start = asyncio.create_task(registry.start(slow, leaver, info(2), close=leaver.close))
+    await slow.wait_entered(1)
+    await leaver.leave()
+    slow.gate.set()
+    with pytest.raises(BotStartError, match="left"):
+        await start
+    assert len(registry) == 0 and not registry.full and registry.empty.is_set()
+    assert leaver.closes == ["closed"]
 
 
 async def test_draining_refuses_new_sessions_and_cancel_all_ends_the_running_ones(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from .app import create_app, wait_for_sessions_to_end
 from .config import ServerConfig
 from .run import serve
-from .sessions import BotStartError, Session, SessionRegistry
+from .sessions import BotStartError, Session, SessionRefused, SessionRegistry
 
 __all__ = [
     "BotStartError",
     "ServerConfig",
     "Session",
+    "SessionRefused",
     "SessionRegistry",
     "create_app",
     "serve",

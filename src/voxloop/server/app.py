@@ -30,7 +30,7 @@ from ..bots import SessionInfo
 from ..telemetry import Telemetry
 from ..transports.websocket import WebSocketTransport
 from .config import ServerConfig
-from .sessions import BotStartError, SessionRegistry
+from .sessions import BotStartError, SessionRefused, SessionRegistry
 
 if TYPE_CHECKING:
     from .webrtc_routes import WebRTCSignalling
@@ -167,6 +167,9 @@ def create_app(config: ServerConfig) -> Starlette:
                 session = await sessions.start(
                     config.bot, transport, info, close=transport.close, refuse=refuse
                 )
+            except SessionRefused as exc:
+                await websocket.close(code=CLOSE_FULL, reason=str(exc))
+                return
             except BotStartError:
                 return
         await sessions.run(session)

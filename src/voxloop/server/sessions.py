@@ -27,7 +27,7 @@ from ..telemetry import session_id as current_session_id
 from ..telemetry import trace_id as current_trace_id
 from ..transports import Transport
 
-__all__ = ["BotStartError", "Session", "SessionRegistry", "SessionTransport"]
+__all__ = ["BotStartError", "Session", "SessionRefused", "SessionRegistry", "SessionTransport"]
 
 logger = logging.getLogger("voxloop.server")
 
@@ -43,6 +43,10 @@ SessionTransport = Transport
 
 class BotStartError(Exception):
     """The bot factory failed for this session; the client has been told and its transport closed."""
+
+
+class SessionRefused(Exception):
+    """The limit was reached when the session asked to start; nothing was created or closed."""
 
 
 class Session:
@@ -73,6 +77,7 @@ class SessionRegistry:
         self.telemetry = telemetry or Telemetry()
         self._clock: Clock = clock or SystemClock()
         self._sessions: dict[str, Session] = {}
+        self._starting = 0  # slots held by sessions whose bot is being created
         self._tokens: dict[str, int] = {}  # token -> expiry, in the clock's nanoseconds
         self._drain_reason: str | None = None
         self.empty = asyncio.Event()
@@ -90,7 +95,7 @@ class SessionRegistry:
 
     @property
     def full(self) -> bool:
-        return len(self._sessions) >= self.limit
+        return len(self._sessions) + self._starting >= self.limit
 
     @property
     def draining(self) -> bool:
@@ -158,9 +163,13 @@ class SessionRegistry:
     ) -> Session:
         """Create the bot's task for ``transport`` and register it; the client leaving cancels it.
 
-        ``close`` ends the transport when the session is over. If the bot cannot start, ``refuse``
-        (default: ``close``) tells the client and ends the transport, then :class:`BotStartError`
-        is raised. A session that starts while draining is cancelled at once.
+        A slot is held from the call on (a slow, async bot factory cannot let other clients in
+        past the limit); when none is free, :class:`SessionRefused` is raised at once and the
+        caller refuses the client in its wire's terms. ``close`` ends the transport when the
+        session is over. If the bot cannot start, ``refuse`` (default: ``close``) tells the client
+        and ends the transport; if the client left while it was being created, ``close`` ends it;
+        either way :class:`BotStartError` is raised. A session that starts while draining is
+        cancelled at once.
         """
         # Every log line of the session carries its id; tasks the bot creates here inherit it.
         token = current_session_id.set(info.session_id)
@@ -178,6 +187,19 @@ class SessionRegistry:
         close: Closer,
         refuse: Closer | None,
     ) -> Session:
+        if self.full:
+            raise SessionRefused(FULL)
+        task: PipelineTask | None = None
+        left = False
+
+        def client_left(_transport: object) -> None:
+            nonlocal left
+            left = True
+            if task is not None:
+                task.request_cancel("client disconnected")
+
+        transport.add_event_handler("on_client_disconnected", client_left)
+        self._starting += 1
         try:
             task = await create_task(bot, transport, info)
         except Exception as exc:
@@ -185,11 +207,12 @@ class SessionRegistry:
             self.telemetry.session_failed_to_start(info.transport)
             await _quietly(refuse or close, info.session_id)
             raise BotStartError("the bot could not start") from exc
-
-        def client_left(_transport: object) -> None:
-            task.request_cancel("client disconnected")
-
-        transport.add_event_handler("on_client_disconnected", client_left)
+        finally:
+            self._starting -= 1  # the slot passes to the registered session (no await between)
+        if left:
+            logger.info("session %s: the client left before its bot started", info.session_id)
+            await _quietly(close, info.session_id)
+            raise BotStartError("the client left before the bot started")
         telemetry = None
         if self.telemetry.enabled:
             telemetry = self.telemetry.session(info.session_id, info.transport)
@@ -240,6 +263,9 @@ class SessionRegistry:
         """:meth:`start` then :meth:`run`: the whole session (a bot that cannot start ends it)."""
         try:
             session = await self.start(bot, transport, info, close=close, refuse=refuse)
+        except SessionRefused:
+            await _quietly(refuse or close, info.session_id)
+            return
         except BotStartError:
             return
         await self.run(session)

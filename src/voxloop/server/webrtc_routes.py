@@ -35,7 +35,7 @@ from ..pipeline import TaskSet
 from ..telemetry import session_id as current_session_id
 from ..transports.webrtc import SignallingError, WebRTCConnection, WebRTCTransport
 from .config import CLUSTER_TOKEN_HEADER, ServerConfig
-from .sessions import BotStartError, SessionRegistry
+from .sessions import BotStartError, SessionRefused, SessionRegistry
 
 __all__ = ["CLUSTER_TOKEN_HEADER", "WebRTCSignalling", "webrtc_routes"]
 
@@ -208,6 +208,9 @@ class WebRTCSignalling:
 
         try:
             session = await self.sessions.start(self.config.bot, transport, info, close=close, refuse=refuse)
+        except SessionRefused as exc:  # others took the last slots while the answer was made
+            await connection.close(str(exc), notify_peer=False)
+            raise _HTTPError(503, str(exc)) from None
         except BotStartError:
             raise _HTTPError(500, "the bot could not start") from None
         self._connections[answer["pc_id"]] = connection
