@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import gc
+
+import pytest
 
 from helpers.rtvi import RTVISession
 from voxloop.frames import (
@@ -489,6 +492,25 @@ async def test_system_logs_are_forwarded_when_enabled() -> None:
         await finish(s)
     assert log["data"]["text"].endswith("model loaded in 42 ms")
     assert logging.getLogger("voxloop").handlers == handlers_before  # the forwarder is gone
+
+
+async def test_system_logs_from_another_thread_arrive(capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker thread (a model's executor) logging hands its record over to the loop safely."""
+    import logging
+
+    loop = asyncio.get_running_loop()
+    async with session(RTVIObserverParams(system_logs_enabled=True)) as s:
+        await s.harness.push(LLMTextFrame("sync point"))  # the observer has started by now
+        await s.wait_for_message("bot-llm-text")
+        loop.set_debug(True)  # asyncio then refuses loop calls made from the wrong thread
+        try:
+            await asyncio.to_thread(logging.getLogger("voxloop.services.local").warning, "decoded %d", 7)
+            log = await s.wait_for_message("system-log", timeout=5)
+        finally:
+            loop.set_debug(False)
+        await finish(s)
+    assert log["data"]["text"].endswith("decoded 7")
+    assert "Logging error" not in capsys.readouterr().err  # the handler itself did not fail
 
 
 async def test_audio_never_reaches_the_observer_unless_levels_are_reported() -> None:

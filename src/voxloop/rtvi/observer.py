@@ -16,6 +16,7 @@ import array
 import asyncio
 import logging
 import math
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -105,14 +106,29 @@ class _Sentences:
 
 
 class _LogForwarder(logging.Handler):
-    def __init__(self, observer: RTVIObserver) -> None:
+    """Hands ``voxloop`` log records to the observer, from whichever thread logs them.
+
+    A model's worker thread logs too; the mailbox is the loop's alone, so records from other
+    threads are handed over with ``call_soon_threadsafe``.
+    """
+
+    def __init__(self, observer: RTVIObserver, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(logging.INFO)
         self._observer = observer
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith("voxloop.rtvi"):
             return  # never report on our own reporting
-        self._observer._queue_log(self.format(record))
+        text = self.format(record)
+        if threading.get_ident() == self._loop_thread:
+            self._observer._queue_log(text)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._observer._queue_log, text)
+        except RuntimeError:
+            pass  # the loop has closed: the session is over
 
 
 class RTVIObserver(BaseObserver):
@@ -153,7 +169,7 @@ class RTVIObserver(BaseObserver):
 
     async def on_pipeline_started(self) -> None:
         if self.params.system_logs_enabled and self._log_task is None:
-            self._log_handler = _LogForwarder(self)
+            self._log_handler = _LogForwarder(self, asyncio.get_running_loop())
             logging.getLogger("voxloop").addHandler(self._log_handler)
             self._log_task = asyncio.create_task(self._send_logs(), name="rtvi::system-logs")
 
