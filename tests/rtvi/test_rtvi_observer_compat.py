@@ -29,6 +29,20 @@ async def test_an_observer_added_to_the_task_is_used_instead_of_a_second_one() -
     assert [m["type"] for m in s.messages] == ["bot-ready", "user-started-speaking"]
 
 
+async def test_an_observer_added_to_the_running_task_takes_over_from_ours() -> None:
+    rtvi = RTVIProcessor(client_ready_timeout_secs=None)
+    theirs = RTVIObserver(rtvi, RTVIObserverParams(bot_llm_enabled=False))
+    async with RTVISession(rtvi) as s:
+        await s.ready()
+        ours = rtvi.observer
+        s.harness.task.add_observer(theirs)
+        await s.harness.push(UserStartedSpeakingFrame(), LLMTextFrame("not wanted by the app"))
+        await s.harness.end()
+        assert rtvi.observer is theirs and ours is not theirs
+        assert [o for o in s.harness.task.observers if isinstance(o, RTVIObserver)] == [theirs]
+    assert [m["type"] for m in s.messages] == ["bot-ready", "user-started-speaking"]
+
+
 async def test_an_observer_of_another_processor_does_not_replace_ours() -> None:
     rtvi = RTVIProcessor(client_ready_timeout_secs=None)
     other = RTVIObserver(RTVIProcessor(), RTVIObserverParams())

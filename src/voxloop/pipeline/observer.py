@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..frames import Frame
-from ._async import Mailbox
+from ._async import Mailbox, TaskSet
 from .clock import Clock
 
 if TYPE_CHECKING:
@@ -51,6 +51,13 @@ class BaseObserver:
 
     async def on_pipeline_finished(self) -> None:
         """The pipeline ended (End, Stop or Cancel); called after every earlier push was seen."""
+
+    def take_over(self) -> BaseObserver | None:
+        """Called as the observer is added to a task; returns one it replaces there, if any.
+
+        The task drops that one at once (even while running), so the two never both report.
+        """
+        return None
 
 
 class SeenFrames:
@@ -141,12 +148,16 @@ class ObserverHub:
         self._routes: dict[type[Frame], tuple[bool, tuple[Mailbox[FramePushed | str], ...]]] = {}
         self.last_activity_ns = clock.now_ns()
         self._running = False
+        self._retiring = TaskSet(self)  # feeds dropped while running, finishing
 
     @property
     def observers(self) -> list[BaseObserver]:
         return [feed.observer for feed in self._feeds]
 
     def add(self, observer: BaseObserver) -> None:
+        replaced = observer.take_over()
+        if replaced is not None:
+            self._retire(replaced)
         feed = _ObserverFeed(observer)
         self._feeds.append(feed)
         self._routes.clear()
@@ -159,6 +170,14 @@ class ObserverHub:
                 self._feeds.remove(feed)
                 self._routes.clear()
                 await feed.finish(timeout=1.0)
+                return
+
+    def _retire(self, observer: BaseObserver) -> None:
+        for feed in self._feeds:
+            if feed.observer is observer:
+                self._feeds.remove(feed)
+                self._routes.clear()
+                self._retiring.spawn(feed.finish(timeout=1.0), f"observer::{type(observer).__name__}::retire")
                 return
 
     def start(self) -> None:
@@ -198,3 +217,4 @@ class ObserverHub:
     async def finish(self, timeout: float = 5.0) -> None:
         self._running = False
         await asyncio.gather(*(feed.finish(timeout) for feed in self._feeds))
+        await self._retiring.cancel_and_wait(grace_secs=timeout)

@@ -165,6 +165,10 @@ class RTVIObserver(BaseObserver):
         """The processor this observer reports through."""
         return self._rtvi
 
+    def take_over(self) -> BaseObserver | None:
+        """Added to a task by the app: the processor reports through this one, not its own."""
+        return self._rtvi._use_observer(self)
+
     # -- observer hooks ----------------------------------------------------------------------
 
     async def on_pipeline_started(self) -> None:

@@ -163,14 +163,22 @@ class RTVIProcessor(FrameProcessor):
             return
         # The observer guide has apps add an RTVIObserver to the task themselves: theirs is kept
         # (with their settings), as a second one would send every message twice.
+        # An app's observer added later takes over through RTVIObserver.take_over.
         mine = [o for o in setup.observer.observers if isinstance(o, RTVIObserver) and o.rtvi is self]
         if mine:
-            self.observer = mine[0]
-            if self.observer.params.errors_enabled is False:
-                self._errors_enabled = False
-            logger.debug("%s: using the RTVIObserver the task was given", self)
+            self._use_observer(mine[0])
         else:
             setup.observer.add(self.observer)
+
+    def _use_observer(self, observer: RTVIObserver) -> RTVIObserver | None:
+        """Report through the app's ``observer`` from now on; returns the one it replaces."""
+        replaced, self.observer = self.observer, observer
+        if replaced is observer:
+            return None
+        if observer.params.errors_enabled is False:
+            self._errors_enabled = False
+        logger.debug("%s: using the RTVIObserver the app added to the task", self)
+        return replaced
 
     async def cleanup(self) -> None:
         await self._stop_tasks()
