@@ -133,20 +133,9 @@ class TimedClient(RTVIClient):
         return next((round(t * 1e9) for t, _ in self.audio_arrivals if t * 1e9 >= t_ns), None)
 
 
-class PeerClient(TimedClient):
-    """The same client for the peer's server, which also sends RTVI messages this client's schema does not
-    know (``user-input``, newer ``bot-output`` fields): kept in ``protocol_errors``, not raised."""
-
-    def _raise_protocol_errors(self) -> None:
-        pass
-
-
-PEER_BASES: set[str] = set()  # servers that get a PeerClient
-
-
 async def start_client(base: str) -> TimedClient:
     reply = await asyncio.to_thread(http_json, f"{base}/start", {"transport": "websocket"})
-    client = (PeerClient if base in PEER_BASES else TimedClient)(str(reply["wsUrl"]))
+    client = TimedClient(str(reply["wsUrl"]))  # the same for both servers: both pass its validator
     await client.connect()
     await client.ready()
     return client
@@ -390,7 +379,6 @@ def start_peer(tmp: Path) -> tuple[Server, Events]:
     ]
     server = Server("pipecat-espeak", argv, port, tmp / "server-peer.log")
     server.start(timeout=180)
-    PEER_BASES.add(server.base)
     return server, Events(events_path)
 
 
