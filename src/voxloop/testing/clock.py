@@ -50,7 +50,24 @@ class FakeClock:
         await settle()
 
 
+#: Turns after which :func:`settle` stops even if something is still ready (a task that never waits).
+MAX_SETTLE_TURNS = 10_000
+
+
 async def settle(rounds: int = 20) -> None:
-    """Let every task that is ready run until things go quiet (event-loop turns, not time)."""
+    """Let every task that is ready run until things go quiet (event-loop turns, not time).
+
+    At least ``rounds`` turns, then more for as long as work is still queued on the loop when
+    this task gets its turn (a chain of wake-ups longer than ``rounds`` runs to its end), up to
+    :data:`MAX_SETTLE_TURNS`. What waits for I/O or a thread is not waited for.
+    """
+    loop = asyncio.get_running_loop()
+    ready = getattr(loop, "_ready", None)  # the loop's run queue (asyncio's own loops have one)
     for _ in range(rounds):
+        await asyncio.sleep(0)
+    if ready is None:
+        return
+    for _ in range(MAX_SETTLE_TURNS):
+        if not ready:
+            return
         await asyncio.sleep(0)
