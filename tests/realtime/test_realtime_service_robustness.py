@@ -24,8 +24,7 @@ from voxloop.frames import (
     UserStoppedSpeakingFrame,
 )
 from voxloop.services import FunctionCallParams
-from voxloop.services.openai import OpenAIRealtimeService, RealtimeSettings, ServerVAD
-from voxloop.services.openai._client import PLACEHOLDER_API_KEY
+from voxloop.services.openai import PLACEHOLDER_API_KEY, OpenAIRealtimeService, RealtimeSettings, ServerVAD
 from voxloop.testing import PipelineHarness
 from voxloop.testing.realtime_emulator import EmulatedConnection, RealtimeEmulator
 

@@ -29,8 +29,7 @@ from voxloop.pipeline import PipelineParams
 from voxloop.services import FunctionCallParams
 from voxloop.services.openai import OpenAILLMService
 from voxloop.testing import PipelineHarness
-from voxloop.testing.openai_server import OpenAITestServer
-from voxloop.testing.openai_server._chat import check_chat_request
+from voxloop.testing.openai_server import OpenAITestServer, check_chat_request
 
 pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 

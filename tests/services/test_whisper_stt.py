@@ -188,7 +188,7 @@ async def test_noise_between_vad_frames_gives_an_empty_finish(no_leaked_tasks: N
 async def test_audio_is_not_delayed_by_a_running_transcription(no_leaked_tasks: None) -> None:
     # Hold the process-wide Whisper thread so the transcription is surely in flight while audio flows.
     release = threading.Event()
-    blocker = whisper_module._whisper_executor().submit(release.wait, 30)
+    blocker = whisper_module.whisper_executor().submit(release.wait, 30)
     try:
         stt = WhisperSTTService()
         async with PipelineHarness(stt) as h:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from voxloop.turns import BotState, TurnController, UserTurnParams
-from voxloop.turns._controller import (
+from voxloop.turns import (
+    BotState,
     PauseBot,
     ResumeBot,
     SpeechRejected,
+    TurnController,
     TurnEnded,
     TurnStarted,
     UserIdle,
+    UserTurnParams,
 )
 
 S = 1_000_000_000

@@ -24,8 +24,7 @@ from ..pipeline import Pipeline, PipelineParams, PipelineTask
 from ..rtvi import RequestError, RTVIProcessor
 from ..rtvi.legacy import RTVIService, RTVIServiceOption
 from ..services.local.demo_agent import TIME_FUNCTION, TIME_TOOL, current_time
-from ..services.openai import OpenAIRealtimeService, RealtimeSettings
-from ..services.openai._client import make_client
+from ..services.openai import OpenAIRealtimeService, RealtimeSettings, make_client
 from ..transports import Transport
 from ..turns import UserTurnParams
 from . import SessionInfo

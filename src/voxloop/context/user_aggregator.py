@@ -48,7 +48,7 @@ from ..frames import (
     VADUserStoppedSpeakingFrame,
 )
 from ..pipeline import DOWNSTREAM, FrameDirection, FrameProcessor, TaskSet
-from ..turns._controller import (
+from ..turns import (
     Action,
     BotState,
     PauseBot,

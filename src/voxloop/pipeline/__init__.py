@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._async import Mailbox, TaskSet, frame_survives_interruption
+from ._events import EventSource
 from .clock import Clock, SystemClock
 from .metrics import ProcessorMetrics
 from .observer import BaseObserver, FramePushed, ObserverHub, SeenFrames
@@ -23,6 +24,7 @@ __all__ = [
     "UPSTREAM",
     "BaseObserver",
     "Clock",
+    "EventSource",
     "FrameDirection",
     "FrameProcessor",
     "FrameProcessorSetup",

@@ -31,8 +31,8 @@ from av import AudioFrame
 
 from voxloop.audio import PCMConverter
 from voxloop.pipeline import TaskSet
-from voxloop.transports._webrtc_connection import TRACK_RATE, AudioOutBuffer, OutputAudioTrack
 from voxloop.transports.serializers.base import encode_json as _encode_json
+from voxloop.transports.webrtc import TRACK_RATE, AudioOutBuffer, OutputAudioTrack
 
 from ._client_base import rtvi_message
 from .rtvi_client import RTVIClient

@@ -32,8 +32,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from av import AudioFrame
 
-from ..pipeline import TaskSet
-from ..pipeline._events import EventSource
+from ..pipeline import EventSource, TaskSet
 
 logger = logging.getLogger("voxloop.transports")
 

@@ -24,13 +24,13 @@ from av import AudioFrame, VideoFrame
 
 from ..audio import PCMConverter
 from ..frames import StartFrame, UserImageRawFrame
-from ..pipeline import TaskSet
-from ..pipeline._events import EventSource
+from ..pipeline import EventSource, TaskSet
 from ._webrtc_connection import (
     AUDIO_INDEX,
     CAMERA_INDEX,
     SCREEN_INDEX,
     TRACK_RATE,
+    AudioOutBuffer,
     OutputAudioTrack,
     SignallingError,
     WebRTCConnection,
@@ -41,6 +41,8 @@ from .params import TransportParams
 from .transport import Transport
 
 __all__ = [
+    "TRACK_RATE",
+    "AudioOutBuffer",
     "OutputAudioTrack",
     "SignallingError",
     "WebRTCConnection",

@@ -28,7 +28,7 @@ from ..frames import (
     OutputTransportMessageUrgentFrame,
     StartFrame,
 )
-from ..pipeline._events import EventSource
+from ..pipeline import EventSource
 from ._throttle import ReportThrottle
 from .base_input import BaseInputTransport
 from .base_output import BaseOutputTransport

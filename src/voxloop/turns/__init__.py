@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from ._controller import BotState, TurnController
+from ._controller import (
+    Action,
+    BotState,
+    PauseBot,
+    ResumeBot,
+    SpeechRejected,
+    TurnController,
+    TurnEnded,
+    TurnStarted,
+    UserIdle,
+)
 from .params import AssistantAggregatorParams, UserTurnParams, VADParams
 from .vad_processor import VADProcessor, apply_vad_params
 
 __all__ = [
+    "Action",
     "AssistantAggregatorParams",
     "BotState",
+    "PauseBot",
+    "ResumeBot",
+    "SpeechRejected",
     "TurnController",
+    "TurnEnded",
+    "TurnStarted",
+    "UserIdle",
     "UserTurnParams",
     "VADParams",
     "VADProcessor",

@@ -96,7 +96,8 @@ def load_whisper_model(
         return model
 
 
-def _whisper_executor() -> ThreadPoolExecutor:
+def whisper_executor() -> ThreadPoolExecutor:
+    """The process-wide Whisper thread: every transcription runs on it, one at a time."""
     global _executor
     with _executor_lock:
         if _executor is None:
@@ -231,6 +232,6 @@ class WhisperSTTService(SegmentedSTTService):
         loop = asyncio.get_running_loop()
         language, prompt = self.language, self.prompt
         return await loop.run_in_executor(
-            _whisper_executor(),
+            whisper_executor(),
             lambda: transcribe_pcm(model, audio, sample_rate, language=language, prompt=prompt),
         )

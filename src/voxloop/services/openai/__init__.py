@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._client import PLACEHOLDER_API_KEY, make_client
 from ._realtime_settings import InputTranscription, RealtimeSettings, SemanticVAD, ServerVAD
 from .llm import OpenAILLMService
 from .realtime import OpenAIRealtimeService, RealtimeAuthError
@@ -9,6 +10,7 @@ from .stt import OpenAISTTService
 from .tts import OpenAITTSService
 
 __all__ = [
+    "PLACEHOLDER_API_KEY",
     "InputTranscription",
     "OpenAILLMService",
     "OpenAIRealtimeService",
@@ -18,4 +20,5 @@ __all__ = [
     "RealtimeSettings",
     "SemanticVAD",
     "ServerVAD",
+    "make_client",
 ]

@@ -7,6 +7,7 @@ test script the answers and inject faults (``server.script``, see each endpoint 
 
 from __future__ import annotations
 
+from ._chat import check_chat_request
 from ._server import OpenAITestServer, RecordedRequest
 
-__all__ = ["OpenAITestServer", "RecordedRequest"]
+__all__ = ["OpenAITestServer", "RecordedRequest", "check_chat_request"]

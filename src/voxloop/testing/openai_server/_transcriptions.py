@@ -179,7 +179,7 @@ def _next_entry(server: OpenAITestServer) -> dict[str, Any]:
 async def _transcribe_locally(pcm: bytes, rate: int, language: Any, prompt: Any) -> str:
     if not pcm:
         return ""
-    from ...services.local.whisper import _whisper_executor, load_whisper_model, transcribe_pcm
+    from ...services.local.whisper import load_whisper_model, transcribe_pcm, whisper_executor
 
     def run() -> str:
         model = load_whisper_model()
@@ -188,4 +188,4 @@ async def _transcribe_locally(pcm: bytes, rate: int, language: Any, prompt: Any)
         return transcribe_pcm(model, pcm, rate, language=lang, prompt=hint).text
 
     # On the process-wide Whisper thread, like the local STT service: transcriptions never run side by side.
-    return await asyncio.get_running_loop().run_in_executor(_whisper_executor(), run)
+    return await asyncio.get_running_loop().run_in_executor(whisper_executor(), run)
