@@ -20,6 +20,16 @@ from typing import Any
 from ..pipeline import PipelineTask
 from ..transports import Transport
 
+__all__ = [
+    "BUILT_IN",
+    "BotFactory",
+    "BotLoadError",
+    "SessionInfo",
+    "bot_preloader",
+    "create_task",
+    "load_bot",
+]
+
 BUILT_IN = {
     "default": "voxloop.bots.default",
     "echo": "voxloop.bots.echo",
