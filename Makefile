@@ -21,6 +21,7 @@ test: $(VENV)/.installed-dev web browser-deps cluster-deps
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy src/voxloop
+	$(BIN)/lint-imports
 	$(BIN)/python bench/pipeline.py --smoke
 	$(BIN)/python bench/sessions.py --smoke
 	$(BIN)/python bench/sessions.py --smoke --cluster 1,2
