@@ -73,4 +73,4 @@ cluster-deps:
 	fi
 
 clean:
-	rm -rf $(VENV) bench/.venv-pipecat .pytest_cache .mypy_cache .ruff_cache web/node_modules $(WEB_STATIC)
+	rm -rf $(VENV) bench/.venv-pipecat .pytest_cache .mypy_cache .ruff_cache .import_linter_cache web/node_modules $(WEB_STATIC)
