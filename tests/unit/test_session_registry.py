@@ -10,8 +10,7 @@ import pytest
 
 from voxloop.bots import SessionInfo
 from voxloop.frames import CancelFrame, EndFrame, ErrorFrame
-from voxloop.pipeline import DOWNSTREAM, UPSTREAM, Pipeline, PipelineTask
-from voxloop.pipeline._events import EventSource
+from voxloop.pipeline import DOWNSTREAM, UPSTREAM, EventSource, Pipeline, PipelineTask
 from voxloop.server.sessions import BotStartError, SessionRefused, SessionRegistry
 from voxloop.testing import FakeClock, FrameRecorder
 
