@@ -43,7 +43,7 @@ from voxloop.services.openai._realtime_actions import (
 )
 from voxloop.services.openai._realtime_core import CANCELLED, RealtimeCore, check_video_frame_detail
 from voxloop.services.openai._realtime_events import handled_event_types
-from voxloop.testing.realtime_emulator._session_config import default_session
+from voxloop.testing.realtime_emulator import default_session
 
 _EVENTS: TypeAdapter[RealtimeServerEvent] = TypeAdapter(RealtimeServerEvent)
 _MS = 1_000_000

@@ -27,8 +27,7 @@ from typing import Any
 
 from ..bots import BotFactory, SessionInfo, create_task
 from ..frames import Frame, StartFrame
-from ..pipeline import DOWNSTREAM, FrameDirection
-from ..pipeline._events import EventSource
+from ..pipeline import DOWNSTREAM, EventSource, FrameDirection
 from ..rtvi.messages import validate_server_message
 from ..transports import (
     CLIENT_CONNECTED,

@@ -13,6 +13,7 @@ from ._conversation import Truncation
 from ._responses import Failure, FunctionCall, Reply, ResponseRecord
 from ._server import EmulatorFailure, RealtimeEmulator
 from ._session import ClientEventRecord, EmulatedConnection
+from ._session_config import default_session
 from ._validate import EmulatorBug, Problem
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "Reply",
     "ResponseRecord",
     "Truncation",
+    "default_session",
 ]

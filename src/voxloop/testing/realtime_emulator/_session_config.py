@@ -27,6 +27,7 @@ _SEMANTIC_VAD_DEFAULTS = {
 
 
 def default_session(model: str) -> dict[str, Any]:
+    """The session object the emulator starts a connection with (what ``session.created`` carries)."""
     pcm = {"type": "audio/pcm", "rate": 24000}
     return {
         "type": "realtime",
