@@ -8,8 +8,9 @@ The rules (docs/architecture.md, Layers):
   objects, and a name the package exports from that module is in the module's ``__all__`` too.
 - A private name (``_name``: a module, or anything in a module) is used only inside the package that
   holds it. ``lint-imports`` checks private modules; this also checks private names in public modules.
-- ``tests``, ``bench`` and ``examples`` use the public packages. A test may import a private module only
-  for a white-box test of that very module: it is listed in ``WHITE_BOX`` with the reason.
+- ``bench`` and ``examples`` use the public packages only. A test may also reach into the private modules
+  and names of one package, the one it tests (white-box); privates of a second package in the same file
+  are a dependency, not the unit under test, and must come from that package's public surface.
 - ``voxloop/__init__.py`` sits below every layer: it imports nothing from voxloop.
 """
 
@@ -26,22 +27,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 PACKAGE_DIR = SRC / "voxloop"
-
-#: (file, private module) -> why this test needs the module itself rather than its package.
-WHITE_BOX: dict[tuple[str, str], str] = {
-    (
-        "tests/services/test_espeak_tts.py",
-        "voxloop.services.local._speech_worker",
-    ): "the speech worker's own code, run in-process to test its engine fallbacks",
-    (
-        "tests/transports/test_webrtc_audio.py",
-        "voxloop.transports._webrtc_connection",
-    ): "the outgoing audio buffer's 20 ms framing (FRAME_BYTES is internal)",
-    (
-        "tests/realtime/test_realtime_emulator_faults.py",
-        "voxloop.testing.realtime_emulator._validate",
-    ): "the emulator's own event validator, tested on invalid events",
-}
 
 
 def _is_private(part: str) -> bool:
@@ -214,16 +199,44 @@ def test_no_module_uses_another_packages_private_names() -> None:
     )
 
 
-def test_tests_bench_and_examples_use_the_public_packages() -> None:
-    files = [p for top in ("tests", "bench", "examples") for p in sorted((ROOT / top).rglob("*.py"))]
-    files = [p for p in files if not {"peer", ".venv-pipecat", "node_modules"} & set(p.parts)]
-    uses = [use for path in files for use in _private_uses(path, None)]
-    unlisted = [u for u in uses if (u.file, u.private_module) not in WHITE_BOX]
-    assert not unlisted, "private voxloop names imported from outside the package:\n" + "\n".join(
-        f"  {u.file}:{u.line} imports {u.target}" for u in unlisted
+def _outside_files(top: str) -> list[Path]:
+    skip = {"peer", ".venv-pipecat", "node_modules"}
+    return [p for p in sorted((ROOT / top).rglob("*.py")) if not skip & set(p.relative_to(ROOT).parts)]
+
+
+def test_bench_and_examples_use_only_the_public_packages() -> None:
+    uses = [
+        use
+        for top in ("bench", "examples")
+        for path in _outside_files(top)
+        for use in _private_uses(path, None)
+    ]
+    assert not uses, "private voxloop names in benchmarks or examples:\n" + "\n".join(
+        f"  {u.file}:{u.line} imports {u.target}" for u in uses
     )
-    stale = set(WHITE_BOX) - {(u.file, u.private_module) for u in uses}
-    assert not stale, f"WHITE_BOX entries no longer needed: {sorted(stale)}"
+
+
+def _second_packages(uses: list[PrivateUse]) -> list[PrivateUse]:
+    """The uses beyond the first package whose privates a test file reaches into (that one it tests)."""
+    by_file: dict[str, list[PrivateUse]] = {}
+    for use in uses:
+        by_file.setdefault(use.file, []).append(use)
+    extra = []
+    for file_uses in by_file.values():
+        owners = sorted({u.owner for u in file_uses})
+        if len(owners) > 1:
+            extra.extend(file_uses)
+    return extra
+
+
+def test_a_test_reaches_into_the_privates_of_one_package_only() -> None:
+    uses = [use for path in _outside_files("tests") for use in _private_uses(path, None)]
+    extra = _second_packages(uses)
+    assert not extra, (
+        "a test uses the privates of more than one package; take the dependency's names from its "
+        "public package (re-export them there):\n"
+        + "\n".join(f"  {u.file}:{u.line} imports {u.target} (private to {u.owner})" for u in extra)
+    )
 
 
 def test_the_private_use_check_catches_a_violation(tmp_path: Path) -> None:
@@ -243,3 +256,7 @@ def test_the_private_use_check_catches_a_violation(tmp_path: Path) -> None:
     # The same imports from inside voxloop.transports: its own private module is fine there.
     inside = [u.target for u in _private_uses(probe, "voxloop.transports.webrtc")]
     assert inside == ["voxloop.services.local.whisper._models"]
+    # As a test file: the privates of two packages, so neither is the one unit under test.
+    assert len(_second_packages(_private_uses(probe, None))) == 2
+    probe.write_text("from voxloop.transports._webrtc_connection import FRAME_BYTES, AudioOutBuffer\n")
+    assert _second_packages(_private_uses(probe, None)) == []
