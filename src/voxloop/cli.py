@@ -14,6 +14,8 @@ from typing import Any
 
 from . import __version__
 
+TELEPHONY = ("twilio",)  # voxloop.transports.telephony.PROVIDERS, without importing it at startup
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voxloop", description="voxloop: real-time voice AI agents")
@@ -29,7 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--bot", default="default", help="a built-in bot (default, echo) or a .py file with create_bot()"
     )
-    run.add_argument("--transport", choices=["all", "websocket", "webrtc"], default="all")
+    run.add_argument(
+        "--transport",
+        action="append",
+        choices=["all", "websocket", "webrtc", *TELEPHONY],
+        help="what to serve (repeatable; default: all = websocket and webrtc); a phone provider adds "
+        "its webhook POST /<provider> and its media socket",
+    )
+    run.add_argument("--public-url", help="this server's https URL as phone providers reach it (a tunnel's)")
+    run.add_argument(
+        "--no-verify-webhooks",
+        action="store_true",
+        help="accept unsigned phone-provider webhooks (local testing only)",
+    )
     run.add_argument("--max-sessions", type=int, default=50)
     run.add_argument("--require-token", action="store_true", help="one-time tokens from /start for /ws")
     run.add_argument("--allowed-origin", action="append", default=[], help="allow this Origin (repeatable)")
@@ -198,15 +212,24 @@ def _run_server(args: argparse.Namespace) -> int:
     except BotLoadError as exc:
         print(f"voxloop: {exc}", file=sys.stderr)
         return 2
-    transports = ("websocket", "webrtc") if args.transport == "all" else (args.transport,)
+    chosen = args.transport or ["all"]
+    telephony = tuple(dict.fromkeys(name for name in chosen if name in TELEPHONY))
+    browser = [name for name in chosen if name not in TELEPHONY]
+    transports: tuple[str, ...] = ()
+    if "all" in browser or (not browser and not telephony):
+        transports = ("websocket", "webrtc")
+    else:
+        transports = tuple(dict.fromkeys(browser))
     servers = _ice_servers(args)
     if servers is None:
         return 2
     if "webrtc" in transports and importlib.util.find_spec("aiortc") is None:
-        if args.transport == "webrtc":
+        if "webrtc" in browser:
             print("voxloop: WebRTC needs the webrtc extra: pip install 'voxloop[webrtc]'", file=sys.stderr)
             return 2
-        transports = ("websocket",)
+        transports = tuple(t for t in transports if t != "webrtc")
+    from .transports.telephony import create_provider
+
     config = ServerConfig(
         bot=bot,
         transports=transports,
@@ -214,8 +237,11 @@ def _run_server(args: argparse.Namespace) -> int:
         require_token=args.require_token,
         allowed_origins=tuple(args.allowed_origin),
         ice_servers=servers,
+        telephony=tuple(create_provider(name, verify=not args.no_verify_webhooks) for name in telephony),
+        public_url=args.public_url,
+        verify_webhooks=not args.no_verify_webhooks,
     )
-    served = ", ".join(transports)
+    served = ", ".join(transports + telephony)
     if args.cluster:
         if importlib.util.find_spec("redis") is None:
             print(
@@ -242,6 +268,10 @@ def _run_server(args: argparse.Namespace) -> int:
             args.cluster, advertise, capacity=args.max_sessions, transports=transports
         )
         served += f"; cluster worker at {advertise}"
+    if telephony and not args.public_url:
+        print(
+            "voxloop: no --public-url: phone webhooks are answered with this server's own address", flush=True
+        )
 
     async def preload_and_serve() -> None:
         try:

@@ -38,12 +38,32 @@ BUILT_IN = {
 
 
 @dataclass
+class CallInfo:
+    """The phone call a telephony session carries (``SessionInfo.call``).
+
+    ``provider``: ``"twilio"``, ``"telnyx"``, ... ``call_id``: the provider's id of the call (what a
+    hang-up names); ``stream_id``: its id of the media stream. ``from_number`` / ``to_number``: the
+    caller and the number called, as the provider gave them (E.164 usually), when it did.
+    ``custom_parameters``: what the webhook's markup attached to the stream.
+    """
+
+    provider: str
+    call_id: str
+    stream_id: str
+    from_number: str | None = None
+    to_number: str | None = None
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class SessionInfo:
-    """What a bot knows about its session."""
+    """What a bot knows about its session: ``transport`` is its name (``"websocket"``, ``"webrtc"``,
+    ``"twilio"``, ...); ``call`` the phone call when it is one, else None."""
 
     session_id: str
     transport: str
     body: dict[str, Any] = field(default_factory=dict)
+    call: CallInfo | None = None
 
 
 #: ``create_bot(transport, session)``, sync or async.

@@ -85,7 +85,7 @@ def create_app(config: ServerConfig) -> Starlette:
                 "version": __version__,
                 "sessions": len(sessions),
                 "max_sessions": sessions.limit,
-                "transports": list(config.transports),
+                "transports": list(config.transports) + [p.name for p in config.telephony],
             }
         )
 
@@ -196,6 +196,10 @@ def create_app(config: ServerConfig) -> Starlette:
         from .webrtc_routes import webrtc_routes
 
         routes += webrtc_routes(config, sessions, webrtc)
+    if config.telephony:
+        from .telephony_routes import telephony_routes
+
+        routes += telephony_routes(config, sessions, config.telephony)
     app = Starlette(routes=routes)
     app.state.sessions = sessions
     app.state.telemetry = telemetry

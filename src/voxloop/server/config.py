@@ -11,6 +11,7 @@ from ..telemetry import Telemetry
 from ..transports.params import TransportParams
 
 if TYPE_CHECKING:
+    from ..transports.telephony import TelephonyProvider
     from .sessions import SessionRegistry
 
 __all__ = ["CLUSTER_TOKEN_HEADER", "ClusterMember", "ServerConfig"]
@@ -55,6 +56,9 @@ class ServerConfig:
     the gateway's one-time tokens, and ``/readyz`` needs the registration. ``ice_servers``
     (browser ``RTCIceServer`` dicts, see :mod:`voxloop.server.ice`) go to aiortc and to WebRTC
     clients in the ``/start`` reply.
+    ``telephony``: the phone providers served (``POST /<name>`` and its media socket);
+    ``public_url``: the server's address as the providers reach it; ``verify_webhooks=False`` lets
+    unsigned webhooks and streams without their token through (local testing only).
     """
 
     bot: BotFactory
@@ -68,3 +72,6 @@ class ServerConfig:
     telemetry: Telemetry | None = None
     """Metrics and traces; None: what the environment provides (:meth:`Telemetry.from_environment`)."""
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    telephony: tuple[TelephonyProvider, ...] = ()
+    public_url: str | None = None
+    verify_webhooks: bool = True

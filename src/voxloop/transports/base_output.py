@@ -99,6 +99,11 @@ class BaseOutputTransport(FrameProcessor):
     async def stop(self) -> None:
         """Called at End (after everything has played) and at Cancel."""
 
+    async def wait_heard(self) -> None:
+        """Returns once the client has played what was sent. Here that is taken to be when its time
+        has passed; a transport whose client acknowledges playback (telephony marks) waits for that,
+        so the bot counts as stopped speaking only once the caller has heard it all."""
+
     # -- frames ------------------------------------------------------------------------------
 
     async def queue_frame(self, frame: Frame, direction: FrameDirection = DOWNSTREAM) -> None:
@@ -209,6 +214,7 @@ class BaseOutputTransport(FrameProcessor):
         remaining = self._next_play_ns - self.clock.now_ns()
         if remaining > 0:
             await self.clock.sleep(remaining / 1e9)
+        await self.wait_heard()
         await self._stopped_speaking()
 
     async def _interrupted(self) -> None:
@@ -239,7 +245,9 @@ class BaseOutputTransport(FrameProcessor):
             while (remaining := self._next_play_ns + grace_ns - self.clock.now_ns()) > 0:
                 await self.clock.sleep(remaining / 1e9)
             if not self._audio_sent.is_set() and not self._paused:
-                await self._stopped_speaking()
+                await self.wait_heard()
+                if not self._audio_sent.is_set() and not self._paused:  # nothing new meanwhile
+                    await self._stopped_speaking()
 
     async def _stop_watching(self) -> None:
         watcher, self._watcher = self._watcher, None

@@ -1,0 +1,43 @@
+"""Phone calls as a transport: the providers' bidirectional media-stream WebSockets.
+
+One :class:`TelephonyTransport` per call, with the provider's serializer (its event shapes, G.711
+to and from PCM16) and its :class:`TelephonyProvider` (the webhook's signature and markup, the REST
+hang-up). See ``docs/telephony.md`` for pointing a real number at ``voxloop run``.
+"""
+
+from __future__ import annotations
+
+from ._provider import Markup, TelephonyProvider, WebhookCall, WebhookRefused
+from ._transport import HangUp, TelephonyTransport, telephony_params
+from ._wire import CallAudio, CallDtmf, CallEvent, CallStarted, CallStopped, MarkPlayed, TelephonySerializer
+
+__all__ = [
+    "PROVIDERS",
+    "CallAudio",
+    "CallDtmf",
+    "CallEvent",
+    "CallStarted",
+    "CallStopped",
+    "HangUp",
+    "MarkPlayed",
+    "Markup",
+    "TelephonyProvider",
+    "TelephonySerializer",
+    "TelephonyTransport",
+    "WebhookCall",
+    "WebhookRefused",
+    "create_provider",
+    "telephony_params",
+]
+
+#: The providers ``voxloop run --transport`` knows.
+PROVIDERS = ("twilio",)
+
+
+def create_provider(name: str, *, verify: bool = True) -> TelephonyProvider:
+    """The provider called ``name``, with its credentials from the environment."""
+    if name == "twilio":
+        from .twilio import TwilioProvider
+
+        return TwilioProvider(verify=verify)
+    raise ValueError(f"unknown telephony provider {name!r}: use one of {', '.join(PROVIDERS)}")
