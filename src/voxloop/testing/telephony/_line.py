@@ -51,9 +51,11 @@ class PlayoutLine:
         self.played_marks: list[str] = []
         self.cleared_marks: list[str] = []
         self.clears = 0
+        self.played_at_clears: list[int] = []  # bytes played when each clear came
         self.starved_frames = 0
         self.max_buffered_secs = 0.0
         self.progress = asyncio.Condition()
+        self.stalled = False  # while True nothing plays (a stalled network or provider)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -80,12 +82,18 @@ class PlayoutLine:
 
     async def receive_clear(self) -> None:
         self.clears += 1
+        self.played_at_clears.append(self.played_bytes)
         self._buffer.clear()
         self.played_bytes = self.sent_bytes  # what was dropped will never play
         marks, self._marks = self._marks, []
         for mark in marks:
             self.cleared_marks.append(mark.name)
             await self._ack(mark.name)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Until ``predicate()`` holds, checked at every tick of the line."""
+        async with asyncio.timeout(timeout), self.progress:
+            await self.progress.wait_for(predicate)
 
     def voiced_secs(self, threshold: int = 500) -> float:
         """Seconds of played audio louder than ``threshold`` (20 ms windows)."""
@@ -103,6 +111,10 @@ class PlayoutLine:
         while True:
             deadline += FRAME_SECS
             await asyncio.sleep(max(0.0, deadline - loop.time()))
+            if self.stalled:
+                async with self.progress:
+                    self.progress.notify_all()
+                continue
             frame = bytes(self._buffer[: self._frame_bytes])
             del self._buffer[: self._frame_bytes]
             if frame:

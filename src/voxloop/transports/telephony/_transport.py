@@ -33,6 +33,7 @@ from ...bots import CallInfo
 from ...frames import Frame, InputDTMFFrame, KeypadEntry, StartFrame
 from ...pipeline import DOWNSTREAM, UPSTREAM, FrameDirection
 from ...pipeline._events import EventSource
+from ...rtvi.protocol import PROTOCOL_VERSION
 from ..base_input import BaseInputTransport
 from ..base_output import BaseOutputTransport
 from ..params import TransportParams
@@ -51,6 +52,7 @@ HangUp = Callable[[CallInfo], Awaitable[None]]
 MARK_TIMEOUT_SECS = 2.0
 
 _DIGITS = {entry.value: entry for entry in KeypadEntry}
+_READY = {"version": PROTOCOL_VERSION, "about": {"library": "voxloop-telephony"}}
 
 
 def telephony_params(sample_rate: int = 8000) -> TransportParams:
@@ -159,8 +161,8 @@ class TelephonyTransport(EventSource, Transport):
         if self.websocket.client_state is WebSocketState.CONNECTED:
             try:
                 await self.websocket.close()
-            except (RuntimeError, OSError):
-                pass
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                pass  # the provider already closed it
         await self._mark_disconnected()
         await self._finish_event_handlers()
 
@@ -180,6 +182,9 @@ class _TelephonyInput(BaseInputTransport):
     async def start(self, frame: StartFrame) -> None:
         self._reader = asyncio.create_task(self._read(), name=f"{self}::read")
         await self._transport._call_event_handler("on_client_connected")
+        # The line stands in for the RTVI client, and a call is ready once its stream started: the
+        # bot's on_client_ready (a greeting, say) runs at once instead of after the RTVI timeout.
+        await self.push_message({"label": "rtvi-ai", "type": "client-ready", "id": "call", "data": _READY})
 
     async def stop(self) -> None:
         reader, self._reader = self._reader, None
