@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
+import httpx
 import numpy as np
 import pytest
 
@@ -11,10 +13,11 @@ from helpers.paths import AUDIO
 from helpers.telephony import twilio_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
-from voxloop.frames import Frame, InputDTMFFrame, KeypadEntry, OutputAudioRawFrame, TTSTextFrame
+from voxloop.frames import EndTaskFrame, Frame, InputDTMFFrame, KeypadEntry, OutputAudioRawFrame, TTSTextFrame
 from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
 from voxloop.rtvi import RTVIProcessor
 from voxloop.testing import load_wav
+from voxloop.testing.telephony import TwilioEmulator, TwimlStream
 from voxloop.transports import Transport
 
 pytestmark = pytest.mark.timeout(60)
@@ -121,3 +124,112 @@ async def test_an_interruption_clears_the_line_and_drops_the_text_that_was_not_h
     assert call.line.cleared_marks, "the clear gave the pending marks back"
     assert bot.recorder.words == ["one"]  # the marks a clear returns do not count as played
     assert call.protocol_errors == []
+
+
+async def test_the_bot_ends_a_call_by_hanging_up_through_the_rest_api() -> None:
+    bot = EchoCallBot()
+
+    def create(transport: Transport, session: SessionInfo) -> PipelineTask:
+        bot.sessions.append(session)
+
+        class HangUpOnPound(FrameProcessor):
+            async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+                await self.push_frame(frame, direction)
+                if isinstance(frame, InputDTMFFrame) and frame.button is KeypadEntry.POUND:
+                    await self.push_frame(EndTaskFrame(), FrameDirection.UPSTREAM)
+
+        processors = [RTVIProcessor(), transport.input(), HangUpOnPound(), Echo(), transport.output()]
+        return PipelineTask(Pipeline(processors))
+
+    async with twilio_server(create) as (webhook, app, cloud), cloud.call(webhook) as call:
+        await call.dial()
+        await call.press("#")
+        await asyncio.wait_for(call.hung_up_by_server.wait(), 10)
+        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+    method, url, data = cloud.rest_requests[0]
+    assert method == "POST" and url.endswith(f"/Accounts/{cloud.account_sid}/Calls/{call.call_sid}.json")
+    assert data == {"Status": "completed"}
+
+
+async def test_the_caller_hanging_up_ends_the_session_without_a_rest_call() -> None:
+    bot = EchoCallBot()
+    async with twilio_server(bot) as (webhook, app, cloud), cloud.call(webhook) as call:
+        await call.dial()
+        await call.send_silence(0.2)
+        await call.hang_up()
+        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+        await asyncio.wait_for(bot.tasks[0].wait_until_finished(), 10)
+    assert cloud.rest_requests == []
+
+
+async def test_a_forged_or_unsigned_webhook_is_refused_and_no_call_starts() -> None:
+    bot = EchoCallBot()
+    async with twilio_server(bot) as (webhook, app, cloud):
+        forged = await cloud.call(webhook, signature="bm90IGEgc2lnbmF0dXJl").post_webhook()
+        assert forged.status_code == 403 and "does not match" in forged.text
+        wrong_token = TwilioEmulator(webhook, "another-accounts-token").post_webhook()
+        assert (await wrong_token).status_code == 403
+        async with httpx.AsyncClient() as http:
+            unsigned = await http.post(webhook, data={"CallSid": "CA1", "From": "+1555"})
+        assert unsigned.status_code == 403 and "no X-Twilio-Signature" in unsigned.text
+    assert bot.sessions == []
+
+
+async def test_a_media_socket_without_the_webhooks_token_is_refused() -> None:
+    bot = EchoCallBot()
+    async with twilio_server(bot) as (webhook, app, cloud), cloud.call(webhook) as call:
+        ws_url = webhook.replace("http://", "ws://") + "/ws"
+        await call.open_stream(ws_url, {"voxloop_token": "guessed"})
+        await asyncio.wait_for(call.closed.wait(), 10)
+    assert bot.sessions == []
+
+
+async def test_with_checking_turned_off_an_unsigned_call_is_served() -> None:
+    bot = EchoCallBot()
+    async with twilio_server(bot, verify=False) as (webhook, app, cloud):
+        async with httpx.AsyncClient() as http:
+            reply = await http.post(webhook, data={"CallSid": "CA1", "From": "+1555"})
+        assert reply.status_code == 200
+        stream = TwimlStream(reply.text)
+        async with cloud.call(webhook) as call:
+            await call.open_stream(stream.url, stream.parameters)
+            await call.send_audio(load_wav(AUDIO / "utt02_timer.wav")[0][:32000], 16000)
+            await call.wait_for_played(0.5)
+            await call.hang_up()
+    assert bot.sessions[0].call is not None and bot.sessions[0].call.from_number == "+1555"
+
+
+async def test_bad_input_is_logged_and_the_call_and_other_calls_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pcm = load_wav(AUDIO / "utt02_timer.wav")[0][: 16000 * 2]
+    bot = EchoCallBot()
+    async with (
+        twilio_server(bot) as (webhook, app, cloud),
+        cloud.call(webhook) as bad,
+        cloud.call(webhook) as good,
+        cloud.call(webhook) as dropped,
+    ):
+        for call in (bad, good, dropped):
+            await call.dial()
+        for junk in (
+            "not json",
+            "[]",
+            {"event": "surprise"},
+            {"event": "media", "media": {"payload": "%%%"}},
+            {"event": "media", "media": {"payload": base64.b64encode(bytes(300_000)).decode()}},
+            {"event": "dtmf", "dtmf": {"digit": "X"}},
+            {"event": "mark", "mark": {"name": "never-sent"}},
+        ):
+            await bad.send(junk)
+        await dropped.close()  # the provider's socket drops mid-call, no stop
+        await asyncio.gather(bad.send_audio(pcm, 16000), good.send_audio(pcm, 16000))
+        await asyncio.gather(bad.wait_for_played(0.5), good.wait_for_played(0.5))
+        assert len(app.state.sessions) == 2  # the dropped call's session ended, the others run
+        await bad.hang_up()
+        await good.hang_up()
+        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+    logged = caplog.text
+    assert "not JSON" in logged and "unknown Twilio event 'surprise'" in logged and "not base64" in logged
+    assert "over 262144" in logged and "DTMF digit 'X'" in logged
+    assert "the media socket dropped without a stop" in logged

@@ -215,7 +215,9 @@ class _TelephonyInput(BaseInputTransport):
                 elif isinstance(event, CallStarted):
                     logger.warning("%s: a second start event; ignored", transport)
         except (ConnectionError, WebSocketDisconnect, RuntimeError, OSError) as exc:
-            logger.info("%s: media socket ended: %s", transport, exc)
+            logger.warning(
+                "%s: the media socket dropped without a stop (%s); the call is over", transport, exc
+            )
             transport._call_over = True
         await transport._mark_disconnected()
 
