@@ -68,6 +68,11 @@ class PlayoutLine:
             await asyncio.gather(task, return_exceptions=True)
 
     @property
+    def pending_marks(self) -> int:
+        """Marks received whose audio has not played yet."""
+        return len(self._marks)
+
+    @property
     def buffered_secs(self) -> float:
         return len(self._buffer) / self._bytes_per_sec
 

@@ -17,9 +17,6 @@ pending marks. Everything the server sends is checked (JSON, known event, this s
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import json
 import secrets
 import xml.etree.ElementTree as ET
@@ -27,13 +24,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
-from voxloop.audio import PCMConverter
 from voxloop.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 
-from ._line import FRAME_SECS, PlayoutLine
+from ._call import EmulatedCall, ServerMessage
 
 __all__ = ["TwilioEmulator", "TwimlStream"]
 
@@ -54,7 +48,7 @@ class TwimlStream:
         self.parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
 
 
-class TwilioEmulator:
+class TwilioEmulator(EmulatedCall):
     """One Twilio call to ``webhook_url`` (the server's ``POST /twilio``, as its public URL)."""
 
     def __init__(
@@ -67,6 +61,7 @@ class TwilioEmulator:
         signature: str | None = None,
         account_sid: str | None = None,
     ) -> None:
+        super().__init__(encode=pcm16_to_ulaw, decode=ulaw_to_pcm16)
         self.webhook_url = webhook_url
         self.auth_token = auth_token
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
@@ -77,18 +72,11 @@ class TwilioEmulator:
         self._forced_signature = signature
         self.twiml: str | None = None
         self.stream: TwimlStream | None = None
-        self.protocol_errors: list[str] = []
-        self.hung_up_by_server = asyncio.Event()
-        self.closed = asyncio.Event()
-        self.line = PlayoutLine(8000, ulaw_to_pcm16, self._ack_mark)
-        self._socket: ClientConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._sequence = 0
-        self._chunk = 0
-        self._media_ms = 0
-        self._converter = PCMConverter(8000)
 
-    # -- the call ------------------------------------------------------------------------------
+    async def __aenter__(self) -> TwilioEmulator:
+        return self
+
+    # -- the webhook ---------------------------------------------------------------------------
 
     def webhook_params(self) -> dict[str, str]:
         return {
@@ -128,11 +116,15 @@ class TwilioEmulator:
         self.stream = TwimlStream(reply.text)
         await self.open_stream(connect_to or self.stream.url, self.stream.parameters)
 
-    async def open_stream(self, url: str, parameters: dict[str, str]) -> None:
-        self._socket = await connect(url, max_size=None)
-        self.line.start()
-        self._reader = asyncio.create_task(self._read(), name="twilio-emulator-read")
-        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+    # -- the stream's messages ---------------------------------------------------------------------
+
+    def _event(self, event: str, **body: Any) -> dict[str, Any]:
+        return {"event": event, "sequenceNumber": self.next_sequence(), **body, "streamSid": self.stream_sid}
+
+    def _connected_message(self) -> dict[str, Any]:
+        return {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+
+    def _start_message(self, parameters: dict[str, str]) -> dict[str, Any]:
         start = {
             "accountSid": self.account_sid,
             "streamSid": self.stream_sid,
@@ -141,125 +133,33 @@ class TwilioEmulator:
             "customParameters": parameters,
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         }
-        await self.send_event("start", start=start)
+        return self._event("start", start=start)
 
-    async def send(self, message: dict[str, Any] | str) -> None:
-        """Send one message as it is (a dict as JSON): for malformed-input tests too."""
-        assert self._socket is not None, "dial() first"
-        await self._socket.send(message if isinstance(message, str) else json.dumps(message))
+    def _media_message(self, payload: str, chunk: int, timestamp_ms: int) -> dict[str, Any]:
+        media = {"track": "inbound", "chunk": str(chunk), "timestamp": str(timestamp_ms), "payload": payload}
+        return self._event("media", media=media)
 
-    async def send_event(self, event: str, **body: Any) -> None:
-        self._sequence += 1
-        await self.send(
-            {"event": event, "sequenceNumber": str(self._sequence), **body, "streamSid": self.stream_sid}
-        )
+    def _dtmf_message(self, digit: str) -> dict[str, Any]:
+        return self._event("dtmf", dtmf={"track": "inbound_track", "digit": digit})
 
-    async def send_audio(self, pcm: bytes, sample_rate: int, *, realtime: bool = True) -> None:
-        """The caller speaks: ``pcm`` (mono PCM16) as 20 ms mu-law media messages, at real time."""
-        ulaw = pcm16_to_ulaw(self._converter.convert(pcm, sample_rate, 1))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time()
-        for start in range(0, len(ulaw), 160):
-            payload = base64.b64encode(ulaw[start : start + 160]).decode("ascii")
-            self._chunk += 1
-            media = {
-                "track": "inbound",
-                "chunk": str(self._chunk),
-                "timestamp": str(self._media_ms),
-                "payload": payload,
-            }
-            self._media_ms += 20
-            await self.send_event("media", media=media)
-            if realtime:
-                deadline += FRAME_SECS
-                await asyncio.sleep(max(0.0, deadline - loop.time()))
+    def _mark_message(self, name: str) -> dict[str, Any]:
+        return self._event("mark", mark={"name": name})
 
-    async def send_silence(self, seconds: float) -> None:
-        await self.send_audio(bytes(int(seconds * 8000) * 2), 8000)
+    def _stop_message(self) -> dict[str, Any]:
+        return self._event("stop", stop={"accountSid": self.account_sid, "callSid": self.call_sid})
 
-    async def press(self, digit: str) -> None:
-        await self.send_event("dtmf", dtmf={"track": "inbound_track", "digit": digit})
-
-    async def hang_up(self) -> None:
-        """The caller hangs up: ``stop``, then the socket closes."""
-        await self.send_event("stop", stop={"accountSid": self.account_sid, "callSid": self.call_sid})
-        await self.close()
-
-    async def close(self) -> None:
-        if self._socket is not None:
-            await self._socket.close()
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
-        await self.line.stop()
-
-    async def __aenter__(self) -> TwilioEmulator:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    # -- waiting -------------------------------------------------------------------------------
-
-    async def wait_for_played(self, seconds: float, timeout: float = 30.0, *, voiced: bool = True) -> None:
-        """Until ``seconds`` of bot audio (louder than silence when ``voiced``) have played."""
-
-        def done() -> bool:
-            played = self.line.voiced_secs() if voiced else len(self.line.played) / 16000
-            return played >= seconds
-
-        async with asyncio.timeout(timeout), self.line.progress:
-            await self.line.progress.wait_for(done)
-
-    async def wait_for_quiet_line(self, timeout: float = 30.0) -> None:
-        """Until everything sent has played and every mark has come back."""
-        async with asyncio.timeout(timeout), self.line.progress:
-            await self.line.progress.wait_for(lambda: self.line.buffered_secs == 0 and not self.line._marks)
-
-    # -- the server's messages -------------------------------------------------------------------
-
-    async def _ack_mark(self, name: str) -> None:
-        try:
-            await self.send_event("mark", mark={"name": name})
-        except ConnectionClosed:
-            pass
-
-    async def _read(self) -> None:
-        assert self._socket is not None
-        try:
-            async for data in self._socket:
-                await self._handle(data)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.closed.set()
-
-    async def _handle(self, data: str | bytes) -> None:
-        if isinstance(data, bytes):
-            self.protocol_errors.append("a binary message (Twilio takes JSON text)")
-            return
-        try:
-            message = json.loads(data)
-        except json.JSONDecodeError:
-            self.protocol_errors.append(f"not JSON: {data[:80]!r}")
-            return
-        event = message.get("event") if isinstance(message, dict) else None
+    def _server_message(self, message: dict[str, Any]) -> ServerMessage | None:
+        event = message.get("event")
         if message.get("streamSid") != self.stream_sid:
             self.protocol_errors.append(f"{event} with streamSid {message.get('streamSid')!r}")
         if event == "media":
-            try:
-                self.line.receive_audio(base64.b64decode(message["media"]["payload"], validate=True))
-            except (KeyError, TypeError, binascii.Error) as exc:
-                self.protocol_errors.append(f"bad media message: {exc!r}")
-        elif event == "mark":
-            name = message.get("mark", {}).get("name") if isinstance(message.get("mark"), dict) else None
-            if not isinstance(name, str):
-                self.protocol_errors.append(f"mark without a name: {message!r}")
-                return
-            await self.line.receive_mark(name)
-        elif event == "clear":
-            await self.line.receive_clear()
-        else:
-            self.protocol_errors.append(f"unknown event {event!r}")
+            return self.media_payload(message)
+        if event == "mark":
+            return self.mark_name(message)
+        if event == "clear":
+            return "clear", None
+        self.protocol_errors.append(f"unknown event {event!r}")
+        return None
 
     # -- the REST API ----------------------------------------------------------------------------
 
@@ -269,13 +169,7 @@ class TwilioEmulator:
             return 405, {"code": 20004, "message": "method not allowed", "status": 405}
         status = data.get("Status")
         if status == "completed":
-            self.hung_up_by_server.set()
-            try:
-                await self.send_event("stop", stop={"accountSid": self.account_sid, "callSid": self.call_sid})
-            except ConnectionClosed:
-                pass
-            if self._socket is not None:
-                await self._socket.close()
+            await self.end_from_api()
         return 200, {"sid": self.call_sid, "account_sid": self.account_sid, "status": status or "in-progress"}
 
 

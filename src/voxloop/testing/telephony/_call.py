@@ -1,0 +1,212 @@
+"""What every provider emulator shares: one call's media socket, caller audio at real time, the line.
+
+A subclass gives the provider's shapes: the webhook it posts and the markup it reads
+(:meth:`dial`), its ``start`` / ``media`` / ``dtmf`` / ``mark`` / ``stop`` messages, and how it
+reads and checks the server's messages (:meth:`_server_message`). Everything the server sends that
+is wrong lands in ``protocol_errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from voxloop.audio import PCMConverter
+
+from ._line import FRAME_SECS, PlayoutLine
+
+__all__ = ["EmulatedCall", "ServerMessage"]
+
+#: What a server message means to the line: ("media", audio bytes), ("mark", name), ("clear", None).
+ServerMessage = tuple[str, Any]
+
+
+class EmulatedCall:
+    """One call's media stream, provider side. ``encode``/``decode``: the wire codec to/from PCM16."""
+
+    def __init__(self, *, encode: Callable[[bytes], bytes], decode: Callable[[bytes], bytes]) -> None:
+        self.protocol_errors: list[str] = []
+        self.hung_up_by_server = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.line = PlayoutLine(8000, decode, self._ack_mark)
+        self._encode = encode
+        self._socket: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._sequence = 0
+        self._chunk = 0
+        self._media_ms = 0
+        self._converter = PCMConverter(8000)
+
+    # -- what a provider gives ---------------------------------------------------------------------
+
+    def _start_message(self, parameters: dict[str, str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _media_message(self, payload: str, chunk: int, timestamp_ms: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _dtmf_message(self, digit: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _mark_message(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _stop_message(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _connected_message(self) -> dict[str, Any] | None:
+        return None
+
+    def _server_message(self, message: dict[str, Any]) -> ServerMessage | None:
+        """The meaning of one server message (None, with a protocol error recorded, when wrong)."""
+        raise NotImplementedError
+
+    # -- the stream ----------------------------------------------------------------------------------
+
+    def next_sequence(self) -> str:
+        self._sequence += 1
+        return str(self._sequence)
+
+    async def open_stream(self, url: str, parameters: dict[str, str]) -> None:
+        """Open the media socket and send what the provider sends first."""
+        self._socket = await connect(url, max_size=None)
+        self.line.start()
+        self._reader = asyncio.create_task(self._read(), name="emulated-call-read")
+        connected = self._connected_message()
+        if connected is not None:
+            await self.send(connected)
+        await self.send(self._start_message(parameters))
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        """Send one message as it is (a dict as JSON): for malformed-input tests too."""
+        assert self._socket is not None, "dial() first"
+        await self._socket.send(message if isinstance(message, str) else json.dumps(message))
+
+    async def send_audio(self, pcm: bytes, sample_rate: int, *, realtime: bool = True) -> None:
+        """The caller speaks: ``pcm`` (mono PCM16) as 20 ms media messages, at real time."""
+        coded = self._encode(self._converter.convert(pcm, sample_rate, 1))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        for start in range(0, len(coded), 160):
+            payload = base64.b64encode(coded[start : start + 160]).decode("ascii")
+            self._chunk += 1
+            await self.send(self._media_message(payload, self._chunk, self._media_ms))
+            self._media_ms += 20
+            if realtime:
+                deadline += FRAME_SECS
+                await asyncio.sleep(max(0.0, deadline - loop.time()))
+
+    async def send_silence(self, seconds: float) -> None:
+        await self.send_audio(bytes(int(seconds * 8000) * 2), 8000)
+
+    async def press(self, digit: str) -> None:
+        await self.send(self._dtmf_message(digit))
+
+    async def hang_up(self) -> None:
+        """The caller hangs up: ``stop``, then the socket closes."""
+        await self.send(self._stop_message())
+        await self.close()
+
+    async def end_from_api(self) -> None:
+        """The provider ends the call because its API was told to: ``stop`` and close."""
+        self.hung_up_by_server.set()
+        try:
+            await self.send(self._stop_message())
+        except ConnectionClosed:
+            pass
+        if self._socket is not None:
+            await self._socket.close()
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.line.stop()
+
+    async def __aenter__(self) -> EmulatedCall:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- waiting -------------------------------------------------------------------------------------
+
+    async def wait_for_played(self, seconds: float, timeout: float = 30.0, *, voiced: bool = True) -> None:
+        """Until ``seconds`` of bot audio (louder than silence when ``voiced``) have played."""
+
+        def done() -> bool:
+            played = self.line.voiced_secs() if voiced else len(self.line.played) / 16000
+            return played >= seconds
+
+        await self.line.wait_until(done, timeout)
+
+    async def wait_for_quiet_line(self, timeout: float = 30.0) -> None:
+        """Until everything sent has played and every mark has come back."""
+        await self.line.wait_until(
+            lambda: self.line.buffered_secs == 0 and not self.line.pending_marks, timeout
+        )
+
+    # -- the server's messages -----------------------------------------------------------------------
+
+    async def _ack_mark(self, name: str) -> None:
+        try:
+            await self.send(self._mark_message(name))
+        except ConnectionClosed:
+            pass
+
+    async def _read(self) -> None:
+        assert self._socket is not None
+        try:
+            async for data in self._socket:
+                await self._handle(data)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+
+    async def _handle(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            self.protocol_errors.append("a binary message (the provider takes JSON text)")
+            return
+        try:
+            message = json.loads(data)
+        except json.JSONDecodeError:
+            self.protocol_errors.append(f"not JSON: {data[:80]!r}")
+            return
+        if not isinstance(message, dict):
+            self.protocol_errors.append(f"not a JSON object: {data[:80]!r}")
+            return
+        meaning = self._server_message(message)
+        if meaning is None:
+            return
+        kind, value = meaning
+        if kind == "media":
+            self.line.receive_audio(value)
+        elif kind == "mark":
+            await self.line.receive_mark(value)
+        elif kind == "clear":
+            await self.line.receive_clear()
+
+    def media_payload(self, message: dict[str, Any]) -> ServerMessage | None:
+        """``media.payload`` as audio (the shape Twilio and Telnyx share)."""
+        try:
+            return "media", base64.b64decode(message["media"]["payload"], validate=True)
+        except (KeyError, TypeError, binascii.Error) as exc:
+            self.protocol_errors.append(f"bad media message: {exc!r}")
+            return None
+
+    def mark_name(self, message: dict[str, Any]) -> ServerMessage | None:
+        mark = message.get("mark")
+        name = mark.get("name") if isinstance(mark, dict) else None
+        if not isinstance(name, str):
+            self.protocol_errors.append(f"mark without a name: {message!r}")
+            return None
+        return "mark", name
