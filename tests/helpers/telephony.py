@@ -9,23 +9,41 @@ from typing import Any
 from helpers.server import running_server
 from voxloop.bots import BotFactory
 from voxloop.server import ServerConfig
-from voxloop.testing.telephony import TwilioCloud
+from voxloop.testing.telephony import TelnyxCloud, TwilioCloud
+from voxloop.transports.telephony import TelephonyProvider
+from voxloop.transports.telephony.telnyx import TelnyxProvider
 from voxloop.transports.telephony.twilio import TwilioProvider
 
 AUTH_TOKEN = "12345678901234567890123456789012"
 
+#: The providers with an emulator, for tests parametrized over them.
+PROVIDERS = ("twilio", "telnyx")
+
+
+def cloud_and_provider(name: str, *, verify: bool = True) -> tuple[Any, TelephonyProvider]:
+    """A provider's emulated account, and the server's provider configured with its credentials and
+    a REST client whose requests that account answers (so a hang-up reaches the call it names)."""
+    if name == "twilio":
+        twilio = TwilioCloud(AUTH_TOKEN)
+        return twilio, TwilioProvider(
+            twilio.account_sid, AUTH_TOKEN, verify=verify, rest_client=twilio.rest_client
+        )
+    telnyx = TelnyxCloud()
+    return telnyx, TelnyxProvider(
+        telnyx.public_key, telnyx.api_key, verify=verify, rest_client=telnyx.rest_client
+    )
+
 
 @asynccontextmanager
-async def twilio_server(
-    bot: BotFactory, *, verify: bool = True
-) -> AsyncIterator[tuple[str, Any, TwilioCloud]]:
-    """Yields (the webhook URL ``POST /twilio``, the app, the Twilio account the calls come from).
-
-    The server's provider has the account's credentials and its REST client is the account's, so a
-    hang-up reaches the emulated call it names.
-    """
-    cloud = TwilioCloud(AUTH_TOKEN)
-    provider = TwilioProvider(cloud.account_sid, AUTH_TOKEN, verify=verify, rest_client=cloud.rest_client)
+async def phone_server(
+    name: str, bot: BotFactory, *, verify: bool = True
+) -> AsyncIterator[tuple[str, Any, Any]]:
+    """Yields (the webhook URL ``POST /<name>``, the app, the provider account the calls come from)."""
+    cloud, provider = cloud_and_provider(name, verify=verify)
     config = ServerConfig(bot=bot, transports=(), telephony=(provider,), verify_webhooks=verify)
     async with running_server(config) as (base, app):
-        yield f"{base}/twilio", app, cloud
+        yield f"{base}/{name}", app, cloud
+
+
+def twilio_server(bot: BotFactory, *, verify: bool = True) -> Any:
+    return phone_server("twilio", bot, verify=verify)

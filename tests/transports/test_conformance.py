@@ -21,7 +21,7 @@ import pytest
 from helpers.bots import answering_rtvi
 from helpers.paths import AUDIO
 from helpers.server import running_server, start_websocket_session
-from helpers.telephony import twilio_server
+from helpers.telephony import phone_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
 from voxloop.frames import Frame, InputAudioRawFrame
@@ -29,7 +29,7 @@ from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineT
 from voxloop.server import ServerConfig
 from voxloop.testing import MemoryTransport, load_wav
 from voxloop.testing.rtvi_client import RTVIClient
-from voxloop.testing.telephony import TwilioEmulator
+from voxloop.testing.telephony import EmulatedCall
 from voxloop.transports import (
     CLIENT_CONNECTED,
     CLIENT_DISCONNECTED,
@@ -141,9 +141,9 @@ async def webrtc_rig(bot: EchoBot, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
 
 
 class PhoneCaller:
-    """A Twilio emulator's call, seen through the client API the tests use (a line has no RTVI)."""
+    """A provider emulator's call, seen through the client API the tests use (a line has no RTVI)."""
 
-    def __init__(self, call: TwilioEmulator, bot: EchoBot) -> None:
+    def __init__(self, call: EmulatedCall, bot: EchoBot) -> None:
         self.call = call
         self.closed = call.closed
         self._bot = bot
@@ -156,14 +156,17 @@ class PhoneCaller:
         await self.call.send_audio(pcm, sample_rate)
 
 
-@asynccontextmanager
-async def twilio_rig(bot: EchoBot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Session]:
-    async with twilio_server(bot) as (webhook, app, cloud), cloud.call(webhook) as call:
-        await call.dial()
-        caller = PhoneCaller(call, bot)
-        yield Session(bot, caller, call.hang_up, lambda s: call.wait_for_played(s), rtvi=False)
-        await call.close()
-        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+def phone_rig(provider: str) -> Rig:
+    @asynccontextmanager
+    async def rig(bot: EchoBot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Session]:
+        async with phone_server(provider, bot) as (webhook, app, cloud), cloud.call(webhook) as call:
+            await call.dial()
+            caller = PhoneCaller(call, bot)
+            yield Session(bot, caller, call.hang_up, lambda s: call.wait_for_played(s), rtvi=False)
+            await call.close()
+            await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+
+    return rig
 
 
 #: Every transport, by name. A new transport adds its rig here.
@@ -172,7 +175,8 @@ RIGS: dict[str, Rig] = {
     "websocket": websocket_rig("protobuf"),
     "websocket-json": websocket_rig("json"),
     "webrtc": webrtc_rig,
-    "twilio": twilio_rig,
+    "twilio": phone_rig("twilio"),
+    "telnyx": phone_rig("telnyx"),
 }
 
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from ._call import EmulatedCall
 from ._line import PlayoutLine
+from ._telnyx import TelnyxCloud, TelnyxEmulator
 from ._twilio import TwilioCloud, TwilioEmulator, TwimlStream
 
-__all__ = ["PlayoutLine", "TwilioCloud", "TwilioEmulator", "TwimlStream"]
+__all__ = [
+    "EmulatedCall",
+    "PlayoutLine",
+    "TelnyxCloud",
+    "TelnyxEmulator",
+    "TwilioCloud",
+    "TwilioEmulator",
+    "TwimlStream",
+]

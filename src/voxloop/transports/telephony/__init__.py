@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: The providers ``voxloop run --transport`` knows.
-PROVIDERS = ("twilio",)
+PROVIDERS = ("twilio", "telnyx")
 
 
 def create_provider(name: str, *, verify: bool = True) -> TelephonyProvider:
@@ -40,4 +40,8 @@ def create_provider(name: str, *, verify: bool = True) -> TelephonyProvider:
         from .twilio import TwilioProvider
 
         return TwilioProvider(verify=verify)
+    if name == "telnyx":
+        from .telnyx import TelnyxProvider
+
+        return TelnyxProvider(verify=verify)
     raise ValueError(f"unknown telephony provider {name!r}: use one of {', '.join(PROVIDERS)}")

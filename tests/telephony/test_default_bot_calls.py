@@ -1,4 +1,4 @@
-"""The default offline bot answering a Twilio call: shared test speech as 8 kHz mu-law, every model real.
+"""The default offline bot answering phone calls: shared test speech as 8 kHz G.711, every model real.
 
 What the caller hears is what the emulator's line played at real time; what the bot stored is read
 back from its context, and it must be what the line played, mark by mark.
@@ -15,7 +15,7 @@ import pytest
 from helpers.bots import ContextKeepingBot
 from helpers.paths import AUDIO
 from helpers.speech import silence, spoken
-from helpers.telephony import twilio_server
+from helpers.telephony import PROVIDERS, phone_server, twilio_server
 from voxloop.audio import PCMConverter
 from voxloop.bots import SessionInfo
 from voxloop.frames import InputDTMFFrame, InterruptionFrame, KeypadEntry, OutputAudioRawFrame, TTSTextFrame
@@ -92,11 +92,14 @@ def assistant_texts(messages: list[dict[str, Any]]) -> list[str]:
     return [m["content"] for m in messages if m["role"] == "assistant" and m.get("content")]
 
 
-async def test_a_call_is_transcribed_answered_aloud_with_the_time_and_hears_dtmf(speech_workers) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_call_is_transcribed_answered_aloud_with_the_time_and_hears_dtmf(
+    speech_workers, provider
+) -> None:
     weather, rate, _ = load_wav(AUDIO / "utt01_weather.wav")
     what_time = await spoken("What time is it?")
     bot = ObservedBot()
-    async with twilio_server(bot) as (webhook, _app, cloud), cloud.call(webhook) as call:
+    async with phone_server(provider, bot) as (webhook, _app, cloud), cloud.call(webhook) as call:
         await call.dial()
         context = bot.contexts
         await call.send_audio(silence(0.3) + weather + silence(1.2), rate)
