@@ -233,3 +233,43 @@ async def test_bad_input_is_logged_and_the_call_and_other_calls_go_on(
     assert "not JSON" in logged and "unknown Twilio event 'surprise'" in logged and "not base64" in logged
     assert "over 262144" in logged and "DTMF digit 'X'" in logged
     assert "the media socket dropped without a stop" in logged
+
+
+class LongReply(FrameProcessor):
+    """Key 1: 12 s of tone at once, in 0.5 s frames, as a fast TTS delivers a long reply."""
+
+    SECONDS = 12
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await self.push_frame(frame, direction)
+        if isinstance(frame, InputDTMFFrame) and frame.button is KeypadEntry.ONE:
+            tone = (np.sin(np.arange(8000) * 0.2) * 8000).astype("<i2").tobytes()  # 0.5 s at 16 kHz
+            for _ in range(2 * self.SECONDS):
+                await self.push_frame(OutputAudioRawFrame(audio=tone, sample_rate=16000, num_channels=1))
+
+
+async def test_a_long_reply_plays_at_real_time_without_drift_starving_or_running_ahead() -> None:
+    """The smoke of bench/telephony.py's long call: the line never starves, never holds more than the
+    output's lead plus a chunk, and the reply takes its own length to play, not more."""
+
+    def create(transport: Transport, session: SessionInfo) -> PipelineTask:
+        return PipelineTask(Pipeline([RTVIProcessor(), transport.input(), LongReply(), transport.output()]))
+
+    async with twilio_server(create) as (webhook, _app, cloud), cloud.call(webhook) as call:
+        await call.dial()
+        await call.press("1")
+        await call.wait_for_played(LongReply.SECONDS - 0.1, timeout=30)
+        await call.wait_for_quiet_line()
+    line = call.line
+    assert line.first_played_at is not None and line.last_played_at is not None
+    playing = line.last_played_at - line.first_played_at + 0.02
+    played = line.played_bytes / 8000
+    assert line.played_bytes == line.sent_bytes  # everything sent was played
+    # All of it, but for the tail the output's streaming resampler still holds (about 90 ms at
+    # 16 -> 8 kHz; it comes out at the start of the next reply).
+    assert LongReply.SECONDS - 0.1 < played <= LongReply.SECONDS
+    assert abs(playing - played) < 0.1, f"{played:.2f} s of audio took {playing:.2f} s to play"
+    assert line.starved_frames == 0
+    assert line.max_buffered_secs <= 0.16 + 0.04 + 0.02  # the lead, a chunk, one tick of jitter
+    assert line.pending_marks == 0 and len(line.played_marks) >= LongReply.SECONDS * 25 - 2
+    assert call.protocol_errors == []

@@ -54,6 +54,8 @@ class PlayoutLine:
         self.played_at_clears: list[int] = []  # bytes played when each clear came
         self.starved_frames = 0
         self.max_buffered_secs = 0.0
+        self.first_played_at: float | None = None  # event-loop time of the first and last frame played
+        self.last_played_at: float | None = None
         self.progress = asyncio.Condition()
         self.stalled = False  # while True nothing plays (a stalled network or provider)
         self._task: asyncio.Task[None] | None = None
@@ -125,6 +127,9 @@ class PlayoutLine:
             if frame:
                 self.played_bytes += len(frame)
                 self.played += self._decode(frame)
+                self.last_played_at = loop.time()
+                if self.first_played_at is None:
+                    self.first_played_at = self.last_played_at
             elif self._marks:
                 self.starved_frames += 1  # a reply is under way (marks pending) and nothing to play
             await self._ack_played()
