@@ -14,7 +14,11 @@ from typing import Any
 
 from . import __version__
 
-TELEPHONY = ("twilio", "telnyx")  # voxloop.transports.telephony.PROVIDERS, without importing it at startup
+TELEPHONY = (
+    "twilio",
+    "telnyx",
+    "plivo",
+)  # voxloop.transports.telephony.PROVIDERS, without importing it at startup
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,15 +9,16 @@ from typing import Any
 from helpers.server import running_server
 from voxloop.bots import BotFactory
 from voxloop.server import ServerConfig
-from voxloop.testing.telephony import TelnyxCloud, TwilioCloud
+from voxloop.testing.telephony import PlivoCloud, TelnyxCloud, TwilioCloud
 from voxloop.transports.telephony import TelephonyProvider
+from voxloop.transports.telephony.plivo import PlivoProvider
 from voxloop.transports.telephony.telnyx import TelnyxProvider
 from voxloop.transports.telephony.twilio import TwilioProvider
 
 AUTH_TOKEN = "12345678901234567890123456789012"
 
 #: The providers with an emulator, for tests parametrized over them.
-PROVIDERS = ("twilio", "telnyx")
+PROVIDERS = ("twilio", "telnyx", "plivo")
 
 
 def cloud_and_provider(name: str, *, verify: bool = True) -> tuple[Any, TelephonyProvider]:
@@ -27,6 +28,11 @@ def cloud_and_provider(name: str, *, verify: bool = True) -> tuple[Any, Telephon
         twilio = TwilioCloud(AUTH_TOKEN)
         return twilio, TwilioProvider(
             twilio.account_sid, AUTH_TOKEN, verify=verify, rest_client=twilio.rest_client
+        )
+    if name == "plivo":
+        plivo = PlivoCloud()
+        return plivo, PlivoProvider(
+            plivo.auth_id, plivo.auth_token, verify=verify, rest_client=plivo.rest_client
         )
     telnyx = TelnyxCloud()
     return telnyx, TelnyxProvider(

@@ -177,6 +177,7 @@ RIGS: dict[str, Rig] = {
     "webrtc": webrtc_rig,
     "twilio": phone_rig("twilio"),
     "telnyx": phone_rig("telnyx"),
+    "plivo": phone_rig("plivo"),
 }
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from ._call import EmulatedCall
 from ._line import PlayoutLine
+from ._plivo import PlivoCloud, PlivoEmulator
 from ._telnyx import TelnyxCloud, TelnyxEmulator
 from ._twilio import TwilioCloud, TwilioEmulator, TwimlStream
 
 __all__ = [
     "EmulatedCall",
     "PlayoutLine",
+    "PlivoCloud",
+    "PlivoEmulator",
     "TelnyxCloud",
     "TelnyxEmulator",
     "TwilioCloud",

@@ -58,8 +58,12 @@ class EmulatedCall:
     def _mark_message(self, name: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _stop_message(self) -> dict[str, Any]:
+    def _stop_message(self) -> dict[str, Any] | None:
+        """None for a provider that ends a stream by closing it."""
         raise NotImplementedError
+
+    async def _after_clear(self) -> None:
+        """What the provider sends once it has cleared (Plivo: ``clearedAudio``)."""
 
     def _connected_message(self) -> dict[str, Any] | None:
         return None
@@ -110,15 +114,19 @@ class EmulatedCall:
         await self.send(self._dtmf_message(digit))
 
     async def hang_up(self) -> None:
-        """The caller hangs up: ``stop``, then the socket closes."""
-        await self.send(self._stop_message())
+        """The caller hangs up: ``stop`` (where the provider sends one), then the socket closes."""
+        stop = self._stop_message()
+        if stop is not None:
+            await self.send(stop)
         await self.close()
 
     async def end_from_api(self) -> None:
         """The provider ends the call because its API was told to: ``stop`` and close."""
         self.hung_up_by_server.set()
+        stop = self._stop_message()
         try:
-            await self.send(self._stop_message())
+            if stop is not None:
+                await self.send(stop)
         except ConnectionClosed:
             pass
         if self._socket is not None:
@@ -194,6 +202,7 @@ class EmulatedCall:
             await self.line.receive_mark(value)
         elif kind == "clear":
             await self.line.receive_clear()
+            await self._after_clear()
 
     def media_payload(self, message: dict[str, Any]) -> ServerMessage | None:
         """``media.payload`` as audio (the shape Twilio and Telnyx share)."""

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: The providers ``voxloop run --transport`` knows.
-PROVIDERS = ("twilio", "telnyx")
+PROVIDERS = ("twilio", "telnyx", "plivo")
 
 
 def create_provider(name: str, *, verify: bool = True) -> TelephonyProvider:
@@ -44,4 +44,8 @@ def create_provider(name: str, *, verify: bool = True) -> TelephonyProvider:
         from .telnyx import TelnyxProvider
 
         return TelnyxProvider(verify=verify)
+    if name == "plivo":
+        from .plivo import PlivoProvider
+
+        return PlivoProvider(verify=verify)
     raise ValueError(f"unknown telephony provider {name!r}: use one of {', '.join(PROVIDERS)}")

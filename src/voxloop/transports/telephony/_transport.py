@@ -215,9 +215,12 @@ class _TelephonyInput(BaseInputTransport):
                 elif isinstance(event, CallStarted):
                     logger.warning("%s: a second start event; ignored", transport)
         except (ConnectionError, WebSocketDisconnect, RuntimeError, OSError) as exc:
-            logger.warning(
-                "%s: the media socket dropped without a stop (%s); the call is over", transport, exc
-            )
+            if transport.serializer.ends_with_stop:
+                logger.warning(
+                    "%s: the media socket dropped without a stop (%s); the call is over", transport, exc
+                )
+            else:  # this provider ends a stream by closing it
+                logger.info("%s: the provider closed the stream; the call is over", transport)
             transport._call_over = True
         await transport._mark_disconnected()
 

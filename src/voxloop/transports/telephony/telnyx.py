@@ -52,6 +52,7 @@ class TelnyxSerializer:
     provider = "telnyx"
     sample_rate = 8000
     has_marks = True
+    ends_with_stop = True
 
     def __init__(self) -> None:
         self.stream_id: str | None = None

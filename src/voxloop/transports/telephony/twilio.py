@@ -51,6 +51,7 @@ class TwilioSerializer:
     provider = "twilio"
     sample_rate = 8000
     has_marks = True
+    ends_with_stop = True
 
     def __init__(self) -> None:
         self.stream_sid: str | None = None
