@@ -14,11 +14,8 @@ from typing import Any
 
 from . import __version__
 
-TELEPHONY = (
-    "twilio",
-    "telnyx",
-    "plivo",
-)  # voxloop.transports.telephony.PROVIDERS, without importing it at startup
+# voxloop.transports.telephony.PROVIDERS, without importing it at startup
+TELEPHONY = ("twilio", "telnyx", "plivo", "vonage")
 
 
 def main(argv: list[str] | None = None) -> int:

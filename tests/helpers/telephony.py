@@ -9,16 +9,17 @@ from typing import Any
 from helpers.server import running_server
 from voxloop.bots import BotFactory
 from voxloop.server import ServerConfig
-from voxloop.testing.telephony import PlivoCloud, TelnyxCloud, TwilioCloud
+from voxloop.testing.telephony import PlivoCloud, TelnyxCloud, TwilioCloud, VonageCloud
 from voxloop.transports.telephony import TelephonyProvider
 from voxloop.transports.telephony.plivo import PlivoProvider
 from voxloop.transports.telephony.telnyx import TelnyxProvider
 from voxloop.transports.telephony.twilio import TwilioProvider
+from voxloop.transports.telephony.vonage import VonageProvider
 
 AUTH_TOKEN = "12345678901234567890123456789012"
 
 #: The providers with an emulator, for tests parametrized over them.
-PROVIDERS = ("twilio", "telnyx", "plivo")
+PROVIDERS = ("twilio", "telnyx", "plivo", "vonage")
 
 
 def cloud_and_provider(name: str, *, verify: bool = True) -> tuple[Any, TelephonyProvider]:
@@ -34,6 +35,16 @@ def cloud_and_provider(name: str, *, verify: bool = True) -> tuple[Any, Telephon
         return plivo, PlivoProvider(
             plivo.auth_id, plivo.auth_token, verify=verify, rest_client=plivo.rest_client
         )
+    if name == "vonage":
+        vonage = VonageCloud()
+        provider = VonageProvider(
+            vonage.signature_secret,
+            vonage.application_id,
+            vonage.private_key,
+            verify=verify,
+            rest_client=vonage.rest_client,
+        )
+        return vonage, provider
     telnyx = TelnyxCloud()
     return telnyx, TelnyxProvider(
         telnyx.public_key, telnyx.api_key, verify=verify, rest_client=telnyx.rest_client

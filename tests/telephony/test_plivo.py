@@ -75,7 +75,7 @@ def test_the_documented_events_decode() -> None:
 def test_the_bots_messages_are_play_audio_checkpoint_and_clear_audio() -> None:
     serializer = PlivoSerializer()
     serializer.parse(json.dumps(START))
-    sent = json.loads(serializer.audio(bytes(320)))
+    sent = json.loads(*serializer.audio(bytes(320)))
     assert sent == {
         "event": "playAudio",
         "media": {

@@ -96,7 +96,7 @@ def test_a_pcma_stream_is_decoded_and_answered_in_a_law() -> None:
     start["start"]["media_format"]["encoding"] = "PCMA"
     serializer.parse(json.dumps(start))
     pcm = b"\x00\x10" * 160
-    sent = json.loads(serializer.audio(pcm))
+    sent = json.loads(*serializer.audio(pcm))
     assert sent == {"event": "media", "media": {"payload": base64.b64encode(pcm16_to_alaw(pcm)).decode()}}
     assert json.loads(serializer.mark("1")) == {"event": "mark", "mark": {"name": "1"}}
     assert json.loads(serializer.clear()) == {"event": "clear"}

@@ -83,7 +83,7 @@ def test_media_dtmf_mark_and_stop_events_decode() -> None:
 
 def test_the_bots_media_mark_and_clear_carry_the_stream_sid() -> None:
     serializer = started()
-    media = json.loads(serializer.audio(b"\x00\x00" * 160))
+    media = json.loads(*serializer.audio(b"\x00\x00" * 160))
     assert media == {
         "event": "media",
         "streamSid": STREAM,

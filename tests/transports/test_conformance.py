@@ -178,6 +178,7 @@ RIGS: dict[str, Rig] = {
     "twilio": phone_rig("twilio"),
     "telnyx": phone_rig("telnyx"),
     "plivo": phone_rig("plivo"),
+    "vonage": phone_rig("vonage"),
 }
 
 

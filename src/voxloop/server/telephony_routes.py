@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket
 
 from ..bots import SessionInfo
 from ..transports.telephony import TelephonyProvider, TelephonyTransport, WebhookRefused
-from ..transports.telephony._provider import FROM_PARAMETER, TO_PARAMETER, TOKEN_PARAMETER
+from ..transports.telephony._provider import CALL_PARAMETER, FROM_PARAMETER, TO_PARAMETER, TOKEN_PARAMETER
 from .config import ServerConfig
 from .sessions import SessionRegistry
 
@@ -78,6 +78,8 @@ def _webhook(
             parameters[FROM_PARAMETER] = call.from_number
         if call.to_number:
             parameters[TO_PARAMETER] = call.to_number
+        if call.call_id and provider.name == "vonage":
+            parameters[CALL_PARAMETER] = call.call_id  # its stream does not say which call it is
         markup = provider.markup(f"{ws_base}/{provider.name}/ws", parameters)
         logger.info("%s call %s from %s: answered", provider.name, call.call_id, call.from_number)
         return Response(markup.body, media_type=markup.media_type)

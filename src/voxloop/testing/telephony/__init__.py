@@ -7,6 +7,7 @@ from ._line import PlayoutLine
 from ._plivo import PlivoCloud, PlivoEmulator
 from ._telnyx import TelnyxCloud, TelnyxEmulator
 from ._twilio import TwilioCloud, TwilioEmulator, TwimlStream
+from ._vonage import VonageCloud, VonageEmulator
 
 __all__ = [
     "EmulatedCall",
@@ -18,4 +19,6 @@ __all__ = [
     "TwilioCloud",
     "TwilioEmulator",
     "TwimlStream",
+    "VonageCloud",
+    "VonageEmulator",
 ]

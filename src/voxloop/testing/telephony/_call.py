@@ -31,11 +31,18 @@ ServerMessage = tuple[str, Any]
 class EmulatedCall:
     """One call's media stream, provider side. ``encode``/``decode``: the wire codec to/from PCM16."""
 
-    def __init__(self, *, encode: Callable[[bytes], bytes], decode: Callable[[bytes], bytes]) -> None:
+    def __init__(
+        self,
+        *,
+        encode: Callable[[bytes], bytes],
+        decode: Callable[[bytes], bytes],
+        wire_bytes_per_sec: int = 8000,
+        pcm_rate: int = 8000,
+    ) -> None:
         self.protocol_errors: list[str] = []
         self.hung_up_by_server = asyncio.Event()
         self.closed = asyncio.Event()
-        self.line = PlayoutLine(8000, decode, self._ack_mark)
+        self.line = PlayoutLine(wire_bytes_per_sec, decode, self._ack_mark, pcm_rate=pcm_rate)
         self._encode = encode
         self._socket: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -151,7 +158,7 @@ class EmulatedCall:
         """Until ``seconds`` of bot audio (louder than silence when ``voiced``) have played."""
 
         def done() -> bool:
-            played = self.line.voiced_secs() if voiced else len(self.line.played) / 16000
+            played = self.line.voiced_secs() if voiced else len(self.line.played) / (2 * self.line.pcm_rate)
             return played >= seconds
 
         await self.line.wait_until(done, timeout)

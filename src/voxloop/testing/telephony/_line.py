@@ -30,15 +30,19 @@ class _PendingMark:
 
 
 class PlayoutLine:
-    """``bytes_per_sec``: wire bytes per second (8000 for G.711, 16000 for 8 kHz L16).
-    ``decode``: wire bytes to PCM16. ``ack(name)``: sends the provider's mark acknowledgement."""
+    """``bytes_per_sec``: wire bytes per second (8000 for G.711, 32000 for 16 kHz L16).
+    ``decode``: wire bytes to PCM16 at ``pcm_rate``. ``ack(name)``: sends the provider's mark
+    acknowledgement."""
 
     def __init__(
         self,
         bytes_per_sec: int,
         decode: Callable[[bytes], bytes],
         ack: Callable[[str], Awaitable[None]],
+        *,
+        pcm_rate: int = 8000,
     ) -> None:
+        self.pcm_rate = pcm_rate  # the rate of the decoded audio in ``played``
         self._frame_bytes = int(bytes_per_sec * FRAME_SECS)
         self._bytes_per_sec = bytes_per_sec
         self._decode = decode
@@ -105,7 +109,7 @@ class PlayoutLine:
     def voiced_secs(self, threshold: int = 500) -> float:
         """Seconds of played audio louder than ``threshold`` (20 ms windows)."""
         samples = np.frombuffer(bytes(self.played), dtype="<i2")
-        window = int(2 * self._frame_bytes * 8000 / self._bytes_per_sec) // 2 or 1
+        window = int(self.pcm_rate * FRAME_SECS)
         usable = len(samples) - len(samples) % window
         if usable == 0:
             return 0.0

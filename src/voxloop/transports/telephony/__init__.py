@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: The providers ``voxloop run --transport`` knows.
-PROVIDERS = ("twilio", "telnyx", "plivo")
+PROVIDERS = ("twilio", "telnyx", "plivo", "vonage")
 
 
 def create_provider(name: str, *, verify: bool = True) -> TelephonyProvider:
@@ -48,4 +48,8 @@ def create_provider(name: str, *, verify: bool = True) -> TelephonyProvider:
         from .plivo import PlivoProvider
 
         return PlivoProvider(verify=verify)
+    if name == "vonage":
+        from .vonage import VonageProvider
+
+        return VonageProvider(verify=verify)
     raise ValueError(f"unknown telephony provider {name!r}: use one of {', '.join(PROVIDERS)}")

@@ -15,6 +15,7 @@ __all__ = ["Markup", "TelephonyProvider", "WebhookCall", "WebhookRefused"]
 TOKEN_PARAMETER = "voxloop_token"
 FROM_PARAMETER = "voxloop_from"
 TO_PARAMETER = "voxloop_to"
+CALL_PARAMETER = "voxloop_call"  # for a stream whose start does not name its call (Vonage)
 
 
 class WebhookRefused(Exception):

@@ -252,7 +252,8 @@ class _TelephonyOutput(BaseOutputTransport):
         return len(self._held)
 
     async def write_audio(self, audio: bytes, sample_rate: int) -> None:
-        await self._transport.send_data(self._transport.serializer.audio(audio))
+        for message in self._transport.serializer.audio(audio):
+            await self._transport.send_data(message)
         self._unmarked = self._marks and not self._transport.disconnected.is_set()
 
     async def send_message(self, message: Any) -> None:

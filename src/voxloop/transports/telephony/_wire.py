@@ -90,8 +90,9 @@ class TelephonySerializer(Protocol):
         SerializationError saying what was wrong."""
         ...
 
-    def audio(self, pcm: bytes) -> bytes | str:
-        """The message that plays ``pcm`` (mono PCM16 at ``sample_rate``) to the caller."""
+    def audio(self, pcm: bytes) -> list[bytes | str]:
+        """The messages that play ``pcm`` (mono PCM16 at ``sample_rate``) to the caller (usually one;
+        none while a provider with fixed-size frames waits for a whole frame)."""
         ...
 
     def mark(self, name: str) -> bytes | str | None:

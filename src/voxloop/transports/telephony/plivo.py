@@ -123,10 +123,10 @@ class PlivoSerializer:
             custom_parameters=decode_extra_headers(message.get("extra_headers")),
         )
 
-    def audio(self, pcm: bytes) -> str:
+    def audio(self, pcm: bytes) -> list[bytes | str]:
         payload = base64.b64encode(pcm16_to_ulaw(pcm)).decode("ascii")
         media = {"contentType": "audio/x-mulaw", "sampleRate": 8000, "payload": payload}
-        return json.dumps({"event": "playAudio", "media": media, "streamId": self.stream_id})
+        return [json.dumps({"event": "playAudio", "media": media, "streamId": self.stream_id})]
 
     def mark(self, name: str) -> str:
         return json.dumps({"event": "checkpoint", "streamId": self.stream_id, "name": name})

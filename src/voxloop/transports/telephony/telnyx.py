@@ -98,9 +98,9 @@ class TelnyxSerializer:
             to_number=start.get("to") if isinstance(start.get("to"), str) else None,
         )
 
-    def audio(self, pcm: bytes) -> str:
+    def audio(self, pcm: bytes) -> list[bytes | str]:
         payload = base64.b64encode(self._encode(pcm)).decode("ascii")
-        return json.dumps({"event": "media", "media": {"payload": payload}})
+        return [json.dumps({"event": "media", "media": {"payload": payload}})]
 
     def mark(self, name: str) -> str:
         return json.dumps({"event": "mark", "mark": {"name": name}})

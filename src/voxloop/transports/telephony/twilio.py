@@ -91,9 +91,9 @@ class TwilioSerializer:
             custom_parameters=string_map(start.get("customParameters")),
         )
 
-    def audio(self, pcm: bytes) -> str:
+    def audio(self, pcm: bytes) -> list[bytes | str]:
         payload = base64.b64encode(pcm16_to_ulaw(pcm)).decode("ascii")
-        return json.dumps({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})
+        return [json.dumps({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})]
 
     def mark(self, name: str) -> str:
         return json.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
