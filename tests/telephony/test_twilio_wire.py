@@ -130,8 +130,10 @@ def test_the_twiml_is_what_the_twilio_sdk_builds() -> None:
     assert ET.canonicalize(twiml_connect_stream(url, parameters)) == ET.canonicalize(str(response))
 
 
-def test_the_webhook_signature_is_checked_with_the_sdk() -> None:
+def test_the_webhook_signature_is_checked_with_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     from twilio.request_validator import RequestValidator
+
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)  # the missing-token case below
 
     token, url = "secret-token", "https://example.ngrok.app/twilio"
     params = {"CallSid": "CA1", "From": "+15550001", "To": "+15550002"}
