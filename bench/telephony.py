@@ -12,8 +12,8 @@ reply, how far the server ran ahead of the line, how much of what was sent came 
 and the echo's added latency (the first caller frame sent to the first bot frame played). Server
 CPU (``/proc/<pid>/stat``) while all calls stream, and RSS at the start and the end.
 
-``--long``: one call for that many seconds; RSS every 30 s (flat memory), and drift: the time the
-line took to play what it played, minus the length of that audio.
+``--long``: one call streaming for that many seconds without a break; RSS every 30 s (flat memory),
+and drift: the time the line took to play what it played, minus the length of that audio.
 
 Not here yet: the peer's Twilio serializer pipeline side by side, and the default bot.
 """
@@ -133,10 +133,11 @@ async def run_long(port: int, pid: int, seconds: float) -> dict[str, Any]:
     try:
         async with cloud.call(f"http://127.0.0.1:{port}/twilio") as call:
             await call.dial()
-            sent = 0.0
-            while sent < seconds:
-                await call.send_audio(pcm, rate)
-                sent += len(pcm) / (2 * rate)
+            # One continuous stream (separate sends would leave the caller's own gaps between them).
+            audio = pcm * (int(seconds * rate * 2) // len(pcm) + 1)
+            audio = audio[: int(seconds * rate) * 2]
+            sent = len(audio) / (2 * rate)
+            await call.send_audio(audio, rate)
             await call.wait_for_quiet_line(timeout=10)
             line = call.line
             await call.hang_up()
