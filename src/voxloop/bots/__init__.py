@@ -19,6 +19,7 @@ from typing import Any
 
 from ..pipeline import PipelineTask
 from ..transports import Transport
+from ..transports.telephony import CallInfo
 
 __all__ = [
     "BUILT_IN",
@@ -35,24 +36,6 @@ BUILT_IN = {
     "echo": "voxloop.bots.echo",
     "realtime": "voxloop.bots.realtime",
 }
-
-
-@dataclass
-class CallInfo:
-    """The phone call a telephony session carries (``SessionInfo.call``).
-
-    ``provider``: ``"twilio"``, ``"telnyx"``, ... ``call_id``: the provider's id of the call (what a
-    hang-up names); ``stream_id``: its id of the media stream. ``from_number`` / ``to_number``: the
-    caller and the number called, as the provider gave them (E.164 usually), when it did.
-    ``custom_parameters``: what the webhook's markup attached to the stream.
-    """
-
-    provider: str
-    call_id: str
-    stream_id: str
-    from_number: str | None = None
-    to_number: str | None = None
-    custom_parameters: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

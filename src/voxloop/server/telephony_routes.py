@@ -21,8 +21,15 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ..bots import SessionInfo
-from ..transports.telephony import TelephonyProvider, TelephonyTransport, WebhookRefused
-from ..transports.telephony._provider import CALL_PARAMETER, FROM_PARAMETER, TO_PARAMETER, TOKEN_PARAMETER
+from ..transports.telephony import (
+    CALL_PARAMETER,
+    FROM_PARAMETER,
+    TO_PARAMETER,
+    TOKEN_PARAMETER,
+    TelephonyProvider,
+    TelephonyTransport,
+    WebhookRefused,
+)
 from .config import ServerConfig
 from .sessions import SessionRegistry
 

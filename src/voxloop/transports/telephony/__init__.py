@@ -7,12 +7,27 @@ hang-up). See ``docs/telephony.md`` for pointing a real number at ``voxloop run`
 
 from __future__ import annotations
 
-from ._provider import Markup, TelephonyProvider, WebhookCall, WebhookRefused
+from ._provider import (
+    CALL_PARAMETER,
+    FROM_PARAMETER,
+    TO_PARAMETER,
+    TOKEN_PARAMETER,
+    CallInfo,
+    Markup,
+    TelephonyProvider,
+    WebhookCall,
+    WebhookRefused,
+)
 from ._transport import HangUp, TelephonyTransport, telephony_params
 from ._wire import CallAudio, CallDtmf, CallEvent, CallStarted, CallStopped, MarkPlayed, TelephonySerializer
 
 __all__ = [
+    "CALL_PARAMETER",
+    "FROM_PARAMETER",
     "PROVIDERS",
+    "TOKEN_PARAMETER",
+    "TO_PARAMETER",
+    "CallInfo",
     "CallAudio",
     "CallDtmf",
     "CallEvent",

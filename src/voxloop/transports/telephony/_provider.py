@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from ...bots import CallInfo
 from ._wire import TelephonySerializer
 
-__all__ = ["Markup", "TelephonyProvider", "WebhookCall", "WebhookRefused"]
+__all__ = ["CallInfo", "Markup", "TelephonyProvider", "WebhookCall", "WebhookRefused"]
 
 #: Custom stream parameters the webhook adds and the stream's start hands back (then removed).
 TOKEN_PARAMETER = "voxloop_token"
 FROM_PARAMETER = "voxloop_from"
 TO_PARAMETER = "voxloop_to"
 CALL_PARAMETER = "voxloop_call"  # for a stream whose start does not name its call (Vonage)
+
+
+@dataclass
+class CallInfo:
+    """The phone call a telephony session carries (``SessionInfo.call``).
+
+    ``provider``: ``"twilio"``, ``"telnyx"``, ... ``call_id``: the provider's id of the call (what a
+    hang-up names); ``stream_id``: its id of the media stream. ``from_number`` / ``to_number``: the
+    caller and the number called, as the provider gave them (E.164 usually), when it did.
+    ``custom_parameters``: what the webhook's markup attached to the stream.
+    """
+
+    provider: str
+    call_id: str
+    stream_id: str
+    from_number: str | None = None
+    to_number: str | None = None
+    custom_parameters: dict[str, str] = field(default_factory=dict)
 
 
 class WebhookRefused(Exception):

@@ -29,16 +29,15 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ...bots import CallInfo
 from ...frames import Frame, InputDTMFFrame, KeypadEntry, StartFrame
-from ...pipeline import DOWNSTREAM, UPSTREAM, FrameDirection
-from ...pipeline._events import EventSource
+from ...pipeline import DOWNSTREAM, UPSTREAM, EventSource, FrameDirection
 from ...rtvi.protocol import PROTOCOL_VERSION
 from ..base_input import BaseInputTransport
 from ..base_output import BaseOutputTransport
 from ..params import TransportParams
 from ..serializers.base import SerializationError
 from ..transport import Transport
+from ._provider import CallInfo
 from ._wire import CallAudio, CallDtmf, CallStarted, CallStopped, MarkPlayed, TelephonySerializer
 
 __all__ = ["HangUp", "TelephonyTransport", "telephony_params"]

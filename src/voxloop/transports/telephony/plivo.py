@@ -30,9 +30,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ...audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
-from ...bots import CallInfo
 from ..serializers.base import SerializationError
-from ._provider import FROM_PARAMETER, TO_PARAMETER, TOKEN_PARAMETER, Markup, WebhookCall, WebhookRefused
+from ._provider import (
+    FROM_PARAMETER,
+    TO_PARAMETER,
+    TOKEN_PARAMETER,
+    CallInfo,
+    Markup,
+    WebhookCall,
+    WebhookRefused,
+)
 from ._wire import (
     CallAudio,
     CallDtmf,

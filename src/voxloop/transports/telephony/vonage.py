@@ -26,9 +26,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ...bots import CallInfo
 from ..serializers.base import SerializationError
-from ._provider import CALL_PARAMETER, FROM_PARAMETER, TO_PARAMETER, Markup, WebhookCall, WebhookRefused
+from ._provider import (
+    CALL_PARAMETER,
+    FROM_PARAMETER,
+    TO_PARAMETER,
+    CallInfo,
+    Markup,
+    WebhookCall,
+    WebhookRefused,
+)
 from ._wire import MAX_MESSAGE_BYTES, CallAudio, CallDtmf, CallEvent, CallStarted, MarkPlayed, json_object
 
 __all__ = ["VonageProvider", "VonageSerializer", "vonage_ncco"]
