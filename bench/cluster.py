@@ -39,7 +39,14 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers.cluster import RedisProcess, start_all, start_gateway, start_worker, stop_process  # noqa: E402
+from helpers.cluster import (  # noqa: E402
+    RedisProcess,
+    start_all,
+    start_gateway,
+    start_single,
+    start_worker,
+    stop_process,
+)
 from voxloop.cluster import connect_redis, reserve  # noqa: E402
 from voxloop.testing.rtvi_client import RTVIClient  # noqa: E402
 
@@ -146,10 +153,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for count in range(1, args.gateways + 1):
                 urls = [g.url for g in gateways[:count]]
                 results["reservations"].append(await reservations(urls, args.concurrency, args.seconds))
+            # A cluster worker refers /start to a gateway, so "direct" is a plain voxloop run.
+            single = await start_single()
+            procs.append(single)
             await session_starts(f"{gateways[0].url}/start", 2)  # warm both paths
-            await session_starts(f"{workers[0].url}/start", 2)
+            await session_starts(f"{single.url}/start", 2)
             through = await session_starts(f"{gateways[0].url}/start", args.sessions)
-            direct = await session_starts(f"{workers[0].url}/start", args.sessions)
+            direct = await session_starts(f"{single.url}/start", args.sessions)
             results["session_start"] = {
                 "sessions": args.sessions,
                 "gateway_p50_ms": ms(statistics.median(through)),

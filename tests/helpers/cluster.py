@@ -181,6 +181,13 @@ async def start_worker(
     return proc
 
 
+async def start_single(*, transport: str = "websocket") -> Proc:
+    """A plain ``voxloop run`` with the echo bot, outside any cluster: what a gateway is compared with."""
+    port = free_port()
+    args = ["run", "--bot", "echo", "--port", str(port), "--transport", transport, "--max-sessions", "1000"]
+    return await start_process(args, f"http://127.0.0.1:{port}", "listening on")
+
+
 async def start_gateway(redis_url: str, *extra: str) -> Proc:
     port = free_port()
     args = ["gateway", "--port", str(port), "--cluster", redis_url, *extra]
