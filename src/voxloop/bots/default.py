@@ -1,6 +1,9 @@
 """The default bot: a spoken conversation that runs fully offline, with cloud services one setting away.
 
-    Silero VAD -> Whisper tiny.en (faster-whisper) -> LLM -> piper (or espeak-ng) -> the client
+    Silero VAD -> Whisper tiny.en (faster-whisper) -> Smart Turn -> LLM -> piper (or espeak-ng) -> the client
+
+The turn ends when Smart Turn (an audio end-of-turn model) judges a pause final and its words are in, or
+after 2 s of silence; a thinking pause ("a table for... four") stays inside the turn.
 
 The LLM is an OpenAI-compatible chat model when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set (OpenAI,
 or a local Ollama / vLLM / llama.cpp server; ``VOXLOOP_LLM_MODEL`` names the model), and otherwise the
@@ -29,7 +32,7 @@ from ..services.local import (
 )
 from ..services.local.demo_agent import TIME_FUNCTION, TIME_TOOL, current_time
 from ..transports import Transport
-from ..turns import VADProcessor
+from ..turns import SmartTurnDetector, VADParams, VADProcessor
 from . import SessionInfo
 
 logger = logging.getLogger("voxloop.bots")
@@ -39,6 +42,9 @@ SYSTEM_PROMPT = (
     "sentences of plain text, with no lists, markdown or emoji. Use the get_current_time tool for the time "
     "or the date."
 )
+
+
+VAD_STOP_SECS = 0.2
 
 
 def llm_kind() -> str:
@@ -68,6 +74,10 @@ async def preload() -> None:
     SileroVAD()
     record_model_load("silero_vad", time.perf_counter() - step)
     print(f"voxloop:   Silero VAD ready ({time.perf_counter() - step:.1f} s)", flush=True)
+    step = time.perf_counter()
+    SmartTurnDetector()
+    record_model_load("smart_turn", time.perf_counter() - step)
+    print(f"voxloop:   Smart Turn ready ({time.perf_counter() - step:.1f} s)", flush=True)
     step = time.perf_counter()
     WhisperSTTService.preload()
     record_model_load("whisper", time.perf_counter() - step)
@@ -111,12 +121,14 @@ def create_bot(
     """One session's pipeline. ``context``: start from this conversation (tests read it back)."""
     if context is None:
         context = LLMContext([{"role": "system", "content": SYSTEM_PROMPT}], tools=[TIME_TOOL])
-    aggregators = LLMContextAggregatorPair(context)
+    aggregators = LLMContextAggregatorPair(context, turn_detector=SmartTurnDetector())
     pipeline = Pipeline(
         [
             RTVIProcessor(),
             transport.input(),
-            VADProcessor(),
+            # The VAD only cuts segments; Smart Turn judges each pause, so the pause can be short: the STT
+            # and the judgement start 0.2 s after the speech stops.
+            VADProcessor(params=VADParams(stop_secs=VAD_STOP_SECS)),
             WhisperSTTService(),
             aggregators.user(),
             create_llm(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..turns.end_of_turn import EndOfTurnDetector
 from ..turns.params import AssistantAggregatorParams, UserTurnParams
 from .assistant_aggregator import LLMAssistantAggregator
 from .context import LLMContext
@@ -23,6 +24,7 @@ class LLMContextAggregatorPair:
         assistant_params: AssistantAggregatorParams | None = None,
         context_summarizer: ContextSummarizer | None = None,
         summarize_after_messages: int = 40,
+        turn_detector: EndOfTurnDetector | None = None,
     ) -> None:
         self.context = context if context is not None else LLMContext()
         self._user = LLMUserAggregator(
@@ -30,6 +32,7 @@ class LLMContextAggregatorPair:
             user_params,
             context_summarizer=context_summarizer,
             summarize_after_messages=summarize_after_messages,
+            turn_detector=turn_detector,
         )
         self._assistant = LLMAssistantAggregator(self.context, assistant_params)
 

@@ -9,6 +9,16 @@ Bot state comes from ``BotStarted/StoppedSpeakingFrame`` (travelling upstream fr
 transport), from the ``LLMContextFrame`` pushed here ("thinking"), and from the assistant aggregator's
 upstream ``AssistantTurnStoppedFrame`` (the reply is over).
 
+With a ``turn_detector`` (:mod:`voxloop.turns.end_of_turn`), the aggregator keeps the last 8 s of the
+user's audio and, at each pause, asks the detector off the event loop whether the turn is over; the
+answer goes to the controller (an answer that comes after the user spoke again is dropped).
+
+Speculation (with a detector): once a pause's words are in and the turn is still open (the detector has
+not said "done" yet, or said "not done"), the LLM is started on a copy of the context holding those words
+(``LLMSpeculationFrame("start")``). The LLM holds everything it produces. If the user goes on, it is
+dropped and nothing of it is seen or heard, nor stored; if the turn ends with the same words, the user
+message goes into the context and the held reply is released ("confirm") instead of a new LLM run.
+
 While the bot speaks, speech that may be a barge-in pauses the bot at once: the controller's ``PauseBot``
 and ``ResumeBot`` become ``BotOutputPauseFrame`` / ``BotOutputResumeFrame`` pushed downstream (system
 frames: they overtake the LLM's and the TTS's queues and reach the output transport inline).
@@ -20,6 +30,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from ..audio import PCMConverter, PreRoll
 from ..frames import (
     AssistantTurnStoppedFrame,
     BotOutputPauseFrame,
@@ -29,6 +40,7 @@ from ..frames import (
     CancelFrame,
     EndFrame,
     Frame,
+    InputAudioRawFrame,
     InputTextRawFrame,
     InterimTranscriptionFrame,
     InterruptionFrame,
@@ -38,6 +50,7 @@ from ..frames import (
     LLMRunFrame,
     LLMSetToolChoiceFrame,
     LLMSetToolsFrame,
+    LLMSpeculationFrame,
     TranscriptionFinishedFrame,
     TranscriptionFrame,
     TranslationFrame,
@@ -59,10 +72,15 @@ from ..turns import (
     TurnStarted,
     UserIdle,
 )
+from ..turns.end_of_turn import EndOfTurnDetector
 from ..turns.params import UserTurnParams
 from .context import LLMContext
 
 logger = logging.getLogger("voxloop.context")
+
+_DETECTOR_RATE = 16000
+_DETECTOR_WINDOW_SECS = 8.0
+_DETECTOR_PRE_SPEECH_SECS = 0.5
 
 ContextSummarizer = Callable[[LLMContext], Awaitable[None]]
 
@@ -80,6 +98,8 @@ class LLMUserAggregator(FrameProcessor):
         max_typed_text_chars: typed text (``InputTextRawFrame``, e.g. a wire's text frame) longer than
             this is not given to the LLM but reported as an error; None: no limit. RTVI's own text
             messages are bounded earlier, by ``RTVIProcessor(max_text_chars=...)``.
+        turn_detector: decides at each pause whether the user is done (e.g.
+            :class:`voxloop.turns.SmartTurnDetector`); None: a fixed ``params.stop_secs`` of silence.
 
     Events: ``on_user_turn_started()``, ``on_user_turn_stopped(text)`` (text may be "" when nothing
     was recognised; then the LLM is not run), ``on_user_turn_idle()`` (see
@@ -95,12 +115,27 @@ class LLMUserAggregator(FrameProcessor):
         context_summarizer: ContextSummarizer | None = None,
         summarize_after_messages: int = 40,
         max_typed_text_chars: int | None = 16_384,
+        turn_detector: EndOfTurnDetector | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.context = context
         self.params = params or UserTurnParams()
-        self._turns = TurnController(self.params)
+        self._turns = TurnController(self.params, uses_detector=turn_detector is not None)
+        self._detector = turn_detector
+        # The user's recent audio at 16 kHz mono, for the detector; where the open turn's audio starts in it.
+        self._audio = PreRoll(_DETECTOR_WINDOW_SECS + _DETECTOR_PRE_SPEECH_SECS, _DETECTOR_RATE)
+        self._audio_total = 0  # bytes ever added to _audio
+        self._turn_audio_from = 0
+        self._audio_converter: PCMConverter | None = None
+        self._pause = 0  # counts pauses, so that a late verdict for an earlier one is dropped
+        # Per pause being judged: the segments that must be transcribed first, and its transcript.
+        self._transcripts: list[tuple[int, asyncio.Future[str]]] = []
+        self._segments_closed = 0  # VAD stops seen
+        self._segments_done = 0  # TranscriptionFinishedFrames seen
+        self.speculate = turn_detector is not None
+        self._speculated: str | None = None  # the words a speculative LLM run is answering
+        self._detector_tasks = TaskSet(self)
         self._summarizer = context_summarizer
         self._summarize_after = summarize_after_messages
         self._max_typed_text_chars = max_typed_text_chars
@@ -127,12 +162,24 @@ class LLMUserAggregator(FrameProcessor):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         turns, now = self._turns, self.clock.now_ns()
-        if isinstance(frame, VADUserStartedSpeakingFrame):
+        if isinstance(frame, InputAudioRawFrame):
             await self.push_frame(frame, direction)
+            if self._detector is not None and direction is DOWNSTREAM:
+                self._keep_audio(frame)
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            await self.push_frame(frame, direction)
+            self._pause += 1
+            await self._drop_speculation()  # the user goes on: that reply would answer half a sentence
+            if not turns.turn_open:
+                back = round((frame.start_secs + _DETECTOR_PRE_SPEECH_SECS) * _DETECTOR_RATE) * 2
+                self._turn_audio_from = max(0, self._audio_total - back)
             await self._act(turns.on_vad_started(now, frame.start_secs))
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             await self.push_frame(frame, direction)
+            self._segments_closed += 1
             await self._act(turns.on_vad_stopped(now, frame.stop_secs))
+            if self._detector is not None and turns.turn_open:
+                self._ask_detector()
         elif isinstance(frame, UserSpeakingFrame):
             await self.push_frame(frame, direction)
             await self._act(turns.on_user_speaking(now))
@@ -143,6 +190,7 @@ class LLMUserAggregator(FrameProcessor):
         elif isinstance(frame, TranslationFrame):
             pass  # consumed: the transcription carries the words
         elif isinstance(frame, TranscriptionFinishedFrame):
+            self._segments_done += 1
             await self._act(turns.on_transcription_finished(now))
         elif isinstance(frame, BotStartedSpeakingFrame):
             await self.push_frame(frame, direction)
@@ -154,6 +202,7 @@ class LLMUserAggregator(FrameProcessor):
             await self.push_frame(frame, direction)
             await self._act(turns.on_response_done(now))
         elif isinstance(frame, InterruptionFrame):
+            self._speculated = None  # the LLM drops it on the interruption too
             self._cancel_runs()
             await self.push_frame(frame, direction)
             await self._act(turns.on_response_done(now))
@@ -201,6 +250,9 @@ class LLMUserAggregator(FrameProcessor):
                 await self.push_frame(BotOutputResumeFrame(), DOWNSTREAM)
             elif isinstance(action, UserIdle):
                 await self._call_event_handler("on_user_turn_idle")
+        if self._transcripts:
+            self._words_in()
+        await self._maybe_speculate()
         self._reschedule()
 
     async def _turn_started(self, action: TurnStarted) -> None:
@@ -214,7 +266,14 @@ class LLMUserAggregator(FrameProcessor):
     async def _turn_ended(self, action: TurnEnded) -> None:
         text = action.text
         logger.debug("%s: user turn ended%s: %r", self, " (forced)" if action.forced else "", text)
-        if text:
+        if text and self._speculated == text:
+            self._speculated = None
+            self.context.add_message({"role": "user", "content": text})
+            logger.debug("%s: the speculative reply is the answer", self)
+            await self._act(self._turns.on_response_started(self.clock.now_ns()))
+            await self.push_frame(LLMSpeculationFrame("confirm", self.context), DOWNSTREAM)
+        elif text:
+            await self._drop_speculation()
             self.context.add_message({"role": "user", "content": text})
             await self._run_llm()
         else:
@@ -246,6 +305,76 @@ class LLMUserAggregator(FrameProcessor):
         if ended is not None and ended.text:
             self.context.add_message({"role": "user", "content": ended.text})
             await self._call_event_handler("on_user_turn_stopped", ended.text)
+
+    # -- end-of-turn detection ------------------------------------------------------------------
+
+    def _keep_audio(self, frame: InputAudioRawFrame) -> None:
+        pcm = frame.audio
+        if frame.sample_rate != _DETECTOR_RATE or frame.num_channels != 1:
+            if self._audio_converter is None:
+                self._audio_converter = PCMConverter(_DETECTOR_RATE)
+            pcm = self._audio_converter.convert(pcm, frame.sample_rate, frame.num_channels)
+        self._audio.append(pcm)
+        self._audio_total += len(pcm)
+
+    def _ask_detector(self) -> None:
+        kept = self._audio.get()
+        turn_bytes = min(len(kept), self._audio_total - self._turn_audio_from)
+        audio = kept[len(kept) - turn_bytes :] if turn_bytes > 0 else b""
+        transcript: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._transcripts.append((self._segments_closed, transcript))
+        self._words_in()
+        self._detector_tasks.spawn(self._judge_pause(self._pause, audio, transcript), f"{self.name}::eot")
+
+    def _words_in(self) -> None:
+        """Resolve the transcripts of the pauses whose segments are all transcribed (the STT keeps order)."""
+        while self._transcripts and self._transcripts[0][0] <= self._segments_done:
+            _, transcript = self._transcripts.pop(0)
+            if not transcript.done():
+                transcript.set_result(self._turns.text)
+
+    async def _judge_pause(self, pause: int, audio: bytes, transcript: asyncio.Future[str]) -> None:
+        assert self._detector is not None
+        try:
+            complete = await self._detector.turn_is_complete(audio, _DETECTOR_RATE, transcript)
+        except Exception as exc:
+            logger.exception("%s: end-of-turn detector failed", self)
+            await self.push_error(f"{self.name}: end-of-turn detector failed: {exc}", exc)
+            complete = False
+        if pause != self._pause or not self._turns.turn_open:
+            return  # the user spoke again (or the turn ended) meanwhile
+        logger.debug("%s: end-of-turn detector: %s", self, "done" if complete else "not done")
+        await self._act(self._turns.on_turn_verdict(self.clock.now_ns(), complete))
+
+    # -- speculation -----------------------------------------------------------------------------
+
+    async def _maybe_speculate(self) -> None:
+        turns = self._turns
+        if (
+            not self.speculate
+            or not turns.turn_open
+            or turns.vad_speaking
+            or turns.verdict is True  # the turn ends right now anyway
+            or self._segments_done < self._segments_closed  # words still on their way
+        ):
+            return
+        text = turns.text
+        if not text or text == self._speculated:
+            return
+        await self._drop_speculation()
+        self._speculated = text
+        tentative = LLMContext(
+            [*self.context.messages, {"role": "user", "content": text}],
+            tools=self.context.tools,
+            tool_choice=self.context.tool_choice,
+        )
+        logger.debug("%s: speculating on %r", self, text)
+        await self.push_frame(LLMSpeculationFrame("start", tentative), DOWNSTREAM)
+
+    async def _drop_speculation(self) -> None:
+        if self._speculated is not None:
+            self._speculated = None
+            await self.push_frame(LLMSpeculationFrame("drop"), DOWNSTREAM)
 
     # -- running the LLM -----------------------------------------------------------------------
 
@@ -314,7 +443,9 @@ class LLMUserAggregator(FrameProcessor):
 
     async def cleanup(self) -> None:
         await self._stop_timer()
-        self._run_tasks.cancel()  # both sets at once, then wait for both
+        self._run_tasks.cancel()  # all sets at once, then wait for each
+        self._detector_tasks.cancel()
         await self._timer_tasks.cancel_and_wait()
         await self._run_tasks.cancel_and_wait()
+        await self._detector_tasks.cancel_and_wait()
         await super().cleanup()

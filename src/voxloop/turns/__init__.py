@@ -13,6 +13,7 @@ from ._controller import (
     TurnStarted,
     UserIdle,
 )
+from .end_of_turn import EndOfTurnDetector, SmartTurnDetector
 from .params import AssistantAggregatorParams, UserTurnParams, VADParams
 from .vad_processor import VADProcessor, apply_vad_params
 
@@ -20,8 +21,10 @@ __all__ = [
     "Action",
     "AssistantAggregatorParams",
     "BotState",
+    "EndOfTurnDetector",
     "PauseBot",
     "ResumeBot",
+    "SmartTurnDetector",
     "SpeechRejected",
     "TurnController",
     "TurnEnded",

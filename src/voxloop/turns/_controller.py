@@ -10,6 +10,10 @@ to the oldest segment not finished yet. A segment is either part of the turn (ac
 (rejected: its words are dropped whenever they arrive), or undecided: speech that began while the bot
 was busy and has not yet met the barge-in thresholds.
 
+With an end-of-turn detector (``uses_detector``), the aggregator reports its verdict on each pause
+(:meth:`TurnController.on_turn_verdict`): "done" ends the turn once the words are in, "not done" waits for
+more speech or ``max_silence_secs``; without one, ``stop_secs`` of silence ends it.
+
 Speech that starts while the bot speaks and is undecided pauses the bot (:class:`PauseBot`), so the bot
 falls silent at the speech onset rather than when the barge-in is confirmed: a confirmed barge-in then
 interrupts (which clears the pause), and a rejected one resumes it (:class:`ResumeBot`), as does any
@@ -98,8 +102,10 @@ class _Segment:
 class TurnController:
     """Decides user turns. Every method takes ``now_ns`` (pipeline clock) and returns actions."""
 
-    def __init__(self, params: UserTurnParams | None = None) -> None:
+    def __init__(self, params: UserTurnParams | None = None, *, uses_detector: bool = False) -> None:
         self.params = params or UserTurnParams()
+        self.uses_detector = uses_detector
+        self.verdict: bool | None = None  # the detector's word on the current pause (None: not given)
         self.bot_speaking = False
         self.response_open = False
         self.turn_open = False
@@ -177,6 +183,7 @@ class TurnController:
 
     def on_vad_started(self, now_ns: int, start_secs: float) -> list[Action]:
         self.vad_speaking = True
+        self.verdict = None  # the user went on: the last pause's verdict no longer applies
         self._last_activity_ns = now_ns
         self._idle_since_ns = None
         segment = _Segment(onset_ns=now_ns - int(start_secs * _NS))
@@ -260,6 +267,20 @@ class TurnController:
                 return self._finish(segment, now_ns)
         return []
 
+    def on_turn_verdict(self, now_ns: int, complete: bool) -> list[Action]:
+        """The end-of-turn detector's answer for the current pause (ignored if the user spoke again)."""
+        if self.vad_speaking:
+            return []
+        self.verdict = complete
+        return self._evaluate(now_ns)
+
+    def _silence_needed_ns(self) -> int:
+        """Silence after the end of speech that ends the turn (0 once the detector said "done")."""
+        p = self.params
+        if not self.uses_detector:
+            return int(p.stop_secs * _NS)
+        return 0 if self.verdict else int(p.max_silence_secs * _NS)
+
     def on_timer(self, now_ns: int) -> list[Action]:
         return self._evaluate(now_ns)
 
@@ -307,6 +328,7 @@ class TurnController:
     def _close_turn(self, *, forced: bool = False) -> TurnEnded:
         ended = TurnEnded(self.text, self._turn_interrupted_thinking, forced)
         self.turn_open = False
+        self.verdict = None
         self._parts = []
         self._turn_interrupted_thinking = False
         # Words of accepted segments still on their way start a new turn when they arrive.
@@ -356,9 +378,8 @@ class TurnController:
         # Turn end: enough silence, and the words of every segment are in.
         if self.turn_open:
             quiet_for = now_ns - self._last_activity_ns
-            silence_ok = (
-                not self.vad_speaking and now_ns - self._last_speech_end_ns >= self.params.stop_secs * _NS
-            )
+            needed = self._silence_needed_ns()
+            silence_ok = not self.vad_speaking and now_ns - self._last_speech_end_ns >= needed
             waiting = any(s.accepted is not False and s.closed_ns is not None for s in self._segments)
             if silence_ok and not waiting:
                 actions.append(self._close_turn())
@@ -407,8 +428,9 @@ class TurnController:
                 if segment.accepted is None and segment.end_ns is None:
                     deadlines.append(segment.onset_ns + int(min_secs * _NS) + self._vad_stop_ns)
         else:
+            needed = self._silence_needed_ns()
             if not self.vad_speaking:
-                deadlines.append(self._last_speech_end_ns + int(p.stop_secs * _NS))
+                deadlines.append(self._last_speech_end_ns + needed)
             deadlines.append(self._last_activity_ns + int(p.turn_timeout_secs * _NS))
         if p.user_idle_timeout_secs is not None and self._idle_since_ns is not None:
             deadlines.append(self._idle_since_ns + int(p.user_idle_timeout_secs * _NS))

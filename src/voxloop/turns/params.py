@@ -48,6 +48,11 @@ class UserTurnParams:
     - The turn also waits for the STT's ``TranscriptionFinishedFrame`` of every segment it holds, at
       most ``transcription_timeout_secs`` (2.0 s) after the segment's VAD stop (for STTs that never
       send it; generous because a local Whisper may take a second on a long segment).
+    - With an end-of-turn detector (``LLMUserAggregator(turn_detector=...)``, the default bot's Smart Turn),
+      ``stop_secs`` is not used: at each pause the detector decides. "Done" ends the turn as soon as the
+      pause's words are transcribed; "not done" (a thinking pause after "for", "and", "um") keeps it open
+      until the user goes on or ``max_silence_secs`` (2.0 s) of silence have passed since the speech
+      ended. The same limit applies while the detector has not answered yet.
     - ``turn_timeout_secs`` (5.0 s): safety net; an open turn with no voice activity and no
       transcription for that long is ended whatever else is pending.
 
@@ -78,6 +83,7 @@ class UserTurnParams:
     """
 
     stop_secs: float = 0.7
+    max_silence_secs: float = 2.0
     transcription_timeout_secs: float = 2.0
     turn_timeout_secs: float = 5.0
     start_on_transcription: bool = True
