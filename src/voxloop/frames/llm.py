@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._base import ControlFrame, DataFrame, UninterruptibleFrame
+from ._base import ControlFrame, DataFrame, SystemFrame, UninterruptibleFrame
 
 
 @dataclass(eq=False)
@@ -13,6 +13,20 @@ class LLMContextFrame(DataFrame):
     """Run the LLM on this context (an OpenAI-shaped ``voxloop.context.LLMContext``)."""
 
     context: Any
+
+
+@dataclass(eq=False)
+class LLMSpeculationFrame(SystemFrame):
+    """Speculative work on a user turn that is not confirmed yet (from the user aggregator to the LLM).
+
+    ``action``: "start" (run the LLM on ``context``, a copy holding the tentative user message, and hold
+    everything it produces), "confirm" (the turn ended with those words: release what is held and go on
+    live; ``context`` is the real conversation, for function calls) or "drop" (the user went on: cancel
+    it; nothing it produced ever leaves the LLM). A system frame, so it overtakes the LLM's queue.
+    """
+
+    action: str = "start"
+    context: Any = None
 
 
 @dataclass(eq=False)

@@ -13,7 +13,10 @@ produces: text deltas (``str``), complete tool calls (:class:`LLMToolCall`) and 
 - an error is reported upstream (``ErrorFrame``, not fatal), the response is still closed, and the
   next context runs as usual;
 - an interruption cancels the response in flight (the generator is closed, so is its HTTP stream);
-- tool calls are announced and run by the :class:`~voxloop.services.functions.FunctionCallRunner`.
+- tool calls are announced and run by the :class:`~voxloop.services.functions.FunctionCallRunner`;
+- ``LLMSpeculationFrame`` runs a response ahead of a turn that is not confirmed yet, on a task of its own,
+  holding every frame it produces (and its tool calls) until "confirm" releases them in order; "drop", an
+  interruption or a new context cancels it and discards what it held, so nothing of it is ever seen.
 
 The settings and the function runner live in :class:`FunctionCallingService`, the base a speech-to-speech
 service shares with the chat LLMs without taking on their one-response-per-context contract.
@@ -21,6 +24,7 @@ service shares with the chat LLMs without taking on their one-response-per-conte
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
@@ -38,11 +42,12 @@ from ..frames import (
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
+    LLMSpeculationFrame,
     LLMTextFrame,
     LLMTokenUsage,
     LLMUpdateSettingsFrame,
 )
-from ..pipeline import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
+from ..pipeline import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor, TaskSet
 from .functions import FunctionCallRunner, FunctionHandler, FunctionRegistration
 
 logger = logging.getLogger("voxloop.services.llm")
@@ -178,12 +183,32 @@ class FunctionCallingService(FrameProcessor):
         await self.close()
 
 
+@dataclass
+class _Speculation:
+    """A response run ahead of its turn: what it pushed so far, held until the turn is confirmed."""
+
+    task: asyncio.Task[None] | None = None
+    held: list[tuple[Frame, FrameDirection]] = field(default_factory=list)
+    released: bool = False
+    confirmed: asyncio.Event = field(default_factory=asyncio.Event)
+    context: Any = None
+
+
 class LLMService(FunctionCallingService, ABC):
     """Base of the chat LLM services (queued: streaming a response never holds up other processors).
 
     Args: those of :class:`FunctionCallingService`; ``queued``: handle frames on the service's own task
     (the default).
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._spec: _Speculation | None = None  # the response running ahead of an unconfirmed turn
+        self._spec_tasks = TaskSet(self)
+
+    async def cleanup(self) -> None:
+        await self._spec_tasks.cancel_and_wait()
+        await super().cleanup()
 
     # -- what subclasses implement -----------------------------------------------------------
 
@@ -198,7 +223,10 @@ class LLMService(FunctionCallingService, ABC):
     # -- frames ------------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        if isinstance(frame, LLMContextFrame):
+        if isinstance(frame, LLMSpeculationFrame):
+            await self._speculation(frame)
+        elif isinstance(frame, LLMContextFrame):
+            await self._drop_speculation()
             await self.run_context(frame.context)
         elif isinstance(frame, LLMConfigureOutputFrame):
             self._skip_tts = frame.skip_tts
@@ -212,10 +240,66 @@ class LLMService(FunctionCallingService, ABC):
             if self._functions.accept_result_frame(frame):
                 await self.push_frame(frame, direction)
         elif isinstance(frame, InterruptionFrame):
+            await self._drop_speculation()
             await self._functions.interrupt()
             await self.push_frame(frame, direction)
         else:
             await self.push_frame(frame, direction)
+
+    # -- speculation -------------------------------------------------------------------------------
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = DOWNSTREAM) -> None:
+        spec = self._spec
+        if spec is not None and not spec.released and asyncio.current_task() is spec.task:
+            spec.held.append((frame, direction))  # speculative output waits for the turn to be confirmed
+            return
+        await super().push_frame(frame, direction)
+
+    async def _speculation(self, frame: LLMSpeculationFrame) -> None:
+        if frame.action == "start":
+            await self._drop_speculation()
+            spec = _Speculation()
+            self._spec = spec
+            spec.task = self._spec_tasks.spawn(
+                self._speculate(spec, frame.context), f"{self.name}::speculation"
+            )
+        elif frame.action == "confirm":
+            await self._confirm_speculation(frame.context)
+        elif frame.action == "drop":
+            await self._drop_speculation()
+        else:
+            await self.push_error(f"{self.name}: unknown speculation action {frame.action!r}")
+
+    async def _speculate(self, spec: _Speculation, context: Any) -> None:
+        calls = await self.run_context(context, start_calls=False)
+        await spec.confirmed.wait()  # a dropped speculation is cancelled here (or earlier)
+        if calls:
+            await self._functions.start_calls(((c.id, c.name, c.arguments) for c in calls), spec.context)
+        if self._spec is spec:
+            self._spec = None
+
+    async def _confirm_speculation(self, context: Any) -> None:
+        spec = self._spec
+        if spec is None:
+            logger.warning("%s: a speculation was confirmed that is not running", self)
+            return
+        spec.context = context
+        # Release in order; frames the task pushes meanwhile join the end of the line.
+        while spec.held:
+            frame, direction = spec.held.pop(0)
+            await super().push_frame(frame, direction)
+        spec.released = True
+        spec.confirmed.set()
+
+    async def _drop_speculation(self) -> None:
+        spec, self._spec = self._spec, None
+        if spec is None:
+            return
+        spec.held.clear()
+        if spec.task is not None and spec.task is not asyncio.current_task():
+            spec.task.cancel()
+            await asyncio.gather(spec.task, return_exceptions=True)
+        spec.held.clear()
 
     def update_settings(self, changes: dict[str, Any]) -> None:
         """Change settings for the next responses (``model``, ``temperature``, ``max_tokens``...)."""
@@ -223,8 +307,11 @@ class LLMService(FunctionCallingService, ABC):
         self.set_metrics_model(self.settings.model)
         logger.debug("%s: settings now %s", self, self.settings)
 
-    async def run_context(self, context: Any) -> None:
-        """Produce one response to ``context`` (what an ``LLMContextFrame`` triggers)."""
+    async def run_context(self, context: Any, *, start_calls: bool = True) -> list[LLMToolCall]:
+        """Produce one response to ``context`` (what an ``LLMContextFrame`` triggers).
+
+        Returns its tool calls; they are started here unless ``start_calls`` is False.
+        """
         await self.start_ttfb_metrics()
         await self.start_processing_metrics()
         await self._push_response_frame(LLMFullResponseStartFrame())
@@ -255,8 +342,9 @@ class LLMService(FunctionCallingService, ABC):
             tool_calls = []  # a broken response's calls may be incomplete: never run them
         await self.stop_processing_metrics()
         await self._push_response_frame(LLMFullResponseEndFrame())
-        if tool_calls:
+        if tool_calls and start_calls:
             await self._functions.start_calls(((c.id, c.name, c.arguments) for c in tool_calls), context)
+        return tool_calls
 
     async def _push_response_frame(self, frame: LLMFullResponseStartFrame | LLMFullResponseEndFrame) -> None:
         frame.skip_tts = self._skip_tts
