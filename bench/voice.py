@@ -18,10 +18,11 @@ End of speech is exact: the moment the frame holding the question's last non-sil
 Voice-to-voice is from there to the first bot audio at the client, split along its critical path (each part
 at its own boundaries; the parts plus the hops add up to the total exactly):
 
-* endpointing = end of speech -> the turn's silence deadline (VAD stop event - VAD stop_secs + the turn's
-  stop_secs): the VAD's own delay and the turn policy's wait, fixed by the settings;
-* STT = the part of VAD stop -> ``TranscriptionFinishedFrame`` that runs past that deadline (the STT runs
-  during the wait; its full time is reported too);
+* turn detection = end of speech -> the VAD stop (the VAD's own delay), plus the time the turn stays open
+  after the words are in (``TranscriptionFinishedFrame`` -> the ``LLMContextFrame``): the end-of-turn
+  model's verdict when it is slower than the STT, or the silence limit when it says "not done"; both
+  sides end turns with Smart Turn v3.2;
+* STT = VAD stop -> ``TranscriptionFinishedFrame`` (the words are needed before anything else);
 * LLM = the LLM starts on the ``LLMContextFrame`` -> it pushes its first ``LLMTextFrame``;
 * TTS = the first sentence handed to the engine -> the engine's first audio;
 * framework overhead = the rest: the hops between those boundaries, each reported.
@@ -62,7 +63,7 @@ SPOKEN = ("What time is it?",)
 RATE = 16000
 FRAME_BYTES = 512  # 16 ms of 16 kHz mono PCM16, as the web client sends
 SPEECH_LEVEL = 300  # |sample| above this (-41 dBFS) is speech; the WAVs' and espeak's silence is far below
-VAD_STOP_SECS, TURN_STOP_SECS = 0.3, 0.7  # the default bot's VADParams / UserTurnParams
+SILENCE_LIMIT_SECS = 1.5  # a turn held this long after its words were in waited for the silence limit
 CLK_TCK = 100
 JOINING = asyncio.Lock()
 
@@ -205,19 +206,20 @@ def v2v_breakdown(
     if None in (stt_done, ctx, llm_in, llm_text, tts_run, tts_first, tts_audio, out_write):
         return None
     assert stt_done and ctx and llm_in and llm_text and tts_run and tts_first and tts_audio and out_write
-    # the turn controller's rule: speech ended at the VAD stop minus the VAD's effective stop delay (whole
-    # 32 ms frames, carried by the frame), and the turn may end TURN_STOP_SECS after that
-    vad_secs = next(e.get("secs", VAD_STOP_SECS) for e in events.by_sid[sid] if e["ts"] == vad_stop)
-    deadline = vad_stop + round((TURN_STOP_SECS - vad_secs) * 1e9)
-    ready = max(deadline, stt_done)
+    # The last VAD stop before the turn ended, and the STT's finish of that segment: a pause inside the
+    # question makes several segments.
+    vad_stop = events.last(sid, "VADUserStoppedSpeakingFrame", ctx, vad_stop) or vad_stop
+    stt_done = events.last(sid, stt_event, ctx + 1, vad_stop) or stt_done
+    held = max(0, ctx - stt_done)
     row = {
         "total": ms(end_ns, client_first),
-        "endpointing": ms(end_ns, deadline),
-        "stt_on_path": ms(deadline, ready),
+        "endpointing": ms(end_ns, vad_stop + held),
+        "stt_on_path": ms(vad_stop, max(stt_done, vad_stop)),
         "llm": ms(llm_in, llm_text),
         "tts": ms(tts_run, tts_first),
+        "turn_held_after_words": held / 1e6,
+        "silence_limit_turns": 1 if held / 1e9 >= SILENCE_LIMIT_SECS else 0,
         # the hops (their sum is the framework overhead)
-        "hop_turn_decision": ms(ready, ctx),
         "hop_llm_queue": ms(ctx, llm_in),
         "hop_first_sentence": ms(llm_text, tts_run),
         "hop_tts_to_frame": ms(tts_first, tts_audio),
@@ -477,7 +479,8 @@ V2V_KEYS = (
     "llm",
     "tts",
     "overhead_excl_sentence",
-    "hop_turn_decision",
+    "turn_held_after_words",
+    "silence_limit_turns",
     "hop_llm_queue",
     "hop_first_sentence",
     "hop_tts_to_frame",

