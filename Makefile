@@ -11,6 +11,9 @@ WEB_STATIC := src/voxloop/server/static
 WEB_SOURCES := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock.json
 CHROMIUM := /usr/bin/chromium
 REDIS_SERVER := /usr/bin/redis-server
+# The Smart Turn v3.2 end-of-turn model (BSD-2-Clause, Daily) ships inside this wheel; it is installed
+# with --no-deps as a model carrier only (voxloop finds the file by path and never imports the package).
+SMART_TURN_CARRIER := pipecat-ai==1.14.0
 
 .PHONY: run test lint typecheck unit bench clean web browser-deps cluster-deps
 
@@ -39,10 +42,12 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e '.[local,webrtc,openai,espeak,piper,cluster,telemetry]'
+	$(BIN)/python -m pip install -q --no-deps '$(SMART_TURN_CARRIER)'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps '$(SMART_TURN_CARRIER)'
 	touch $@ $(VENV)/.installed-run
 
 # The web page: npm ci when the lock file changes, the esbuild bundle when a source changes
