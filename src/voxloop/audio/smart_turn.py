@@ -103,22 +103,22 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 @cache
 def mel_filters() -> np.ndarray:
-    """(80, 201) triangular filters over 0-8 kHz, each normalised to unit area (Slaney norm)."""
+    """(80, 201) triangular filters over 0-8 kHz, each normalised to unit area (Slaney norm), float64."""
     fft_hz = np.linspace(0.0, SAMPLE_RATE / 2, _N_FFT // 2 + 1)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array([0.0]))[0], _hz_to_mel(np.array([8000.0]))[0], 82))
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (fft_hz - lower) / (centre - lower)
     falling = (upper - fft_hz) / (upper - centre)
-    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights: np.ndarray = np.maximum(0.0, np.minimum(rising, falling))
     weights *= 2.0 / (upper - lower)  # equal area per filter
-    result: np.ndarray = weights.astype(np.float32)
-    return result
+    return weights
 
 
 @cache
 def _window() -> np.ndarray:
     n = np.arange(_N_FFT)
-    return (0.5 - 0.5 * np.cos(2 * np.pi * n / _N_FFT)).astype(np.float32)  # periodic Hann
+    window: np.ndarray = 0.5 - 0.5 * np.cos(2 * np.pi * n / _N_FFT)  # periodic Hann
+    return window
 
 
 def features(audio: np.ndarray) -> np.ndarray:
@@ -129,15 +129,17 @@ def features(audio: np.ndarray) -> np.ndarray:
     (centred, reflected at the edges, the last frame dropped), and its power spectrum mapped to 80 mel bands,
     then ``log10``, floored 8 (80 dB) below the peak and scaled as Whisper does: ``(x + 4) / 4``.
     """
-    samples = np.asarray(audio, dtype=np.float32).reshape(-1)[-WINDOW_SECS * SAMPLE_RATE :]
+    # In float64 throughout: the int8 model is sensitive to input changes of 1e-6 (its dynamic quantisation
+    # rounds differently), so float32 arithmetic here moved probabilities by up to 0.05.
+    samples = np.asarray(audio, dtype=np.float64).reshape(-1)[-WINDOW_SECS * SAMPLE_RATE :]
     if samples.size:
         samples = (samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)
-    padded = np.zeros(WINDOW_SECS * SAMPLE_RATE, dtype=np.float32)
+    padded = np.zeros(WINDOW_SECS * SAMPLE_RATE, dtype=np.float64)
     padded[padded.size - samples.size :] = samples
     framed = np.pad(padded, _N_FFT // 2, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(framed, _N_FFT)[::_HOP][:_FRAMES]
     spectrum = np.fft.rfft(frames * _window(), axis=1)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    power = spectrum.real**2 + spectrum.imag**2
     mel = mel_filters() @ power.T
     log_mel = np.log10(np.maximum(mel, 1e-10))
     log_mel = np.maximum(log_mel, log_mel.max() - 8.0)
