@@ -232,3 +232,64 @@ async def test_other_frames_pass_through() -> None:
         await h.push(TextFrame("not for the llm"))
         await h.down_recorder.wait_for(TextFrame)
     assert [f.text for f in h.down if isinstance(f, TextFrame)] == ["not for the llm"]
+
+
+# -- speculation ----------------------------------------------------------------------------------
+
+
+async def test_a_speculative_response_is_held_until_confirmed_then_released_in_order() -> None:
+    from voxloop.frames import LLMSpeculationFrame
+
+    llm = ScriptedLLM(["Hello", "HOLD", " there", "!"])
+    tentative, real = user_context("what"), user_context("what")
+    async with PipelineHarness(llm) as h:
+        await h.push(LLMSpeculationFrame("start", tentative))
+        await llm.holding.wait()  # "Hello" is out of the model: nothing may leave the LLM yet
+        assert not any(isinstance(f, LLMFullResponseStartFrame | LLMTextFrame) for f in h.down)
+        await h.push(LLMSpeculationFrame("confirm", real))
+        await h.down_recorder.wait_for(LLMTextFrame)
+        llm.release.set()  # the rest streams live
+        await h.down_recorder.wait_for(LLMFullResponseEndFrame)
+    assert llm.contexts == [tentative]  # one run: the speculative one was the answer
+    response = (LLMFullResponseStartFrame, LLMTextFrame, LLMFullResponseEndFrame)
+    order = [type(f) for f in h.down if isinstance(f, response)]
+    assert order == [LLMFullResponseStartFrame, *[LLMTextFrame] * 3, LLMFullResponseEndFrame]
+    assert texts(h.down) == ["Hello", " there", "!"]
+
+
+async def test_a_dropped_speculation_leaves_nothing_and_the_next_response_runs() -> None:
+    from voxloop.frames import LLMSpeculationFrame
+
+    llm = ScriptedLLM(["half", "HOLD", " an answer"], ["the answer"])
+    async with PipelineHarness(llm) as h:
+        await h.push(LLMSpeculationFrame("start", user_context("half")))
+        await llm.holding.wait()
+        await h.push(LLMSpeculationFrame("drop"))
+        await h.push(LLMContextFrame(user_context("half a sentence")))
+        await h.down_recorder.wait_for(LLMFullResponseEndFrame)
+    assert llm.closed_early == 1  # the speculative generation was cancelled
+    assert texts(h.down) == ["the answer"]
+    assert len([f for f in h.down if isinstance(f, LLMFullResponseStartFrame)]) == 1
+    assert not [f for f in h.down + h.up if isinstance(f, MetricsFrame | ErrorFrame) and "half" in repr(f)]
+
+
+async def test_speculative_tool_calls_start_only_once_confirmed() -> None:
+    from voxloop.frames import LLMSpeculationFrame
+
+    started: list[str] = []
+    llm = ScriptedLLM([LLMToolCall("call-1", "lookup", "{}"), "HOLD"], [LLMToolCall("call-2", "lookup", "{}")])
+
+    async def lookup(params: Any) -> None:
+        started.append(params.tool_call_id)
+        await params.result_callback({"ok": True})
+
+    llm.register_function("lookup", lookup)
+    async with PipelineHarness(llm) as h:
+        await h.push(LLMSpeculationFrame("start", user_context("dropped")))
+        await llm.holding.wait()  # its tool call is out of the model
+        await h.push(LLMSpeculationFrame("drop"))
+        await h.push(LLMSpeculationFrame("start", user_context("kept")))
+        await h.push(LLMSpeculationFrame("confirm", user_context("kept")))
+        await h.down_recorder.wait_for(FunctionCallInProgressFrame)
+    assert started == ["call-2"]
+    assert not any(isinstance(f, FunctionCallInProgressFrame) and f.tool_call_id == "call-1" for f in h.down)

@@ -175,3 +175,53 @@ def test_the_end_forgets_the_pause() -> None:
     turns = speaking_bot()
     turns.on_vad_started(1 * S, 0.2)
     assert turns.on_end() is None and not turns.bot_paused
+
+
+# -- with an end-of-turn detector --------------------------------------------------------------------
+
+
+def detector_turn(verdict: bool | None) -> tuple[TurnController, list[object]]:
+    """A turn: speech 0-1 s, VAD stop at 1.2 s, words in at 1.5 s, then ``verdict`` (None: none yet)."""
+    turns = TurnController(UserTurnParams(max_silence_secs=2.0), uses_detector=True)
+    turns.on_vad_started(0, 0.2)
+    turns.on_vad_stopped(int(1.2 * S), 0.2)
+    turns.on_transcription(int(1.5 * S), "I'd like a table for")
+    actions = turns.on_transcription_finished(int(1.5 * S))
+    if verdict is not None:
+        actions = turns.on_turn_verdict(int(1.5 * S), verdict)
+    return turns, actions
+
+
+def test_done_ends_the_turn_as_soon_as_the_words_are_in() -> None:
+    _, actions = detector_turn(True)
+    assert kinds(actions) == [TurnEnded]
+
+
+def test_not_done_waits_for_the_silence_limit_counted_from_the_end_of_speech() -> None:
+    turns, actions = detector_turn(False)
+    assert actions == [] and turns.next_deadline(int(1.5 * S)) == 3 * S  # speech ended at 1.0 s
+    assert turns.on_timer(int(2.9 * S)) == []
+    assert kinds(turns.on_timer(3 * S)) == [TurnEnded]
+
+
+def test_without_a_verdict_the_silence_limit_applies_not_stop_secs() -> None:
+    turns, actions = detector_turn(None)
+    assert actions == [] and turns.on_timer(int(1.8 * S)) == []  # stop_secs (0.7 s) would have ended it
+    assert kinds(turns.on_timer(3 * S)) == [TurnEnded]
+
+
+def test_a_verdict_given_while_the_user_speaks_again_is_ignored() -> None:
+    turns, _ = detector_turn(False)
+    turns.on_vad_started(int(2.0 * S), 0.2)
+    assert turns.on_turn_verdict(int(2.1 * S), True) == []
+    assert turns.verdict is None and turns.turn_open
+
+
+def test_done_still_waits_for_the_words_of_the_last_segment() -> None:
+    turns = TurnController(uses_detector=True)
+    turns.on_vad_started(0, 0.2)
+    turns.on_vad_stopped(1 * S, 0.2)
+    assert turns.on_turn_verdict(int(1.05 * S), True) == []  # the STT is not done yet
+    turns.on_transcription(int(1.4 * S), "What time is it?")
+    ended = turns.on_transcription_finished(int(1.4 * S))
+    assert kinds(ended) == [TurnEnded] and ended[0].text == "What time is it?"  # type: ignore[attr-defined]
