@@ -35,6 +35,7 @@ from voxloop.frames import (
     BotStoppedSpeakingFrame,
     InterruptionFrame,
     LLMContextFrame,
+    LLMSpeculationFrame,
     LLMTextFrame,
     TranscriptionFinishedFrame,
     TTSAudioRawFrame,
@@ -53,6 +54,7 @@ WATCHED = (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     LLMContextFrame,
+    LLMSpeculationFrame,
     LLMTextFrame,
     TTSAudioRawFrame,
     InterruptionFrame,
@@ -87,9 +89,10 @@ class TimingObserver(BaseObserver):
             self._seen.clear()  # bounded: only first hops matter, and ids never repeat
         self._seen.add(frame.id)
         extra = {"secs": frame.stop_secs} if isinstance(frame, VADUserStoppedSpeakingFrame) else {}
-        self._log.write(
-            self._sid, type(frame).__name__, data.timestamp, src=type(data.source).__name__, **extra
-        )
+        name = type(frame).__name__
+        if isinstance(frame, LLMSpeculationFrame):
+            name = f"{name}:{frame.action}"  # start / confirm / drop
+        self._log.write(self._sid, name, data.timestamp, src=type(data.source).__name__, **extra)
 
 
 def _probe_process_frame(processor: Any, log: EventLog, sid: str, kinds: tuple[type, ...], tag: str) -> None:

@@ -95,6 +95,41 @@ async def spoken(text: str) -> bytes:
     return np.asarray(soxr.resample(samples, info.sample_rate, RATE, quality="HQ"), dtype="<i2").tobytes()
 
 
+# The pause set: sentences with a thinking pause inside (espeak-ng, the pause inserted where the engine says
+# the word starts, so the words before it keep the intonation of a sentence that goes on).
+PAUSED = (
+    ("Turn off the lights and close the blinds.", "close", 1.2),
+    ("I'd like, um, a cup of coffee please.", "a cup", 0.8),
+    ("I want to know about the weather in Paris.", "the weather", 1.0),
+    ("Please remind me to call the doctor tomorrow.", "call", 0.6),
+    ("I'd like to book a table for four people tonight.", "four", 0.9),
+    ("Set a timer for the pasta please.", "pasta", 1.0),
+)
+
+
+async def paused_questions() -> dict[str, bytes]:
+    from voxloop.testing.speech import spoken_with_pause
+
+    return {
+        f"{text} [{pause}s before {word!r}]": await spoken_with_pause(text, word, pause)
+        for text, word, pause in PAUSED
+    }
+
+
+async def ask_paused(base: str, events: Events, pcm: bytes) -> bool:
+    """Say one paused sentence in a fresh session; True if the bot took the pause for the end of the turn."""
+    client, sid = await join(base, events)
+    try:
+        start_ns, end_ns = await client.say(pcm)
+        await client.wait_for_audio(len(client.audio) + 1, timeout=30)
+        await asyncio.sleep(0.3)
+    finally:
+        await client.close()
+    events.refresh()
+    ends = ("LLMContextFrame", "llm:LLMContextFrame", "LLMSpeculationFrame:confirm")
+    return any(start_ns <= e["ts"] < end_ns for e in events.by_sid.get(sid, []) if e["ev"] in ends)
+
+
 async def questions(smoke: bool) -> dict[str, bytes]:
     out = {text: await spoken(text) for text in SPOKEN}
     if not smoke:
@@ -195,9 +230,18 @@ def v2v_breakdown(
     if vad_stop is None or client_first is None:
         return None
     stt_done = f(sid, stt_event, vad_stop)
-    ctx = f(sid, "LLMContextFrame", vad_stop)
-    llm_in = f(sid, "llm:LLMContextFrame", ctx or vad_stop)
-    llm_text = f(sid, "LLMTextFrame", llm_in or vad_stop)
+    # The turn's end: the context pushed to the LLM, or (voxloop) the confirmation of the reply it started
+    # speculatively at the pause, whose output the LLM held until then.
+    ctx_run = f(sid, "LLMContextFrame", vad_stop)
+    ctx_confirm = f(sid, "LLMSpeculationFrame:confirm", vad_stop)
+    speculative = ctx_confirm is not None and (ctx_run is None or ctx_confirm < ctx_run)
+    ctx = ctx_confirm if speculative else ctx_run
+    if speculative:
+        assert ctx is not None
+        llm_in = events.last(sid, "LLMSpeculationFrame:start", ctx + 1, vad_stop)
+    else:
+        llm_in = f(sid, "llm:LLMContextFrame", ctx or vad_stop)
+    llm_text = f(sid, "LLMTextFrame", max(ctx or vad_stop, llm_in or vad_stop))
     tts_run = f(sid, "tts:run", llm_text or vad_stop)
     tts_first = f(sid, "tts:first_audio", tts_run or vad_stop)
     tts_audio = f(sid, "TTSAudioRawFrame", tts_first or vad_stop)
@@ -215,12 +259,15 @@ def v2v_breakdown(
         "total": ms(end_ns, client_first),
         "endpointing": ms(end_ns, vad_stop + held),
         "stt_on_path": ms(vad_stop, max(stt_done, vad_stop)),
-        "llm": ms(llm_in, llm_text),
+        "llm": ms(max(ctx, llm_in), llm_text),  # on the path: after the turn's end
+        "llm_full": ms(llm_in, llm_text),
+        "llm_ahead_of_turn_end": ms(llm_in, ctx) if speculative else 0.0,
+        "speculative_turns": 1 if speculative else 0,
         "tts": ms(tts_run, tts_first),
         "turn_held_after_words": held / 1e6,
         "silence_limit_turns": 1 if held / 1e9 >= SILENCE_LIMIT_SECS else 0,
         # the hops (their sum is the framework overhead)
-        "hop_llm_queue": ms(ctx, llm_in),
+        "hop_llm_queue": 0.0 if speculative else ms(ctx, llm_in),
         "hop_first_sentence": ms(llm_text, tts_run),
         "hop_tts_to_frame": ms(tts_first, tts_audio),
         "hop_output": ms(tts_audio, out_write),
@@ -481,6 +528,9 @@ V2V_KEYS = (
     "overhead_excl_sentence",
     "turn_held_after_words",
     "silence_limit_turns",
+    "speculative_turns",
+    "llm_full",
+    "llm_ahead_of_turn_end",
     "hop_llm_queue",
     "hop_first_sentence",
     "hop_tts_to_frame",
@@ -575,6 +625,21 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
                         file=sys.stderr,
                     )
         result["v2v"] = v2v
+        if args.pauses and tts == "espeak":
+            result["premature"] = {"voxloop": [], "peer": [], "of": len(PAUSED)}
+            for i, (name, pcm) in enumerate((await paused_questions()).items()):
+                sides = ["voxloop", "peer"] if peer is not None else ["voxloop"]
+                if i % 2:
+                    sides.reverse()
+                for side in sides:
+                    server_base, side_events = (
+                        (peer[0].base, peer[1]) if side == "peer" and peer else (base, events)
+                    )
+                    cut = await ask_paused(server_base, side_events, pcm)
+                    if cut:
+                        result["premature"][side].append(name)
+                    verdict = "CUT OFF" if cut else "one turn"
+                    print(f"  [{side}] pause set: {name[:50]}: {verdict}", file=sys.stderr)
         interruptions: list[dict[str, Any]] = []
         if args.interruptions:
             help_pcm = await spoken("Help.")
@@ -635,6 +700,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--interruptions", type=int, default=5)
     parser.add_argument("--sessions", default="1,2,4,8")
+    parser.add_argument(
+        "--pauses",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the pause set: premature turn ends (espeak; default: on, off with --smoke)",
+    )
     parser.add_argument("--duration", type=float, default=40.0, help="seconds per N in the sessions run")
     parser.add_argument(
         "--peer",
@@ -648,6 +719,8 @@ def main() -> int:
         args.tts, args.rounds, args.interruptions, args.sessions = "espeak", 1, 0, ""
     if args.peer is None:
         args.peer = not args.smoke
+    if args.pauses is None:
+        args.pauses = not args.smoke
     args.sessions = [int(n) for n in args.sessions.split(",") if n]
     started = time.monotonic()
     results: dict[str, Any] = {"voxloop": __version__, "date": time.strftime("%Y-%m-%d"), "engines": []}
@@ -665,6 +738,13 @@ def main() -> int:
             f"load {engine['loadavg_start']} -> {engine['loadavg_end']}"
         )
         table("voice-to-voice", engine["v2v"], V2V_KEYS)
+        if "premature" in engine:
+            p = engine["premature"]
+            print(f"\npause set: premature turn ends, voxloop {len(p['voxloop'])} / {p['of']}", end="")
+            print(f", peer {len(p['peer'])} / {p['of']}" if "peer" in engine else "")
+            for side in ("voxloop", "peer"):
+                for name in p[side]:
+                    print(f"  {side} cut off: {name}")
         if engine["interruptions"]:
             table("interruption", engine["interruptions"], INT_KEYS)
         if "peer" in engine:
