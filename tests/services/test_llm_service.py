@@ -277,7 +277,8 @@ async def test_speculative_tool_calls_start_only_once_confirmed() -> None:
     from voxloop.frames import LLMSpeculationFrame
 
     started: list[str] = []
-    llm = ScriptedLLM([LLMToolCall("call-1", "lookup", "{}"), "HOLD"], [LLMToolCall("call-2", "lookup", "{}")])
+    first, second = [LLMToolCall("call-1", "lookup", "{}"), "HOLD"], [LLMToolCall("call-2", "lookup", "{}")]
+    llm = ScriptedLLM(first, second)
 
     async def lookup(params: Any) -> None:
         started.append(params.tool_call_id)
