@@ -63,7 +63,9 @@ SPOKEN = ("What time is it?",)
 RATE = 16000
 FRAME_BYTES = 512  # 16 ms of 16 kHz mono PCM16, as the web client sends
 SPEECH_LEVEL = 300  # |sample| above this (-41 dBFS) is speech; the WAVs' and espeak's silence is far below
-SILENCE_LIMIT_SECS = 1.5  # a turn held this long after its words were in waited for the silence limit
+SILENCE_LIMIT_SECS = (
+    1.9  # a turn that ended this long after the speech waited for a silence limit (2 s, peer 3 s)
+)
 CLK_TCK = 100
 JOINING = asyncio.Lock()
 
@@ -265,7 +267,7 @@ def v2v_breakdown(
         "speculative_turns": 1 if speculative else 0,
         "tts": ms(tts_run, tts_first),
         "turn_held_after_words": held / 1e6,
-        "silence_limit_turns": 1 if held / 1e9 >= SILENCE_LIMIT_SECS else 0,
+        "silence_limit_turns": 1 if (ctx - end_ns) / 1e9 >= SILENCE_LIMIT_SECS else 0,
         # the hops (their sum is the framework overhead)
         "hop_llm_queue": 0.0 if speculative else ms(ctx, llm_in),
         "hop_first_sentence": ms(llm_text, tts_run),
