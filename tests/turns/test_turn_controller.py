@@ -225,3 +225,15 @@ def test_done_still_waits_for_the_words_of_the_last_segment() -> None:
     turns.on_transcription(int(1.4 * S), "What time is it?")
     ended = turns.on_transcription_finished(int(1.4 * S))
     assert kinds(ended) == [TurnEnded] and ended[0].text == "What time is it?"  # type: ignore[attr-defined]
+
+
+def test_done_still_leaves_the_user_half_a_second_to_go_on() -> None:
+    turns = TurnController(UserTurnParams(min_silence_secs=0.5), uses_detector=True)
+    turns.on_vad_started(0, 0.2)
+    turns.on_vad_stopped(int(1.2 * S), 0.2)  # speech ended at 1.0 s
+    turns.on_transcription(int(1.25 * S), "I'd like.")
+    assert turns.on_transcription_finished(int(1.25 * S)) == []
+    assert turns.on_turn_verdict(int(1.3 * S), True) == []  # a comma's pause, and "um" follows
+    assert turns.next_deadline(int(1.3 * S)) == int(1.5 * S)
+    turns.on_vad_started(int(1.45 * S), 0.2)
+    assert turns.on_timer(int(1.5 * S)) == [] and turns.turn_open

@@ -275,11 +275,11 @@ class TurnController:
         return self._evaluate(now_ns)
 
     def _silence_needed_ns(self) -> int:
-        """Silence after the end of speech that ends the turn (0 once the detector said "done")."""
+        """Silence after the end of speech that ends the turn (short once the detector said "done")."""
         p = self.params
         if not self.uses_detector:
             return int(p.stop_secs * _NS)
-        return 0 if self.verdict else int(p.max_silence_secs * _NS)
+        return int((p.min_silence_secs if self.verdict else p.max_silence_secs) * _NS)
 
     def on_timer(self, now_ns: int) -> list[Action]:
         return self._evaluate(now_ns)

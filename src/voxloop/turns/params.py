@@ -50,7 +50,9 @@ class UserTurnParams:
       send it; generous because a local Whisper may take a second on a long segment).
     - With an end-of-turn detector (``LLMUserAggregator(turn_detector=...)``, the default bot's Smart Turn),
       ``stop_secs`` is not used: at each pause the detector decides. "Done" ends the turn as soon as the
-      pause's words are transcribed; "not done" (a thinking pause after "for", "and", "um") keeps it open
+      pause's words are transcribed and ``min_silence_secs`` (0.5 s) have passed since the speech ended
+      (a comma's pause before "um" is shorter; Whisper takes longer than that anyway, so it costs
+      nothing on the usual path); "not done" (a thinking pause after "for", "and", "um") keeps it open
       until the user goes on or ``max_silence_secs`` (2.0 s) of silence have passed since the speech
       ended. The same limit applies while the detector has not answered yet.
     - ``turn_timeout_secs`` (5.0 s): safety net; an open turn with no voice activity and no
@@ -83,6 +85,7 @@ class UserTurnParams:
     """
 
     stop_secs: float = 0.7
+    min_silence_secs: float = 0.5
     max_silence_secs: float = 2.0
     transcription_timeout_secs: float = 2.0
     turn_timeout_secs: float = 5.0
