@@ -19,6 +19,7 @@ from helpers.bots import ContextKeepingBot
 from helpers.server import running_server, start_websocket_session
 from helpers.speech import silence, spoken
 from voxloop.bots import SessionInfo
+from voxloop.bots import default as default_bot
 from voxloop.context import LLMUserAggregator
 from voxloop.frames import (
     BotOutputPauseFrame,
@@ -27,11 +28,13 @@ from voxloop.frames import (
     OutputAudioRawFrame,
     VADUserStartedSpeakingFrame,
 )
-from voxloop.pipeline import BaseObserver, FramePushed, PipelineTask
+from voxloop.pipeline import BaseObserver, FramePushed, PipelineTask, walk
 from voxloop.server import ServerConfig
 from voxloop.services.local.demo_agent import HELP
+from voxloop.testing.memory_transport import MemoryTransport
 from voxloop.testing.rtvi_client import RTVIClient
 from voxloop.transports.base_output import BaseOutputTransport
+from voxloop.turns import SmartTurnDetector, VADParams, VADProcessor
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,6 +47,36 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setenv("VOXLOOP_TTS", "espeak")
+
+
+def turn_parts(task: PipelineTask) -> tuple[VADProcessor, LLMUserAggregator]:
+    (vad,) = [p for p in walk(task.pipeline) if isinstance(p, VADProcessor)]
+    (user,) = [p for p in walk(task.pipeline) if isinstance(p, LLMUserAggregator)]
+    return vad, user
+
+
+@pytest.mark.parametrize("setting", [None, "", "vad", "VAD"])
+def test_turns_end_on_the_vads_silence_unless_smart_turn_is_chosen(monkeypatch, setting) -> None:
+    if setting is None:
+        monkeypatch.delenv("VOXLOOP_TURN", raising=False)
+    else:
+        monkeypatch.setenv("VOXLOOP_TURN", setting)
+    vad, user = turn_parts(default_bot.create_bot(MemoryTransport(), SessionInfo("s", "memory")))
+    assert vad.params == VADParams()
+    assert user._detector is None and not user.speculate and not user._turns.uses_detector
+
+
+def test_voxloop_turn_smart_switches_on_smart_turn_and_speculation(monkeypatch) -> None:
+    monkeypatch.setenv("VOXLOOP_TURN", " Smart ")
+    vad, user = turn_parts(default_bot.create_bot(MemoryTransport(), SessionInfo("s", "memory")))
+    assert vad.params == VADParams(stop_secs=0.2)
+    assert isinstance(user._detector, SmartTurnDetector) and user.speculate and user._turns.uses_detector
+
+
+def test_an_unknown_voxloop_turn_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setenv("VOXLOOP_TURN", "semantic")
+    with pytest.raises(ValueError, match="VOXLOOP_TURN='semantic': use smart or vad"):
+        default_bot.create_bot(MemoryTransport(), SessionInfo("s", "memory"))
 
 
 def words(text: str) -> list[str]:

@@ -1,9 +1,13 @@
 """The default bot: a spoken conversation that runs fully offline, with cloud services one setting away.
 
-    Silero VAD -> Whisper tiny.en (faster-whisper) -> Smart Turn -> LLM -> piper (or espeak-ng) -> the client
+    Silero VAD -> Whisper tiny.en (faster-whisper) -> LLM -> piper (or espeak-ng) -> the client
 
-The turn ends when Smart Turn (an audio end-of-turn model) judges a pause final and its words are in, or
-after 2 s of silence; a thinking pause ("a table for... four") stays inside the turn.
+The turn ends after 0.7 s of silence (``UserTurnParams.stop_secs``), once its words are in.
+``VOXLOOP_TURN=smart`` (opt-in) adds Smart Turn, an audio end-of-turn model: the VAD stops after 0.2 s, the
+turn ends when Smart Turn judges a pause final and its words are in, or after 2 s of silence, and the LLM
+starts its reply speculatively at each pause. It is opt-in because it has not met its goals yet
+(docs/benchmarks.md: some thinking pauses still end the turn, and the reply is not faster than with the
+plain VAD).
 
 The LLM is an OpenAI-compatible chat model when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set (OpenAI,
 or a local Ollama / vLLM / llama.cpp server; ``VOXLOOP_LLM_MODEL`` names the model), and otherwise the
@@ -44,7 +48,15 @@ SYSTEM_PROMPT = (
 )
 
 
-VAD_STOP_SECS = 0.2
+SMART_TURN_VAD_STOP_SECS = 0.2
+
+
+def smart_turn_enabled() -> bool:
+    """``VOXLOOP_TURN=smart``: Smart Turn ends turns (``vad``, unset or empty: the VAD's silence does)."""
+    chosen = os.environ.get("VOXLOOP_TURN", "").strip().lower()
+    if chosen not in ("", "vad", "smart"):
+        raise ValueError(f"VOXLOOP_TURN={chosen!r}: use smart or vad")
+    return chosen == "smart"
 
 
 def llm_kind() -> str:
@@ -74,10 +86,11 @@ async def preload() -> None:
     SileroVAD()
     record_model_load("silero_vad", time.perf_counter() - step)
     print(f"voxloop:   Silero VAD ready ({time.perf_counter() - step:.1f} s)", flush=True)
-    step = time.perf_counter()
-    SmartTurnDetector()
-    record_model_load("smart_turn", time.perf_counter() - step)
-    print(f"voxloop:   Smart Turn ready ({time.perf_counter() - step:.1f} s)", flush=True)
+    if smart_turn_enabled():
+        step = time.perf_counter()
+        SmartTurnDetector()
+        record_model_load("smart_turn", time.perf_counter() - step)
+        print(f"voxloop:   Smart Turn ready ({time.perf_counter() - step:.1f} s)", flush=True)
     step = time.perf_counter()
     WhisperSTTService.preload()
     record_model_load("whisper", time.perf_counter() - step)
@@ -121,14 +134,19 @@ def create_bot(
     """One session's pipeline. ``context``: start from this conversation (tests read it back)."""
     if context is None:
         context = LLMContext([{"role": "system", "content": SYSTEM_PROMPT}], tools=[TIME_TOOL])
-    aggregators = LLMContextAggregatorPair(context, turn_detector=SmartTurnDetector())
+    if smart_turn_enabled():
+        aggregators = LLMContextAggregatorPair(context, turn_detector=SmartTurnDetector())
+        # The VAD only cuts segments; Smart Turn judges each pause, so the pause can be short: the STT and
+        # the judgement start 0.2 s after the speech stops.
+        vad = VADProcessor(params=VADParams(stop_secs=SMART_TURN_VAD_STOP_SECS))
+    else:
+        aggregators = LLMContextAggregatorPair(context)
+        vad = VADProcessor()
     pipeline = Pipeline(
         [
             RTVIProcessor(),
             transport.input(),
-            # The VAD only cuts segments; Smart Turn judges each pause, so the pause can be short: the STT
-            # and the judgement start 0.2 s after the speech stops.
-            VADProcessor(params=VADParams(stop_secs=VAD_STOP_SECS)),
+            vad,
             WhisperSTTService(),
             aggregators.user(),
             create_llm(),
