@@ -3,6 +3,7 @@
     python bench/voice.py              # both TTS engines: latency, interruptions, N = 1, 2, 4, 8 sessions
     python bench/voice.py --smoke      # one question, espeak, one session (about 11 s with model loading)
     python bench/voice.py --tts espeak --rounds 3 --sessions 1,2,4
+    python bench/voice.py --turn vad   # the default bot as it ships (Smart Turn: opt-in, on here by default)
 
 ``--peer`` (on by default, off with ``--smoke``): the same questions and barge-ins are also asked,
 alternately, of pipecat 1.14's equivalent bot (``bench/peer/voice_bot.py`` in the peer's venv, espeak
@@ -21,7 +22,8 @@ at its own boundaries; the parts plus the hops add up to the total exactly):
 * turn detection = end of speech -> the VAD stop (the VAD's own delay), plus the time the turn stays open
   after the words are in (``TranscriptionFinishedFrame`` -> the ``LLMContextFrame``): the end-of-turn
   model's verdict when it is slower than the STT, or the silence limit when it says "not done"; both
-  sides end turns with Smart Turn v3.2;
+  sides end turns with Smart Turn v3.2 (voxloop's is opt-in, ``VOXLOOP_TURN=smart``, which ``--turn``
+  sets: ``smart`` by default so both sides are alike, ``vad`` for the default bot's 0.7 s of silence);
 * STT = VAD stop -> ``TranscriptionFinishedFrame`` (the words are needed before anything else);
 * LLM = the LLM starts on the ``LLMContextFrame`` -> it pushes its first ``LLMTextFrame``;
 * TTS = the first sentence handed to the engine -> the engine's first audio;
@@ -42,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -566,8 +569,6 @@ def table(title: str, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None
 
 
 async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], tmp: Path) -> dict[str, Any]:
-    import os
-
     os.environ["VOXLOOP_TTS"] = tts
     port = free_port()
     events_path = tmp / f"events-{tts}.jsonl"
@@ -708,6 +709,13 @@ def main() -> int:
         default=None,
         help="the pause set: premature turn ends (espeak; default: on, off with --smoke)",
     )
+    parser.add_argument(
+        "--turn",
+        choices=("smart", "vad"),
+        default="smart",
+        help="voxloop's turn ends (VOXLOOP_TURN): smart, the opt-in Smart Turn the peer also uses (default), "
+        "or vad, the default bot as it ships (0.7 s of silence)",
+    )
     parser.add_argument("--duration", type=float, default=40.0, help="seconds per N in the sessions run")
     parser.add_argument(
         "--peer",
@@ -724,8 +732,14 @@ def main() -> int:
     if args.pauses is None:
         args.pauses = not args.smoke
     args.sessions = [int(n) for n in args.sessions.split(",") if n]
+    os.environ["VOXLOOP_TURN"] = args.turn  # read by the default bot in the server process
     started = time.monotonic()
-    results: dict[str, Any] = {"voxloop": __version__, "date": time.strftime("%Y-%m-%d"), "engines": []}
+    results: dict[str, Any] = {
+        "voxloop": __version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "turn": args.turn,
+        "engines": [],
+    }
     with tempfile.TemporaryDirectory(prefix="voxloop-voice-") as tmp:
 
         async def run() -> None:

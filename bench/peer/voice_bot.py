@@ -23,7 +23,8 @@ session), so voxloop's ``RTVIClient`` drives it. The pipeline is the peer's, bui
 * Turns: the peer's ``LLMContextAggregatorPair`` with its default strategies: VAD start and transcription
   start (both interrupting at once), and its own Smart Turn setup for the end of the turn
   (``TurnAnalyzerUserTurnStopStrategy`` with ``LocalSmartTurnAnalyzerV3``, the same smart-turn-v3.2 model
-  file, its 3 s silence limit), as voxloop's default bot uses Smart Turn with a 2 s limit.
+  file, its 3 s silence limit), as voxloop's default bot does with ``VOXLOOP_TURN=smart`` (opt-in; set by
+  ``bench/voice.py --turn smart``, its default) and a 2 s limit.
 * LLM stand-in: the same rule-based answers as voxloop's demo agent, streamed word by word as
   ``LLMTextFrame``s between ``LLMFullResponseStart/EndFrame``; the time is answered directly (voxloop's agent
   makes a real function call first).
@@ -105,7 +106,7 @@ from pipecat.transports.websocket.fastapi import (  # noqa: E402
 )
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
-VAD_START_SECS, VAD_STOP_SECS = 0.2, 0.2  # voxloop's default bot's VADParams (the peer's defaults too)
+VAD_START_SECS, VAD_STOP_SECS = 0.2, 0.2  # voxloop's default bot's VADParams with VOXLOOP_TURN=smart (the peer's defaults too)
 SYSTEM_PROMPT = (
     "You are a helpful voice assistant. Your replies are spoken aloud, so answer in one to three short "
     "sentences of plain text, with no lists, markdown or emoji. Use the get_current_time tool for the time "
