@@ -311,8 +311,7 @@ async def test_a_reply_at_another_rate_plays_all_of_it_before_the_bot_stops() ->
         second = b"".join(chunk for _, chunk in output.writes)[len(first) :]
     assert abs(len(first) - 8000) <= 2  # all 0.5 s of it, at 8 kHz
     assert np.abs(np.frombuffer(first, dtype="<i2")[-40:]).max() > 6000  # the burst came out
-    assert len(second) == 8000  # nothing of the first reply carried over (its burst is at 6000+)
-    assert np.abs(np.frombuffer(second, dtype="<i2")).max() <= 1  # silence, but for the filter's rounding
+    assert len(second) == 8000 and not any(second)  # nothing of the first reply carried over
     played = b"".join(f.audio for f in h.down_recorder.of_type(TTSAudioRawFrame))
     assert played == first + second  # what went on (to the context) is what was heard
 
@@ -332,5 +331,4 @@ async def test_an_interruption_leaves_nothing_of_the_old_reply_to_play_later() -
         await h.push(TTSStoppedFrame())
         await clock.advance(1.0)
     after = b"".join(chunk for _, chunk in output.writes[written:])
-    assert len(after) == 4000  # just the new reply's 0.25 s of silence (the old one was at 12000)
-    assert np.abs(np.frombuffer(after, dtype="<i2")).max() <= 1  # but for the filter's rounding
+    assert len(after) == 4000 and not any(after)  # just the new reply's 0.25 s of silence
