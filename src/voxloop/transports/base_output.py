@@ -43,7 +43,6 @@ from ..frames import (
     OutputTransportMessageFrame,
     OutputTransportMessageUrgentFrame,
     StartFrame,
-    TTSStoppedFrame,
 )
 from ..pipeline import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
 from .params import TransportParams
@@ -60,7 +59,6 @@ class BaseOutputTransport(FrameProcessor):
         super().__init__(name=name, queued=True)
         self.params = params
         self._converter: PCMConverter | None = None
-        self._last_audio: OutputAudioRawFrame | None = None  # what the converter's held audio is of
         self._rate = 24000
         self._chunk_bytes = 1920
         self._lead_ns = params.audio_out_lead_ms * 1_000_000
@@ -139,9 +137,6 @@ class BaseOutputTransport(FrameProcessor):
         elif isinstance(frame, OutputAudioRawFrame):
             if self.params.audio_out_enabled:
                 await self._play(frame)
-        elif isinstance(frame, TTSStoppedFrame):
-            await self._flush_converter()  # the reply's last words play now, not in the next one
-            await self.push_frame(frame, direction)
         elif isinstance(frame, OutputTransportMessageFrame):
             await self.send_message(frame.message)
             await self.push_frame(frame, direction)
@@ -166,16 +161,7 @@ class BaseOutputTransport(FrameProcessor):
 
     async def _play(self, frame: OutputAudioRawFrame) -> None:
         assert self._converter is not None
-        self._last_audio = frame
-        await self._send(self._converter.convert(frame.audio, frame.sample_rate, frame.num_channels), frame)
-
-    async def _flush_converter(self) -> None:
-        """Plays what the resampler still holds (a few ms), so a reply ends with all its audio."""
-        frame, self._last_audio = self._last_audio, None
-        if self._converter is not None and frame is not None:
-            await self._send(self._converter.flush(), frame)
-
-    async def _send(self, pcm: bytes, frame: OutputAudioRawFrame) -> None:
+        pcm = self._converter.convert(frame.audio, frame.sample_rate, frame.num_channels)
         rate, step = self._rate, self._chunk_bytes
         for start in range(0, len(pcm) - len(pcm) % 2, step):
             chunk = pcm[start : start + step]
@@ -235,9 +221,8 @@ class BaseOutputTransport(FrameProcessor):
         self._paused = False
         self._resumed.set()
         self._next_play_ns = self.clock.now_ns()
-        self._last_audio = None
         if self._converter is not None:
-            self._converter.reset()  # what it held belongs to the interrupted reply
+            self._converter.reset()
         try:
             await self.send_interruption()
         finally:

@@ -15,10 +15,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import soxr  # type: ignore[import-untyped]
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from voxloop.audio import PCMConverter
 
 from ._line import FRAME_SECS, PlayoutLine
 
@@ -49,6 +49,7 @@ class EmulatedCall:
         self._sequence = 0
         self._chunk = 0
         self._media_ms = 0
+        self._converter = PCMConverter(8000)
 
     # -- what a provider gives ---------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ class EmulatedCall:
 
     async def send_audio(self, pcm: bytes, sample_rate: int, *, realtime: bool = True) -> None:
         """The caller speaks: ``pcm`` (mono PCM16) as 20 ms media messages, at real time."""
-        coded = self._encode(_to_line_rate(pcm, sample_rate))
+        coded = self._encode(self._converter.convert(pcm, sample_rate, 1))
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         for start in range(0, len(coded), 160):
@@ -225,12 +226,3 @@ class EmulatedCall:
             self.protocol_errors.append(f"mark without a name: {message!r}")
             return None
         return "mark", name
-
-
-def _to_line_rate(pcm: bytes, sample_rate: int) -> bytes:
-    """A whole clip to 8 kHz in one go, as the phone network would (no streaming, so soxr's
-    best filter: this is the caller's side, not the server's)."""
-    if sample_rate == 8000:
-        return pcm
-    samples = soxr.resample(np.frombuffer(pcm, dtype="<i2"), sample_rate, 8000, quality="VHQ")
-    return bytes(samples.astype("<i2").tobytes())
