@@ -21,7 +21,14 @@ from voxloop.testing import load_wav
 from voxloop.testing.telephony import PlivoCloud
 from voxloop.transports import Transport
 from voxloop.transports.serializers import SerializationError
-from voxloop.transports.telephony import CallAudio, CallDtmf, CallStarted, MarkPlayed, WebhookRefused
+from voxloop.transports.telephony import (
+    CallAudio,
+    CallDtmf,
+    CallStarted,
+    CallStopped,
+    MarkPlayed,
+    WebhookRefused,
+)
 from voxloop.transports.telephony.plivo import (
     PlivoProvider,
     PlivoSerializer,
@@ -68,8 +75,11 @@ def test_the_documented_events_decode() -> None:
     played = {"event": "playedStream", "streamId": STREAM, "name": "customer greeting audio"}
     assert serializer.parse(json.dumps(played)) == MarkPlayed("customer greeting audio")
     assert serializer.parse(json.dumps({"event": "clearedAudio", "streamId": STREAM})) is None
+    # Plivo's stream SDK knows a stop (with a reason); the socket closing stays the usual end.
+    stop = {"event": "stop", "streamId": STREAM, "reason": "hangup"}
+    assert serializer.parse(json.dumps(stop)) == CallStopped()
     with pytest.raises(SerializationError, match="unknown Plivo event"):
-        serializer.parse(json.dumps({"event": "stop"}))
+        serializer.parse(json.dumps({"event": "connected"}))
 
 
 def test_the_bots_messages_are_play_audio_checkpoint_and_clear_audio() -> None:

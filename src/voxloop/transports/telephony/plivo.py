@@ -5,8 +5,15 @@ The stream's messages, as Plivo's stream event protocol gives them: from Plivo `
 top-level ``extra_headers`` string), ``media`` (``media.payload``, base64 8 kHz mu-law), ``dtmf``
 (``dtmf.digit``), ``playedStream`` (``name``: the checkpoint whose preceding audio has played) and
 ``clearedAudio``; to Plivo ``playAudio`` (``media.contentType``, ``media.sampleRate``,
-``media.payload``), ``checkpoint`` (``name``) and ``clearAudio``, each with the ``streamId``. Plivo
-sends no ``stop``: the stream ends when the socket closes.
+``media.payload``), ``checkpoint`` (``name``) and ``clearAudio``, each with the ``streamId``. The
+stream ends when the socket closes; a ``stop`` (``reason``), which Plivo's stream SDK also knows,
+ends it too.
+
+These inner fields were checked against Plivo's own stream SDK (github.com/plivo/plivo-stream-sdk-java,
+``com.plivo.stream``: ``MediaData`` track/chunk/timestamp/payload, ``DtmfData`` digit/track,
+``PlayAudioMessage`` media.contentType/sampleRate/payload, ``CheckpointMessage`` name,
+``ClearAudioMessage``, ``PlayedStreamEvent`` name, ``ClearedAudioEvent``, ``StopEvent`` reason;
+every message to Plivo carries ``streamId``).
 
 ``extraHeaders`` allows letters and digits only, so the server's parameters (the caller's number,
 the one-time token) travel hex-encoded under names without underscores and are decoded here.
@@ -19,38 +26,29 @@ is ``calls.delete(call_uuid)`` with ``PLIVO_AUTH_ID`` and ``PLIVO_AUTH_TOKEN``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
-import json
 import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
-from ...audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from ..serializers.base import SerializationError
+from ._json_stream import JsonStreamSerializer, check_encoding
 from ._provider import (
     FROM_PARAMETER,
     TO_PARAMETER,
     TOKEN_PARAMETER,
     CallInfo,
-    Markup,
+    ProviderBase,
     WebhookCall,
     WebhookRefused,
+    form_webhook,
+    sdk_missing,
+    secret_missing,
+    xml_document,
 )
-from ._wire import (
-    CallAudio,
-    CallDtmf,
-    CallEvent,
-    CallStarted,
-    MarkPlayed,
-    b64decode,
-    json_object,
-    section,
-    text_field,
-)
+from ._wire import CallStarted, section, text_field
 
 __all__ = ["PlivoProvider", "PlivoSerializer", "plivo_stream_xml"]
 
@@ -86,43 +84,22 @@ def decode_extra_headers(value: object) -> dict[str, str]:
     return parameters
 
 
-class PlivoSerializer:
+class PlivoSerializer(JsonStreamSerializer):
     """One Plivo audio stream (8 kHz mu-law)."""
 
     provider = "plivo"
-    sample_rate = 8000
-    has_marks = True
+    label = "Plivo"
     ends_with_stop = False
+    mark_event = "playedStream"
+    # clearedAudio: our clear took effect; its marks were given up when it was sent.
+    ignored_events = frozenset({"clearedAudio"})
 
-    def __init__(self) -> None:
-        self.stream_id: str | None = None
-
-    def parse(self, data: bytes | str) -> CallEvent | None:
-        message = json_object(data)
-        event = message.get("event")
-        if event == "media":
-            media = section(message, "media")
-            if media.get("track", "inbound") != "inbound":
-                return None
-            return CallAudio(ulaw_to_pcm16(b64decode(media.get("payload"))))
-        if event == "playedStream":
-            return MarkPlayed(text_field(message, "name"))
-        if event == "dtmf":
-            return CallDtmf(text_field(section(message, "dtmf"), "digit"))
-        if event == "clearedAudio":
-            return None  # our clear took effect; its marks were given up when it was sent
-        if event == "start":
-            return self._start(message)
-        raise SerializationError(f"unknown Plivo event {event!r}")
+    def _mark_name(self, message: dict[str, Any]) -> str:
+        return text_field(message, "name")
 
     def _start(self, message: dict[str, Any]) -> CallStarted:
         start = section(message, "start")
-        media_format = start.get("mediaFormat")
-        if (
-            isinstance(media_format, dict)
-            and media_format.get("encoding", "audio/x-mulaw") != "audio/x-mulaw"
-        ):
-            raise SerializationError(f"unsupported Plivo media encoding {media_format.get('encoding')!r}")
+        check_encoding("Plivo", start.get("mediaFormat"), "encoding", "audio/x-mulaw")
         self.stream_id = text_field(start, "streamId")
         return CallStarted(
             call_id=text_field(start, "callId"),
@@ -130,16 +107,15 @@ class PlivoSerializer:
             custom_parameters=decode_extra_headers(message.get("extra_headers")),
         )
 
-    def audio(self, pcm: bytes) -> list[bytes | str]:
-        payload = base64.b64encode(pcm16_to_ulaw(pcm)).decode("ascii")
+    def _media_message(self, payload: str) -> dict[str, Any]:
         media = {"contentType": "audio/x-mulaw", "sampleRate": 8000, "payload": payload}
-        return [json.dumps({"event": "playAudio", "media": media, "streamId": self.stream_id})]
+        return {"event": "playAudio", "media": media, "streamId": self.stream_id}
 
-    def mark(self, name: str) -> str:
-        return json.dumps({"event": "checkpoint", "streamId": self.stream_id, "name": name})
+    def _mark_message(self, name: str) -> dict[str, Any]:
+        return {"event": "checkpoint", "streamId": self.stream_id, "name": name}
 
-    def clear(self) -> str:
-        return json.dumps({"event": "clearAudio", "streamId": self.stream_id})
+    def _clear_message(self) -> dict[str, Any]:
+        return {"event": "clearAudio", "streamId": self.stream_id}
 
 
 def plivo_stream_xml(stream_url: str, parameters: Mapping[str, str]) -> str:
@@ -153,10 +129,10 @@ def plivo_stream_xml(stream_url: str, parameters: Mapping[str, str]) -> str:
     if parameters:
         attributes["extraHeaders"] = encode_extra_headers(parameters)
     ET.SubElement(response, "Stream", attributes).text = stream_url
-    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(response, encoding="unicode")
+    return xml_document(response)
 
 
-class PlivoProvider:
+class PlivoProvider(ProviderBase):
     """Plivo's side of ``voxloop run --transport plivo``.
 
     Credentials: ``PLIVO_AUTH_ID`` and ``PLIVO_AUTH_TOKEN`` (arguments win). ``verify=False`` accepts
@@ -173,38 +149,33 @@ class PlivoProvider:
         verify: bool = True,
         rest_client: Callable[[], Any] | None = None,
     ) -> None:
+        super().__init__(verify=verify, rest_client=rest_client)
         self.auth_id = auth_id or os.environ.get("PLIVO_AUTH_ID")
         self.auth_token = auth_token or os.environ.get("PLIVO_AUTH_TOKEN")
-        self.verify_signatures = verify
-        self._rest_client = rest_client
 
     def verify(self, url: str, headers: Mapping[str, str], body: bytes) -> WebhookCall:
-        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        params, call = form_webhook(body, "CallUUID")
         if self.verify_signatures:
             signature = headers.get("x-plivo-signature-v3")
             nonce = headers.get("x-plivo-signature-v3-nonce")
             if not signature or not nonce:
                 raise WebhookRefused("no X-Plivo-Signature-V3 (and nonce) header")
             if not self.auth_token:
-                raise WebhookRefused("PLIVO_AUTH_TOKEN is not set, so the signature cannot be checked")
+                raise secret_missing("PLIVO_AUTH_TOKEN")
             try:
                 from plivo.utils.signature_v3 import validate_v3_signature
             except ImportError:
-                raise WebhookRefused(
-                    "checking signatures needs the plivo SDK: pip install 'voxloop[telephony]'"
-                ) from None
+                raise sdk_missing("plivo") from None
             try:
                 valid = validate_v3_signature("POST", url, nonce, self.auth_token, signature, params)
             except (ValueError, TypeError, binascii.Error) as exc:
                 raise WebhookRefused(f"the X-Plivo-Signature-V3 cannot be checked: {exc}") from None
             if not valid:
                 raise WebhookRefused("the X-Plivo-Signature-V3 does not match this request")
-        return WebhookCall(
-            call_id=params.get("CallUUID"), from_number=params.get("From"), to_number=params.get("To")
-        )
+        return call
 
-    def markup(self, stream_url: str, parameters: Mapping[str, str]) -> Markup:
-        return Markup(plivo_stream_xml(stream_url, parameters), "application/xml")
+    def _markup(self, stream_url: str, parameters: Mapping[str, str]) -> str:
+        return plivo_stream_xml(stream_url, parameters)
 
     def serializer(self) -> PlivoSerializer:
         return PlivoSerializer()
@@ -214,9 +185,7 @@ class PlivoProvider:
         # The SDK is synchronous (requests): off the event loop.
         await asyncio.to_thread(client.calls.delete, call.call_id)
 
-    def _client(self) -> Any:
-        if self._rest_client is not None:
-            return self._rest_client()
+    def _new_client(self) -> Any:
         if not (self.auth_id and self.auth_token):
             raise RuntimeError("hanging up needs PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN")
         import plivo

@@ -14,103 +14,60 @@ allow a query string on the stream's URL). Hanging up is ``calls(sid).update(sta
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
-from ...audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
-from ..serializers.base import SerializationError
-from ._provider import CallInfo, Markup, WebhookCall, WebhookRefused
-from ._wire import (
-    CallAudio,
-    CallDtmf,
-    CallEvent,
-    CallStarted,
-    CallStopped,
-    MarkPlayed,
-    b64decode,
-    json_object,
-    section,
-    string_map,
-    text_field,
+from ._json_stream import JsonStreamSerializer, check_encoding
+from ._provider import (
+    CallInfo,
+    ProviderBase,
+    WebhookCall,
+    WebhookRefused,
+    connect_stream_xml,
+    form_webhook,
+    sdk_missing,
+    secret_missing,
 )
+from ._wire import CallStarted, section, string_map, text_field
 
 __all__ = ["TwilioProvider", "TwilioSerializer", "twiml_connect_stream"]
 
 _SIGNATURE_HEADER = "x-twilio-signature"
 
 
-class TwilioSerializer:
+class TwilioSerializer(JsonStreamSerializer):
     """One Twilio Media Stream (8 kHz mu-law)."""
 
     provider = "twilio"
-    sample_rate = 8000
-    has_marks = True
-    ends_with_stop = True
-
-    def __init__(self) -> None:
-        self.stream_sid: str | None = None
-
-    def parse(self, data: bytes | str) -> CallEvent | None:
-        message = json_object(data)
-        event = message.get("event")
-        if event == "media":
-            media = section(message, "media")
-            if media.get("track", "inbound") != "inbound":
-                return None  # only the caller's track is the user
-            return CallAudio(ulaw_to_pcm16(b64decode(media.get("payload"))))
-        if event == "mark":
-            return MarkPlayed(text_field(section(message, "mark"), "name"))
-        if event == "dtmf":
-            return CallDtmf(text_field(section(message, "dtmf"), "digit"))
-        if event == "start":
-            return self._start(message)
-        if event == "stop":
-            return CallStopped()
-        if event == "connected":
-            return None
-        raise SerializationError(f"unknown Twilio event {event!r}")
+    label = "Twilio"
 
     def _start(self, message: dict[str, Any]) -> CallStarted:
         start = section(message, "start")
-        media_format = start.get("mediaFormat")
-        if (
-            isinstance(media_format, dict)
-            and media_format.get("encoding", "audio/x-mulaw") != "audio/x-mulaw"
-        ):
-            raise SerializationError(f"unsupported Twilio media encoding {media_format.get('encoding')!r}")
-        self.stream_sid = text_field(start, "streamSid")
+        check_encoding("Twilio", start.get("mediaFormat"), "encoding", "audio/x-mulaw")
+        self.stream_id = text_field(start, "streamSid")
         return CallStarted(
             call_id=text_field(start, "callSid"),
-            stream_id=self.stream_sid,
+            stream_id=self.stream_id,
             custom_parameters=string_map(start.get("customParameters")),
         )
 
-    def audio(self, pcm: bytes) -> list[bytes | str]:
-        payload = base64.b64encode(pcm16_to_ulaw(pcm)).decode("ascii")
-        return [json.dumps({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})]
+    def _media_message(self, payload: str) -> dict[str, Any]:
+        return {"event": "media", "streamSid": self.stream_id, "media": {"payload": payload}}
 
-    def mark(self, name: str) -> str:
-        return json.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
+    def _mark_message(self, name: str) -> dict[str, Any]:
+        return {"event": "mark", "streamSid": self.stream_id, "mark": {"name": name}}
 
-    def clear(self) -> str:
-        return json.dumps({"event": "clear", "streamSid": self.stream_sid})
+    def _clear_message(self) -> dict[str, Any]:
+        return {"event": "clear", "streamSid": self.stream_id}
 
 
 def twiml_connect_stream(stream_url: str, parameters: Mapping[str, str]) -> str:
     """``<Response><Connect><Stream url=...><Parameter .../></Stream></Connect></Response>``."""
-    response = ET.Element("Response")
-    stream = ET.SubElement(ET.SubElement(response, "Connect"), "Stream", url=stream_url)
-    for name, value in parameters.items():
-        ET.SubElement(stream, "Parameter", name=name, value=value)
-    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(response, encoding="unicode")
+    return connect_stream_xml({"url": stream_url}, parameters)
 
 
-class TwilioProvider:
+class TwilioProvider(ProviderBase):
     """Twilio's side of ``voxloop run --transport twilio``.
 
     Credentials: ``TWILIO_ACCOUNT_SID`` and ``TWILIO_AUTH_TOKEN`` (arguments win). ``verify=False``
@@ -128,33 +85,28 @@ class TwilioProvider:
         verify: bool = True,
         rest_client: Callable[[], Any] | None = None,
     ) -> None:
+        super().__init__(verify=verify, rest_client=rest_client)
         self.account_sid = account_sid or os.environ.get("TWILIO_ACCOUNT_SID")
         self.auth_token = auth_token or os.environ.get("TWILIO_AUTH_TOKEN")
-        self.verify_signatures = verify
-        self._rest_client = rest_client
 
     def verify(self, url: str, headers: Mapping[str, str], body: bytes) -> WebhookCall:
-        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        params, call = form_webhook(body, "CallSid")
         if self.verify_signatures:
             signature = headers.get(_SIGNATURE_HEADER)
             if not signature:
                 raise WebhookRefused("no X-Twilio-Signature header")
             if not self.auth_token:
-                raise WebhookRefused("TWILIO_AUTH_TOKEN is not set, so the signature cannot be checked")
+                raise secret_missing("TWILIO_AUTH_TOKEN")
             try:
                 from twilio.request_validator import RequestValidator
             except ImportError:
-                raise WebhookRefused(
-                    "checking signatures needs the twilio SDK: pip install 'voxloop[telephony]'"
-                ) from None
+                raise sdk_missing("twilio") from None
             if not RequestValidator(self.auth_token).validate(url, params, signature):
                 raise WebhookRefused("the X-Twilio-Signature does not match this request")
-        return WebhookCall(
-            call_id=params.get("CallSid"), from_number=params.get("From"), to_number=params.get("To")
-        )
+        return call
 
-    def markup(self, stream_url: str, parameters: Mapping[str, str]) -> Markup:
-        return Markup(twiml_connect_stream(stream_url, parameters), "application/xml")
+    def _markup(self, stream_url: str, parameters: Mapping[str, str]) -> str:
+        return twiml_connect_stream(stream_url, parameters)
 
     def serializer(self) -> TwilioSerializer:
         return TwilioSerializer()
@@ -168,9 +120,7 @@ class TwilioProvider:
             if close is not None:
                 await close()
 
-    def _client(self) -> Any:
-        if self._rest_client is not None:
-            return self._rest_client()
+    def _new_client(self) -> Any:
         if not (self.account_sid and self.auth_token):
             raise RuntimeError("hanging up needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         from twilio.http.async_http_client import AsyncTwilioHttpClient

@@ -32,9 +32,11 @@ from ._provider import (
     FROM_PARAMETER,
     TO_PARAMETER,
     CallInfo,
-    Markup,
+    ProviderBase,
     WebhookCall,
     WebhookRefused,
+    sdk_missing,
+    secret_missing,
 )
 from ._wire import MAX_MESSAGE_BYTES, CallAudio, CallDtmf, CallEvent, CallStarted, MarkPlayed, json_object
 
@@ -123,13 +125,14 @@ def vonage_ncco(stream_url: str, parameters: Mapping[str, str]) -> str:
     return json.dumps([{"action": "connect", "endpoint": [endpoint]}])
 
 
-class VonageProvider:
+class VonageProvider(ProviderBase):
     """Vonage's side of ``voxloop run --transport vonage`` (see the module docstring for credentials).
 
     ``verify=False`` accepts unsigned webhooks. ``rest_client``: makes the SDK's ``Vonage`` client.
     """
 
     name = "vonage"
+    markup_type = "application/json"
 
     def __init__(
         self,
@@ -140,11 +143,10 @@ class VonageProvider:
         verify: bool = True,
         rest_client: Callable[[], Any] | None = None,
     ) -> None:
+        super().__init__(verify=verify, rest_client=rest_client)
         self.signature_secret = signature_secret or os.environ.get("VONAGE_SIGNATURE_SECRET")
         self.application_id = application_id or os.environ.get("VONAGE_APPLICATION_ID")
         self.private_key = private_key or os.environ.get("VONAGE_PRIVATE_KEY")
-        self.verify_signatures = verify
-        self._rest_client = rest_client
 
     def verify(self, url: str, headers: Mapping[str, str], body: bytes) -> WebhookCall:
         if self.verify_signatures:
@@ -166,14 +168,12 @@ class VonageProvider:
         if not authorization.startswith("Bearer ") or not token:
             raise WebhookRefused("no Authorization: Bearer JWT")
         if not self.signature_secret:
-            raise WebhookRefused("VONAGE_SIGNATURE_SECRET is not set, so the signature cannot be checked")
+            raise secret_missing("VONAGE_SIGNATURE_SECRET")
         try:
             import jwt
             from vonage_jwt.verify_jwt import verify_signature
         except ImportError:
-            raise WebhookRefused(
-                "checking signatures needs the vonage SDK: pip install 'voxloop[telephony]'"
-            ) from None
+            raise sdk_missing("vonage") from None
         try:
             if not verify_signature(token, self.signature_secret):
                 raise WebhookRefused("the webhook's JWT is not signed with this account's signature secret")
@@ -185,8 +185,8 @@ class VonageProvider:
         if claims.get("payload_hash") != hashlib.sha256(body).hexdigest():
             raise WebhookRefused("the webhook's body does not match the JWT's payload_hash")
 
-    def markup(self, stream_url: str, parameters: Mapping[str, str]) -> Markup:
-        return Markup(vonage_ncco(stream_url, parameters), "application/json")
+    def _markup(self, stream_url: str, parameters: Mapping[str, str]) -> str:
+        return vonage_ncco(stream_url, parameters)
 
     def serializer(self) -> VonageSerializer:
         return VonageSerializer()
@@ -195,9 +195,7 @@ class VonageProvider:
         client = self._client()
         await asyncio.to_thread(client.voice.hangup, call.call_id)  # the SDK is synchronous
 
-    def _client(self) -> Any:
-        if self._rest_client is not None:
-            return self._rest_client()
+    def _new_client(self) -> Any:
         if not (self.application_id and self.private_key):
             raise RuntimeError("hanging up needs VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY")
         from vonage import Auth, Vonage
