@@ -1,9 +1,11 @@
 """What every provider emulator shares: one call's media socket, caller audio at real time, the line.
 
-A subclass gives the provider's shapes: the webhook it posts and the markup it reads
-(:meth:`dial`), its ``start`` / ``media`` / ``dtmf`` / ``mark`` / ``stop`` messages, and how it
-reads and checks the server's messages (:meth:`_server_message`). Everything the server sends that
-is wrong lands in ``protocol_errors``.
+A subclass gives the provider's shapes: the webhook it posts (:func:`post_webhook` sends it) and
+the markup it reads (:meth:`dial`), its envelope (:meth:`_event`), its ``start`` / ``dtmf`` /
+``stop`` messages and, where they differ from Twilio's shape (``media.payload``, ``mark.name``,
+``clear``), its ``media`` and mark messages and how it reads and checks the server's messages
+(:meth:`_server_message`). It sets ``call_id`` (what a hang-up names) and ``stream_id``. Everything
+the server sends that is wrong lands in ``protocol_errors``.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Self
 
+import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -22,7 +25,7 @@ from voxloop.audio import PCMConverter
 
 from ._line import FRAME_SECS, PlayoutLine
 
-__all__ = ["EmulatedCall", "ServerMessage"]
+__all__ = ["EmulatedCall", "ServerMessage", "post_webhook"]
 
 #: What a server message means to the line: ("media", audio bytes), ("mark", name), ("clear", None).
 ServerMessage = tuple[str, Any]
@@ -30,6 +33,9 @@ ServerMessage = tuple[str, Any]
 
 class EmulatedCall:
     """One call's media stream, provider side. ``encode``/``decode``: the wire codec to/from PCM16."""
+
+    from_number: str  # the caller, and the number called: set by the subclass
+    to_number: str
 
     def __init__(
         self,
@@ -39,6 +45,8 @@ class EmulatedCall:
         wire_bytes_per_sec: int = 8000,
         pcm_rate: int = 8000,
     ) -> None:
+        self.call_id = ""  # the provider's id of the call, and of its stream: set by the subclass
+        self.stream_id = ""
         self.protocol_errors: list[str] = []
         self.hung_up_by_server = asyncio.Event()
         self.closed = asyncio.Event()
@@ -49,21 +57,27 @@ class EmulatedCall:
         self._sequence = 0
         self._chunk = 0
         self._media_ms = 0
-        self._converter = PCMConverter(8000)
+        self._converter = PCMConverter(pcm_rate)
+        self._frame_bytes = int(wire_bytes_per_sec * FRAME_SECS)  # one 20 ms media message
 
     # -- what a provider gives ---------------------------------------------------------------------
+
+    def _event(self, event: str, **body: Any) -> dict[str, Any]:
+        """The provider's envelope of one event (its sequence number, its stream id)."""
+        raise NotImplementedError
 
     def _start_message(self, parameters: dict[str, str]) -> dict[str, Any]:
         raise NotImplementedError
 
     def _media_message(self, payload: str, chunk: int, timestamp_ms: int) -> dict[str, Any]:
-        raise NotImplementedError
+        media = {"track": "inbound", "chunk": str(chunk), "timestamp": str(timestamp_ms), "payload": payload}
+        return self._event("media", media=media)
 
     def _dtmf_message(self, digit: str) -> dict[str, Any]:
         raise NotImplementedError
 
     def _mark_message(self, name: str) -> dict[str, Any]:
-        raise NotImplementedError
+        return self._event("mark", mark={"name": name})
 
     def _stop_message(self) -> dict[str, Any] | None:
         """None for a provider that ends a stream by closing it."""
@@ -76,8 +90,17 @@ class EmulatedCall:
         return None
 
     def _server_message(self, message: dict[str, Any]) -> ServerMessage | None:
-        """The meaning of one server message (None, with a protocol error recorded, when wrong)."""
-        raise NotImplementedError
+        """The meaning of one server message (None, with a protocol error recorded, when wrong):
+        by default Twilio's shape, ``media`` (``media.payload``), ``mark`` (``mark.name``), ``clear``."""
+        event = message.get("event")
+        if event == "media":
+            return self.media_payload(message)
+        if event == "mark":
+            return self.mark_name(message)
+        if event == "clear":
+            return "clear", None
+        self.protocol_errors.append(f"unknown event {event!r}")
+        return None
 
     # -- the stream ----------------------------------------------------------------------------------
 
@@ -105,8 +128,8 @@ class EmulatedCall:
         coded = self._encode(self._converter.convert(pcm, sample_rate, 1))
         loop = asyncio.get_running_loop()
         deadline = loop.time()
-        for start in range(0, len(coded), 160):
-            payload = base64.b64encode(coded[start : start + 160]).decode("ascii")
+        for start in range(0, len(coded), self._frame_bytes):
+            payload = base64.b64encode(coded[start : start + self._frame_bytes]).decode("ascii")
             self._chunk += 1
             await self.send(self._media_message(payload, self._chunk, self._media_ms))
             self._media_ms += 20
@@ -115,7 +138,8 @@ class EmulatedCall:
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
 
     async def send_silence(self, seconds: float) -> None:
-        await self.send_audio(bytes(int(seconds * 8000) * 2), 8000)
+        rate = self.line.pcm_rate
+        await self.send_audio(bytes(int(seconds * rate) * 2), rate)
 
     async def press(self, digit: str) -> None:
         await self.send(self._dtmf_message(digit))
@@ -146,7 +170,7 @@ class EmulatedCall:
             await asyncio.gather(self._reader, return_exceptions=True)
         await self.line.stop()
 
-    async def __aenter__(self) -> EmulatedCall:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -226,3 +250,13 @@ class EmulatedCall:
             self.protocol_errors.append(f"mark without a name: {message!r}")
             return None
         return "mark", name
+
+
+async def post_webhook(url: str, body: str | bytes, headers: Mapping[str, str]) -> httpx.Response:
+    """The provider's webhook request: ``body`` as it was signed, with the provider's headers."""
+    async with httpx.AsyncClient() as http:
+        return await http.post(url, content=body, headers=dict(headers))
+
+
+#: The Content-Type of a form-encoded webhook.
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}

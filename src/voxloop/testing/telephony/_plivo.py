@@ -15,7 +15,6 @@ the ``<Stream bidirectional="true">`` answer, then ``start`` (``start.callId``, 
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 import xml.etree.ElementTree as ET
@@ -26,7 +25,8 @@ import httpx
 
 from voxloop.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 
-from ._call import EmulatedCall, ServerMessage
+from ._call import FORM, EmulatedCall, ServerMessage, post_webhook
+from ._rest import answering_adapter
 
 __all__ = ["PlivoCloud", "PlivoEmulator"]
 
@@ -46,16 +46,13 @@ class PlivoEmulator(EmulatedCall):
         super().__init__(encode=pcm16_to_ulaw, decode=ulaw_to_pcm16)
         self.cloud = cloud
         self.webhook_url = webhook_url
-        self.call_uuid = str(uuid.uuid4())
+        self.call_uuid = self.call_id = str(uuid.uuid4())
         self.stream_id = str(uuid.uuid4())
         self.from_number = from_number
         self.to_number = to_number
         self._forced_signature = signature
         self.xml: str | None = None
         self.extra_headers = ""
-
-    async def __aenter__(self) -> PlivoEmulator:
-        return self
 
     async def post_webhook(self) -> httpx.Response:
         params = {
@@ -68,13 +65,8 @@ class PlivoEmulator(EmulatedCall):
         }
         nonce = secrets.token_hex(10)
         signature = self._forced_signature or self.cloud.sign(self.webhook_url, params, nonce)
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Plivo-Signature-V3": signature,
-            "X-Plivo-Signature-V3-Nonce": nonce,
-        }
-        async with httpx.AsyncClient() as http:
-            return await http.post(self.webhook_url, content=urlencode(params), headers=headers)
+        headers = {**FORM, "X-Plivo-Signature-V3": signature, "X-Plivo-Signature-V3-Nonce": nonce}
+        return await post_webhook(self.webhook_url, urlencode(params), headers)
 
     async def dial(self) -> None:
         reply = await self.post_webhook()
@@ -112,6 +104,10 @@ class PlivoEmulator(EmulatedCall):
             "start": start,
             "extra_headers": self.extra_headers,
         }
+
+    # The fields of media, dtmf, playedStream and clearedAudio, and of the server's playAudio,
+    # checkpoint and clearAudio, as Plivo's own stream SDK has them (github.com/plivo/
+    # plivo-stream-sdk-java, com.plivo.stream: MediaData's chunk is a number, its timestamp a string).
 
     def _media_message(self, payload: str, chunk: int, timestamp_ms: int) -> dict[str, Any]:
         media = {"track": "inbound", "timestamp": str(timestamp_ms), "chunk": chunk, "payload": payload}
@@ -178,24 +174,9 @@ class PlivoCloud:
 
     def rest_client(self) -> Any:
         import plivo
-        import requests
-        from requests.adapters import BaseAdapter
-
-        cloud, loop = self, asyncio.get_running_loop()
-
-        class _Answer(BaseAdapter):
-            def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-                status = asyncio.run_coroutine_threadsafe(cloud._answer(request), loop).result(10)
-                response = requests.Response()
-                response.status_code, response.url, response._content = status, request.url or "", b""
-                response.request = request
-                return response
-
-            def close(self) -> None:
-                pass
 
         client = plivo.RestClient(self.auth_id, self.auth_token)
-        client.session.mount("https://", _Answer())
+        client.session.mount("https://", answering_adapter(self._answer))
         return client
 
     async def _answer(self, request: Any) -> int:

@@ -19,7 +19,6 @@ import json
 import secrets
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,7 +26,8 @@ import httpx
 
 from voxloop.audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 
-from ._call import EmulatedCall, ServerMessage
+from ._call import FORM, EmulatedCall, post_webhook
+from ._twilio import TwimlStream
 
 __all__ = ["TelnyxCloud", "TelnyxEmulator"]
 
@@ -51,7 +51,7 @@ class TelnyxEmulator(EmulatedCall):
         super().__init__(encode=encode, decode=decode)
         self.cloud = cloud
         self.webhook_url = webhook_url
-        self.call_control_id = "v3:" + secrets.token_urlsafe(30)
+        self.call_control_id = self.call_id = "v3:" + secrets.token_urlsafe(30)
         self.stream_id = str(uuid.uuid4()).upper()
         self.from_number = from_number
         self.to_number = to_number
@@ -60,9 +60,6 @@ class TelnyxEmulator(EmulatedCall):
         self.texml: str | None = None
         self.stream_url: str | None = None
         self.stream_parameters: dict[str, str] = {}
-
-    async def __aenter__(self) -> TelnyxEmulator:
-        return self
 
     async def post_webhook(self) -> httpx.Response:
         body = urlencode(
@@ -78,28 +75,19 @@ class TelnyxEmulator(EmulatedCall):
         )
         timestamp = str(int(time.time()))
         signature = self._forced_signature or self.cloud.sign(timestamp, body)
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "telnyx-timestamp": timestamp,
-            "telnyx-signature-ed25519": signature,
-        }
-        async with httpx.AsyncClient() as http:
-            return await http.post(self.webhook_url, content=body, headers=headers)
+        headers = {**FORM, "telnyx-timestamp": timestamp, "telnyx-signature-ed25519": signature}
+        return await post_webhook(self.webhook_url, body, headers)
 
     async def dial(self) -> None:
         reply = await self.post_webhook()
         reply.raise_for_status()
         self.texml = reply.text
-        root = ET.fromstring(reply.text)
-        stream = root.find("./Connect/Stream")
-        if root.tag != "Response" or stream is None or not stream.get("url"):
-            raise ValueError(f"TeXML without <Response><Connect><Stream url>: {reply.text}")
-        if stream.get("bidirectionalMode") != "rtp":
+        stream = TwimlStream(reply.text)  # TeXML's <Connect><Stream> is TwiML's
+        if stream.attributes.get("bidirectionalMode") != "rtp":
             raise ValueError(
                 "the stream is not bidirectional (bidirectionalMode='rtp'): the bot could not speak"
             )
-        self.stream_url = stream.get("url", "")
-        self.stream_parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+        self.stream_url, self.stream_parameters = stream.url, stream.parameters
         await self.open_stream(self.stream_url, self.stream_parameters)
 
     def _event(self, event: str, **body: Any) -> dict[str, Any]:
@@ -122,31 +110,13 @@ class TelnyxEmulator(EmulatedCall):
         }
         return self._event("start", start=start)
 
-    def _media_message(self, payload: str, chunk: int, timestamp_ms: int) -> dict[str, Any]:
-        media = {"track": "inbound", "chunk": str(chunk), "timestamp": str(timestamp_ms), "payload": payload}
-        return self._event("media", media=media)
-
     def _dtmf_message(self, digit: str) -> dict[str, Any]:
         return self._event("dtmf", occurred_at="2026-01-01T00:00:00.000000Z", dtmf={"digit": digit})
-
-    def _mark_message(self, name: str) -> dict[str, Any]:
-        return self._event("mark", mark={"name": name})
 
     def _stop_message(self) -> dict[str, Any]:
         return self._event(
             "stop", stop={"user_id": self.cloud.account_sid, "call_control_id": self.call_control_id}
         )
-
-    def _server_message(self, message: dict[str, Any]) -> ServerMessage | None:
-        event = message.get("event")
-        if event == "media":
-            return self.media_payload(message)
-        if event == "mark":
-            return self.mark_name(message)
-        if event == "clear":
-            return "clear", None
-        self.protocol_errors.append(f"unknown event {event!r}")
-        return None
 
 
 class TelnyxCloud:

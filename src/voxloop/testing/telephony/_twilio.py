@@ -27,13 +27,14 @@ import httpx
 
 from voxloop.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 
-from ._call import EmulatedCall, ServerMessage
+from ._call import FORM, EmulatedCall, ServerMessage, post_webhook
 
 __all__ = ["TwilioEmulator", "TwimlStream"]
 
 
 class TwimlStream:
-    """The ``<Connect><Stream>`` of a TwiML answer: its ``url`` and ``<Parameter>``s."""
+    """The ``<Connect><Stream>`` of a TwiML (or TeXML) answer: its ``url``, its other ``attributes``
+    and its ``<Parameter>``s."""
 
     def __init__(self, twiml: str) -> None:
         root = ET.fromstring(twiml)
@@ -45,6 +46,7 @@ class TwimlStream:
         self.url: str = stream.get("url", "")
         if not self.url.startswith(("wss://", "ws://")) or "?" in self.url:
             raise ValueError(f"the stream url {self.url!r} is not a WebSocket URL without a query string")
+        self.attributes = dict(stream.attrib)
         self.parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
 
 
@@ -65,16 +67,13 @@ class TwilioEmulator(EmulatedCall):
         self.webhook_url = webhook_url
         self.auth_token = auth_token
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
-        self.call_sid = "CA" + secrets.token_hex(16)
-        self.stream_sid = "MZ" + secrets.token_hex(16)
+        self.call_sid = self.call_id = "CA" + secrets.token_hex(16)
+        self.stream_sid = self.stream_id = "MZ" + secrets.token_hex(16)
         self.from_number = from_number
         self.to_number = to_number
         self._forced_signature = signature
         self.twiml: str | None = None
         self.stream: TwimlStream | None = None
-
-    async def __aenter__(self) -> TwilioEmulator:
-        return self
 
     # -- the webhook ---------------------------------------------------------------------------
 
@@ -97,15 +96,8 @@ class TwilioEmulator(EmulatedCall):
         signature = self._forced_signature
         if signature is None:
             signature = RequestValidator(self.auth_token).compute_signature(self.webhook_url, params)
-        async with httpx.AsyncClient() as http:
-            return await http.post(
-                self.webhook_url,
-                content=urlencode(params),
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "X-Twilio-Signature": signature,
-                },
-            )
+        headers = {**FORM, "X-Twilio-Signature": signature}
+        return await post_webhook(self.webhook_url, urlencode(params), headers)
 
     async def dial(self, connect_to: str | None = None) -> None:
         """Webhook, TwiML, then the stream's ``connected`` and ``start``. ``connect_to``: the
@@ -135,31 +127,16 @@ class TwilioEmulator(EmulatedCall):
         }
         return self._event("start", start=start)
 
-    def _media_message(self, payload: str, chunk: int, timestamp_ms: int) -> dict[str, Any]:
-        media = {"track": "inbound", "chunk": str(chunk), "timestamp": str(timestamp_ms), "payload": payload}
-        return self._event("media", media=media)
-
     def _dtmf_message(self, digit: str) -> dict[str, Any]:
         return self._event("dtmf", dtmf={"track": "inbound_track", "digit": digit})
-
-    def _mark_message(self, name: str) -> dict[str, Any]:
-        return self._event("mark", mark={"name": name})
 
     def _stop_message(self) -> dict[str, Any]:
         return self._event("stop", stop={"accountSid": self.account_sid, "callSid": self.call_sid})
 
     def _server_message(self, message: dict[str, Any]) -> ServerMessage | None:
-        event = message.get("event")
         if message.get("streamSid") != self.stream_sid:
-            self.protocol_errors.append(f"{event} with streamSid {message.get('streamSid')!r}")
-        if event == "media":
-            return self.media_payload(message)
-        if event == "mark":
-            return self.mark_name(message)
-        if event == "clear":
-            return "clear", None
-        self.protocol_errors.append(f"unknown event {event!r}")
-        return None
+            self.protocol_errors.append(f"{message.get('event')} with streamSid {message.get('streamSid')!r}")
+        return super()._server_message(message)
 
     # -- the REST API ----------------------------------------------------------------------------
 

@@ -25,10 +25,9 @@ from typing import Any
 import httpx
 from websockets.exceptions import ConnectionClosed
 
-from voxloop.audio import PCMConverter
-
-from ._call import EmulatedCall, ServerMessage
+from ._call import EmulatedCall, ServerMessage, post_webhook
 from ._line import FRAME_SECS
+from ._rest import answering_adapter
 
 __all__ = ["VonageCloud", "VonageEmulator"]
 
@@ -55,15 +54,11 @@ class VonageEmulator(EmulatedCall):
         super().__init__(encode=_same, decode=_same, wire_bytes_per_sec=RATE * 2, pcm_rate=RATE)
         self.cloud = cloud
         self.webhook_url = webhook_url
-        self.call_uuid = str(uuid.uuid4())
+        self.call_uuid = self.call_id = self.stream_id = str(uuid.uuid4())
         self.from_number = from_number
         self.to_number = to_number
         self._forced_token = token
         self.ncco: list[Any] | None = None
-        self._converter16 = PCMConverter(RATE)
-
-    async def __aenter__(self) -> VonageEmulator:
-        return self
 
     async def post_webhook(self) -> httpx.Response:
         body = json.dumps(
@@ -77,8 +72,7 @@ class VonageEmulator(EmulatedCall):
         ).encode()
         token = self._forced_token or self.cloud.sign(body)
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient() as http:
-            return await http.post(self.webhook_url, content=body, headers=headers)
+        return await post_webhook(self.webhook_url, body, headers)
 
     async def dial(self) -> None:
         reply = await self.post_webhook()
@@ -98,7 +92,7 @@ class VonageEmulator(EmulatedCall):
     async def send_audio(self, pcm: bytes, sample_rate: int, *, realtime: bool = True) -> None:
         """The caller speaks: binary 20 ms frames of 16 kHz L16, at real time."""
         assert self._socket is not None, "dial() first"
-        audio = self._converter16.convert(pcm, sample_rate, 1)
+        audio = self._converter.convert(pcm, sample_rate, 1)
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         for start in range(0, len(audio) - len(audio) % FRAME_BYTES, FRAME_BYTES):
@@ -106,9 +100,6 @@ class VonageEmulator(EmulatedCall):
             if realtime:
                 deadline += FRAME_SECS
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
-
-    async def send_silence(self, seconds: float) -> None:
-        await self.send_audio(bytes(int(seconds * RATE) * 2), RATE)
 
     def _dtmf_message(self, digit: str) -> dict[str, Any]:
         return {"event": "websocket:dtmf", "digit": digit, "duration": 250}
@@ -195,25 +186,10 @@ class VonageCloud:
         return emulator
 
     def rest_client(self) -> Any:
-        import requests
-        from requests.adapters import BaseAdapter
         from vonage import Auth, Vonage
 
-        cloud, loop = self, asyncio.get_running_loop()
-
-        class _Answer(BaseAdapter):
-            def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-                status = asyncio.run_coroutine_threadsafe(cloud._answer(request), loop).result(10)
-                response = requests.Response()
-                response.status_code, response.url, response._content = status, request.url or "", b""
-                response.request = request
-                return response
-
-            def close(self) -> None:
-                pass
-
         client = Vonage(Auth(application_id=self.application_id, private_key=self.private_key))
-        client.voice._http_client._session.mount("https://", _Answer())
+        client.voice._http_client._session.mount("https://", answering_adapter(self._answer))
         return client
 
     async def _answer(self, request: Any) -> int:
