@@ -7,9 +7,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from helpers.server import running_server
-from voxloop.bots import BotFactory
+from voxloop.bots import BotFactory, SessionInfo
+from voxloop.bots.echo import Echo
+from voxloop.frames import EndTaskFrame, Frame, InputDTMFFrame, KeypadEntry
+from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
+from voxloop.rtvi import RTVIProcessor
 from voxloop.server import ServerConfig
 from voxloop.testing.telephony import PlivoCloud, TelnyxCloud, TwilioCloud, VonageCloud
+from voxloop.transports import Transport
 from voxloop.transports.telephony import TelephonyProvider
 from voxloop.transports.telephony.plivo import PlivoProvider
 from voxloop.transports.telephony.telnyx import TelnyxProvider
@@ -64,3 +69,26 @@ async def phone_server(
 
 def twilio_server(bot: BotFactory, *, verify: bool = True) -> Any:
     return phone_server("twilio", bot, verify=verify)
+
+
+class EchoOrHangUp:
+    """The echo bot for calls, keeping each call's session info and task; key # ends the call from
+    the bot's side (through the provider's REST API)."""
+
+    def __init__(self) -> None:
+        self.sessions: list[SessionInfo] = []
+        self.tasks: list[PipelineTask] = []
+
+    def __call__(self, transport: Transport, session: SessionInfo) -> PipelineTask:
+        self.sessions.append(session)
+
+        class HangUpOnPound(FrameProcessor):
+            async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+                await self.push_frame(frame, direction)
+                if isinstance(frame, InputDTMFFrame) and frame.button is KeypadEntry.POUND:
+                    await self.push_frame(EndTaskFrame(), FrameDirection.UPSTREAM)
+
+        processors = [RTVIProcessor(), transport.input(), HangUpOnPound(), Echo(), transport.output()]
+        task = PipelineTask(Pipeline(processors))
+        self.tasks.append(task)
+        return task

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import logging
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers.paths import AUDIO
-from helpers.telephony import phone_server
-from voxloop.bots import SessionInfo
-from voxloop.bots.echo import Echo
-from voxloop.frames import EndTaskFrame, Frame, InputDTMFFrame, KeypadEntry
-from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
-from voxloop.rtvi import RTVIProcessor
-from voxloop.testing import load_wav
 from voxloop.testing.telephony import PlivoCloud
-from voxloop.transports import Transport
 from voxloop.transports.serializers import SerializationError
 from voxloop.transports.telephony import (
     CallAudio,
@@ -142,71 +131,3 @@ def test_the_v3_signature_is_checked_with_the_sdk() -> None:
     with pytest.raises(WebhookRefused, match="no X-Plivo-Signature-V3"):
         provider.verify(url, {}, body)
     assert PlivoProvider(verify=False).verify(url, {}, body).call_id == "u-1"
-
-
-class EchoOrHangUp:
-    def __init__(self) -> None:
-        self.sessions: list[SessionInfo] = []
-
-    def __call__(self, transport: Transport, session: SessionInfo) -> PipelineTask:
-        self.sessions.append(session)
-
-        class HangUpOnPound(FrameProcessor):
-            async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-                await self.push_frame(frame, direction)
-                if isinstance(frame, InputDTMFFrame) and frame.button is KeypadEntry.POUND:
-                    await self.push_frame(EndTaskFrame(), FrameDirection.UPSTREAM)
-
-        processors = [RTVIProcessor(), transport.input(), HangUpOnPound(), Echo(), transport.output()]
-        return PipelineTask(Pipeline(processors))
-
-
-async def test_an_echo_call_plays_back_and_the_bot_hangs_up_through_the_rest_api() -> None:
-    pcm, rate, _ = load_wav(AUDIO / "utt02_timer.wav")
-    bot = EchoOrHangUp()
-    async with phone_server("plivo", bot) as (webhook, app, cloud), cloud.call(webhook) as call:
-        await call.dial()
-        await call.send_audio(pcm[: rate * 2 * 2], rate)
-        await call.wait_for_played(1.0)
-        await call.press("#")
-        await asyncio.wait_for(call.hung_up_by_server.wait(), 10)
-        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
-    assert call.protocol_errors == []
-    assert call.line.played_marks
-    info = bot.sessions[0]
-    assert info.transport == "plivo" and info.call is not None
-    assert (info.call.call_id, info.call.stream_id) == (call.call_uuid, call.stream_id)
-    assert (info.call.from_number, info.call.to_number, info.call.custom_parameters) == (
-        call.from_number,
-        call.to_number,
-        {},
-    )
-    method, url, _ = cloud.rest_requests[0]
-    assert (
-        method == "DELETE"
-        and url == f"https://api.plivo.com/v1/Account/{cloud.auth_id}/Call/{call.call_uuid}/"
-    )
-
-
-async def test_the_caller_hanging_up_closes_the_stream_and_ends_the_session_quietly(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    bot = EchoOrHangUp()
-    async with phone_server("plivo", bot) as (webhook, app, cloud), cloud.call(webhook) as call:
-        await call.dial()
-        await call.send_silence(0.2)
-        with caplog.at_level(logging.INFO, logger="voxloop.telephony"):
-            await call.hang_up()  # Plivo sends no stop: the socket closes
-            await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
-    assert "the provider closed the stream" in caplog.text
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert cloud.rest_requests == []
-
-
-async def test_a_forged_plivo_webhook_is_refused() -> None:
-    bot = EchoOrHangUp()
-    async with phone_server("plivo", bot) as (webhook, _app, cloud):
-        forged = await cloud.call(webhook, signature="Zm9yZ2Vk").post_webhook()
-        assert forged.status_code == 403
-        assert (await PlivoCloud().call(webhook).post_webhook()).status_code == 403
-    assert bot.sessions == []

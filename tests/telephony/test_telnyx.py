@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
 
 import pytest
 
-from helpers.paths import AUDIO
-from helpers.telephony import phone_server
 from voxloop.audio.g711 import pcm16_to_alaw
-from voxloop.bots import SessionInfo
-from voxloop.bots.echo import Echo
-from voxloop.frames import EndTaskFrame, Frame, InputDTMFFrame, KeypadEntry
-from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
-from voxloop.rtvi import RTVIProcessor
-from voxloop.testing import load_wav
 from voxloop.testing.telephony import TelnyxCloud
-from voxloop.transports import Transport
 from voxloop.transports.serializers import SerializationError
 from voxloop.transports.telephony import (
     CallAudio,
@@ -136,56 +126,3 @@ def test_the_webhook_signature_is_checked_by_the_sdk() -> None:
     with pytest.raises(WebhookRefused, match="no telnyx-signature"):
         provider.verify("", {}, body.encode())
     assert TelnyxProvider(verify=False).verify("", {}, body.encode()).call_id == "v3:abc"
-
-
-class EchoOrHangUp:
-    """The echo bot; key # ends the call from the bot's side."""
-
-    def __init__(self) -> None:
-        self.sessions: list[SessionInfo] = []
-
-    def __call__(self, transport: Transport, session: SessionInfo) -> PipelineTask:
-        self.sessions.append(session)
-
-        class HangUpOnPound(FrameProcessor):
-            async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-                await self.push_frame(frame, direction)
-                if isinstance(frame, InputDTMFFrame) and frame.button is KeypadEntry.POUND:
-                    await self.push_frame(EndTaskFrame(), FrameDirection.UPSTREAM)
-
-        processors = [RTVIProcessor(), transport.input(), HangUpOnPound(), Echo(), transport.output()]
-        return PipelineTask(Pipeline(processors))
-
-
-@pytest.mark.parametrize("encoding", ["PCMU", "PCMA"])
-async def test_an_echo_call_plays_back_and_the_bot_hangs_up_through_call_control(encoding: str) -> None:
-    pcm, rate, _ = load_wav(AUDIO / "utt02_timer.wav")
-    bot = EchoOrHangUp()
-    async with (
-        phone_server("telnyx", bot) as (webhook, app, cloud),
-        cloud.call(webhook, encoding=encoding) as call,
-    ):
-        await call.dial()
-        await call.send_audio(pcm[: rate * 2 * 2], rate)
-        await call.wait_for_played(1.0)
-        await call.press("#")
-        await asyncio.wait_for(call.hung_up_by_server.wait(), 10)
-        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
-    assert call.protocol_errors == []
-    assert call.line.played_marks
-    info = bot.sessions[0]
-    assert info.transport == "telnyx" and info.call is not None
-    assert (info.call.call_id, info.call.stream_id) == (call.call_control_id, call.stream_id)
-    assert (info.call.from_number, info.call.to_number) == (call.from_number, call.to_number)
-    method, url, _body = cloud.rest_requests[0]
-    assert method == "POST" and url.endswith(f"/v2/calls/{call.call_control_id}/actions/hangup")
-
-
-async def test_a_forged_telnyx_webhook_is_refused() -> None:
-    bot = EchoOrHangUp()
-    async with phone_server("telnyx", bot) as (webhook, _app, cloud):
-        forged = await cloud.call(webhook, signature=base64.b64encode(bytes(64)).decode()).post_webhook()
-        assert forged.status_code == 403
-        other_account = await TelnyxCloud().call(webhook).post_webhook()
-        assert other_account.status_code == 403
-    assert bot.sessions == []

@@ -13,7 +13,7 @@ from helpers.paths import AUDIO
 from helpers.telephony import twilio_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
-from voxloop.frames import EndTaskFrame, Frame, InputDTMFFrame, KeypadEntry, OutputAudioRawFrame, TTSTextFrame
+from voxloop.frames import Frame, InputDTMFFrame, KeypadEntry, OutputAudioRawFrame, TTSTextFrame
 from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
 from voxloop.rtvi import RTVIProcessor
 from voxloop.testing import load_wav
@@ -124,42 +124,6 @@ async def test_an_interruption_clears_the_line_and_drops_the_text_that_was_not_h
     assert call.line.cleared_marks, "the clear gave the pending marks back"
     assert bot.recorder.words == ["one"]  # the marks a clear returns do not count as played
     assert call.protocol_errors == []
-
-
-async def test_the_bot_ends_a_call_by_hanging_up_through_the_rest_api() -> None:
-    bot = EchoCallBot()
-
-    def create(transport: Transport, session: SessionInfo) -> PipelineTask:
-        bot.sessions.append(session)
-
-        class HangUpOnPound(FrameProcessor):
-            async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-                await self.push_frame(frame, direction)
-                if isinstance(frame, InputDTMFFrame) and frame.button is KeypadEntry.POUND:
-                    await self.push_frame(EndTaskFrame(), FrameDirection.UPSTREAM)
-
-        processors = [RTVIProcessor(), transport.input(), HangUpOnPound(), Echo(), transport.output()]
-        return PipelineTask(Pipeline(processors))
-
-    async with twilio_server(create) as (webhook, app, cloud), cloud.call(webhook) as call:
-        await call.dial()
-        await call.press("#")
-        await asyncio.wait_for(call.hung_up_by_server.wait(), 10)
-        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
-    method, url, data = cloud.rest_requests[0]
-    assert method == "POST" and url.endswith(f"/Accounts/{cloud.account_sid}/Calls/{call.call_sid}.json")
-    assert data == {"Status": "completed"}
-
-
-async def test_the_caller_hanging_up_ends_the_session_without_a_rest_call() -> None:
-    bot = EchoCallBot()
-    async with twilio_server(bot) as (webhook, app, cloud), cloud.call(webhook) as call:
-        await call.dial()
-        await call.send_silence(0.2)
-        await call.hang_up()
-        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
-        await asyncio.wait_for(bot.tasks[0].wait_until_finished(), 10)
-    assert cloud.rest_requests == []
 
 
 async def test_a_forged_or_unsigned_webhook_is_refused_and_no_call_starts() -> None:

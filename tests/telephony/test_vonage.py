@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 
 import jwt
 import pytest
 
-from helpers.paths import AUDIO
-from helpers.telephony import phone_server
-from voxloop.bots import SessionInfo
-from voxloop.bots.echo import Echo
-from voxloop.frames import EndTaskFrame, Frame, InputDTMFFrame, KeypadEntry
-from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
-from voxloop.rtvi import RTVIProcessor
-from voxloop.testing import load_wav
 from voxloop.testing.telephony import VonageCloud
-from voxloop.transports import Transport
 from voxloop.transports.serializers import SerializationError
 from voxloop.transports.telephony import CallAudio, CallDtmf, CallStarted, MarkPlayed, WebhookRefused
 from voxloop.transports.telephony.vonage import VonageProvider, VonageSerializer, vonage_ncco
@@ -106,56 +96,3 @@ def test_the_webhook_jwt_is_checked_with_the_sdk_and_must_match_the_body() -> No
     with pytest.raises(WebhookRefused, match="no Authorization"):
         provider.verify("", {}, body)
     assert VonageProvider(verify=False).verify("", {}, body).call_id == "u-1"
-
-
-class EchoOrHangUp:
-    def __init__(self) -> None:
-        self.sessions: list[SessionInfo] = []
-
-    def __call__(self, transport: Transport, session: SessionInfo) -> PipelineTask:
-        self.sessions.append(session)
-
-        class HangUpOnPound(FrameProcessor):
-            async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-                await self.push_frame(frame, direction)
-                if isinstance(frame, InputDTMFFrame) and frame.button is KeypadEntry.POUND:
-                    await self.push_frame(EndTaskFrame(), FrameDirection.UPSTREAM)
-
-        processors = [RTVIProcessor(), transport.input(), HangUpOnPound(), Echo(), transport.output()]
-        return PipelineTask(Pipeline(processors))
-
-
-async def test_an_echo_call_plays_back_in_20_ms_frames_and_the_bot_hangs_up_through_the_voice_api() -> None:
-    pcm, rate, _ = load_wav(AUDIO / "utt02_timer.wav")
-    bot = EchoOrHangUp()
-    async with phone_server("vonage", bot) as (webhook, app, cloud), cloud.call(webhook) as call:
-        await call.dial()
-        await call.send_audio(pcm[: rate * 2 * 2], rate)
-        await call.wait_for_played(1.0)
-        await call.press("#")
-        await asyncio.wait_for(call.hung_up_by_server.wait(), 10)
-        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
-    assert call.protocol_errors == []  # among others: every bot frame was exactly 20 ms
-    assert call.line.played_marks
-    info = bot.sessions[0]
-    assert info.transport == "vonage" and info.call is not None
-    assert (info.call.call_id, info.call.from_number, info.call.to_number) == (
-        call.call_uuid,
-        call.from_number,
-        call.to_number,
-    )
-    assert info.call.custom_parameters == {}
-    method, url, body = cloud.rest_requests[0]
-    assert (method, url, body) == (
-        "PUT",
-        f"https://api.nexmo.com/v1/calls/{call.call_uuid}",
-        {"action": "hangup"},
-    )
-
-
-async def test_a_forged_vonage_webhook_is_refused() -> None:
-    bot = EchoOrHangUp()
-    async with phone_server("vonage", bot) as (webhook, _app, cloud):
-        assert (await cloud.call(webhook, token="not.a.jwt").post_webhook()).status_code == 403
-        assert (await VonageCloud().call(webhook).post_webhook()).status_code == 403
-    assert bot.sessions == []

@@ -1,0 +1,111 @@
+"""What every provider's calls must do, end to end through its emulator: the same test bodies for
+each provider, with what is its own (its ids, its REST hang-up, how it forges) in the tables below."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+
+import pytest
+
+from helpers.paths import AUDIO
+from helpers.telephony import PROVIDERS, EchoOrHangUp, cloud_and_provider, phone_server
+from voxloop.testing import load_wav
+from voxloop.testing.telephony import EmulatedCall, TwilioCloud
+
+pytestmark = pytest.mark.timeout(60)
+
+#: (provider, the emulator's options) for each call that is tried: Telnyx in both of its codecs.
+CALLS = [
+    ("twilio", {}),
+    ("telnyx", {"encoding": "PCMU"}),
+    ("telnyx", {"encoding": "PCMA"}),
+    ("plivo", {}),
+    ("vonage", {}),
+]
+
+
+def hang_up_request(provider: str, cloud: Any, call: EmulatedCall) -> tuple[str, str, dict[str, Any] | None]:
+    """The REST request that ends ``call``: (method, how its URL ends, its body; None: not checked)."""
+    if provider == "twilio":
+        return "POST", f"/Accounts/{cloud.account_sid}/Calls/{call.call_id}.json", {"Status": "completed"}
+    if provider == "telnyx":
+        return "POST", f"/v2/calls/{call.call_id}/actions/hangup", None
+    if provider == "plivo":
+        return "DELETE", f"https://api.plivo.com/v1/Account/{cloud.auth_id}/Call/{call.call_id}/", {}
+    return "PUT", f"https://api.nexmo.com/v1/calls/{call.call_id}", {"action": "hangup"}
+
+
+#: The emulator's options that forge a provider's webhook signature.
+FORGED: dict[str, dict[str, str]] = {
+    "twilio": {"signature": "bm90IGEgc2lnbmF0dXJl"},
+    "telnyx": {"signature": base64.b64encode(bytes(64)).decode()},
+    "plivo": {"signature": "Zm9yZ2Vk"},
+    "vonage": {"token": "not.a.jwt"},
+}
+
+
+def another_account(provider: str) -> Any:
+    if provider == "twilio":
+        return TwilioCloud("another-accounts-token")
+    return cloud_and_provider(provider)[0]
+
+
+@pytest.mark.parametrize(("provider", "options"), CALLS)
+async def test_an_echo_call_plays_back_and_the_bot_hangs_up_through_the_providers_rest_api(
+    provider: str, options: dict[str, str]
+) -> None:
+    pcm, rate, _ = load_wav(AUDIO / "utt02_timer.wav")
+    bot = EchoOrHangUp()
+    async with phone_server(provider, bot) as (webhook, app, cloud), cloud.call(webhook, **options) as call:
+        await call.dial()
+        await call.send_audio(pcm[: rate * 2 * 2], rate)  # two seconds of speech
+        await call.wait_for_played(1.0)
+        await call.press("#")
+        await asyncio.wait_for(call.hung_up_by_server.wait(), 10)
+        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+    assert call.protocol_errors == []  # Vonage's among others: every bot frame was exactly 20 ms
+    assert call.line.played_marks, "marks were sent and came back once played"
+    info = bot.sessions[0]
+    assert info.transport == provider and info.call is not None
+    assert (info.call.call_id, info.call.stream_id) == (call.call_id, call.stream_id)
+    assert (info.call.from_number, info.call.to_number) == (call.from_number, call.to_number)
+    assert info.call.custom_parameters == {}  # the server's own parameters are taken out
+    method, url, body = cloud.rest_requests[0]
+    expected_method, expected_url_end, expected_body = hang_up_request(provider, cloud, call)
+    assert method == expected_method and url.endswith(expected_url_end)
+    if expected_url_end.startswith("https://"):
+        assert url == expected_url_end  # the whole URL, where the table gives it
+    if expected_body is not None:
+        assert body == expected_body
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_the_caller_hanging_up_ends_the_session_quietly_without_a_rest_call(
+    provider: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = EchoOrHangUp()
+    async with phone_server(provider, bot) as (webhook, app, cloud), cloud.call(webhook) as call:
+        await call.dial()
+        await call.send_silence(0.2)
+        with caplog.at_level(logging.INFO, logger="voxloop.telephony"):
+            await call.hang_up()  # a stop where the provider sends one, then the socket closes
+            await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
+            await asyncio.wait_for(bot.tasks[0].wait_until_finished(), 10)
+    ends_with_stop = provider in ("twilio", "telnyx")
+    expected = "the provider ended the stream" if ends_with_stop else "the provider closed the stream"
+    assert expected in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert cloud.rest_requests == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_forged_webhook_or_another_accounts_is_refused(provider: str) -> None:
+    bot = EchoOrHangUp()
+    async with phone_server(provider, bot) as (webhook, _app, cloud):
+        forged = await cloud.call(webhook, **FORGED[provider]).post_webhook()
+        assert forged.status_code == 403
+        assert (await another_account(provider).call(webhook).post_webhook()).status_code == 403
+    assert bot.sessions == []
