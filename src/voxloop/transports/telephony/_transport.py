@@ -54,9 +54,13 @@ _DIGITS = {entry.value: entry for entry in KeypadEntry}
 _READY = {"version": PROTOCOL_VERSION, "about": {"library": "voxloop-telephony"}}
 
 
-def telephony_params(sample_rate: int = 8000) -> TransportParams:
-    """The output paced for a provider's jitter buffer: 40 ms chunks sent 160 ms ahead."""
-    return TransportParams(audio_out_sample_rate=sample_rate, audio_out_chunk_ms=40, audio_out_lead_ms=160)
+def telephony_params(sample_rate: int = 8000, chunk_ms: int = 40) -> TransportParams:
+    """The output paced for a provider's jitter buffer: 40 ms chunks sent 160 ms ahead (a provider
+    that wants longer chunks, Exotel's 100 ms, gets them sent so that the line never holds more
+    than 200 ms either)."""
+    return TransportParams(
+        audio_out_sample_rate=sample_rate, audio_out_chunk_ms=chunk_ms, audio_out_lead_ms=200 - chunk_ms
+    )
 
 
 class TelephonyTransport(EventSource, Transport):
@@ -76,7 +80,7 @@ class TelephonyTransport(EventSource, Transport):
         super().__init__()
         self.websocket = websocket
         self.serializer = serializer
-        self.params = params or telephony_params(serializer.sample_rate)
+        self.params = params or telephony_params(serializer.sample_rate, getattr(serializer, "chunk_ms", 40))
         self.call: CallInfo | None = None
         self.disconnected = asyncio.Event()
         self._hang_up = hang_up
@@ -186,13 +190,14 @@ class _TelephonyInput(BaseInputTransport):
         await self.push_message({"label": "rtvi-ai", "type": "client-ready", "id": "call", "data": _READY})
 
     async def stop(self) -> None:
+        """At End the reader goes on (audio and keys are no longer pushed): the marks of the reply
+        still playing must reach the output, which waits for them before it lets the End pass."""
+
+    async def cleanup(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
             await asyncio.wait({reader})
-
-    async def cleanup(self) -> None:
-        await self.stop()
         await super().cleanup()
 
     async def _read(self) -> None:
@@ -297,7 +302,10 @@ class _TelephonyOutput(BaseOutputTransport):
         if self._all_heard.is_set():
             return
         try:
-            await asyncio.wait_for(self._all_heard.wait(), MARK_TIMEOUT_SECS)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as the
+            # event is set, and the speaking watcher, cancelled at End, would then never finish.
+            async with asyncio.timeout(MARK_TIMEOUT_SECS):
+                await self._all_heard.wait()
         except TimeoutError:
             logger.warning(
                 "%s: %d mark(s) not acknowledged; their text counts as unheard", self, len(self._held)
