@@ -15,7 +15,7 @@ from typing import Any
 from . import __version__
 
 # voxloop.transports.telephony.PROVIDERS, without importing it at startup
-TELEPHONY = ("twilio", "telnyx", "plivo", "vonage")
+TELEPHONY = ("twilio", "telnyx", "plivo", "vonage", "exotel")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,10 @@ from voxloop.frames import EndTaskFrame, Frame, InputDTMFFrame, KeypadEntry
 from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
 from voxloop.rtvi import RTVIProcessor
 from voxloop.server import ServerConfig
-from voxloop.testing.telephony import PlivoCloud, TelnyxCloud, TwilioCloud, VonageCloud
+from voxloop.testing.telephony import ExotelCloud, PlivoCloud, TelnyxCloud, TwilioCloud, VonageCloud
 from voxloop.transports import Transport
 from voxloop.transports.telephony import TelephonyProvider
+from voxloop.transports.telephony.exotel import ExotelProvider
 from voxloop.transports.telephony.plivo import PlivoProvider
 from voxloop.transports.telephony.telnyx import TelnyxProvider
 from voxloop.transports.telephony.twilio import TwilioProvider
@@ -24,7 +25,7 @@ from voxloop.transports.telephony.vonage import VonageProvider
 AUTH_TOKEN = "12345678901234567890123456789012"
 
 #: The providers with an emulator, for tests parametrized over them.
-PROVIDERS = ("twilio", "telnyx", "plivo", "vonage")
+PROVIDERS = ("twilio", "telnyx", "plivo", "vonage", "exotel")
 
 
 def cloud_and_provider(name: str, *, verify: bool = True) -> tuple[Any, TelephonyProvider]:
@@ -50,6 +51,9 @@ def cloud_and_provider(name: str, *, verify: bool = True) -> tuple[Any, Telephon
             rest_client=vonage.rest_client,
         )
         return vonage, provider
+    if name == "exotel":
+        exotel = ExotelCloud()
+        return exotel, ExotelProvider(exotel.api_key, exotel.api_token, verify=verify)
     telnyx = TelnyxCloud()
     return telnyx, TelnyxProvider(
         telnyx.public_key, telnyx.api_key, verify=verify, rest_client=telnyx.rest_client

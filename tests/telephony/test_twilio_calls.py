@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 
 import httpx
 import numpy as np
 import pytest
 
 from helpers.paths import AUDIO
+from helpers.phone_bots import SpeakerBot
 from helpers.telephony import twilio_server
 from voxloop.bots import SessionInfo
 from voxloop.bots.echo import Echo
-from voxloop.frames import Frame, InputDTMFFrame, KeypadEntry, OutputAudioRawFrame, TTSTextFrame
+from voxloop.frames import Frame, InputDTMFFrame, KeypadEntry, OutputAudioRawFrame
 from voxloop.pipeline import FrameDirection, FrameProcessor, Pipeline, PipelineTask
 from voxloop.rtvi import RTVIProcessor
 from voxloop.testing import load_wav
@@ -56,42 +56,6 @@ async def test_an_echo_call_plays_the_callers_audio_back_and_acknowledges_its_ma
     assert (info.call.call_id, info.call.stream_id) == (call.call_sid, call.stream_sid)
     assert info.call.from_number == "+14155550100"
     assert info.call.custom_parameters == {}  # the server's own parameters are taken out
-
-
-class Recorder(FrameProcessor):
-    """After the output: what it let through (what the assistant context would store)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.words: list[str] = []
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        if isinstance(frame, TTSTextFrame):
-            self.words.append(frame.text)
-        await self.push_frame(frame, direction)
-
-
-class Speaker(FrameProcessor):
-    """Key 1: says "one two three", each word followed by 0.2 s of tone; key 9: interrupts."""
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await self.push_frame(frame, direction)
-        if isinstance(frame, InputDTMFFrame) and frame.button is KeypadEntry.ONE:
-            tone = (np.sin(np.arange(3200) * 0.3) * 8000).astype("<i2").tobytes()
-            for word in ("one", "two", "three"):
-                await self.push_frame(TTSTextFrame(text=word, aggregated_by="word"))
-                await self.push_frame(OutputAudioRawFrame(audio=tone, sample_rate=16000, num_channels=1))
-        elif isinstance(frame, InputDTMFFrame) and frame.button is KeypadEntry.NINE:
-            await self.broadcast_interruption()
-
-
-class SpeakerBot:
-    def __init__(self) -> None:
-        self.recorder = Recorder()
-
-    def __call__(self, transport: Transport, session: SessionInfo) -> PipelineTask:
-        processors = [RTVIProcessor(), transport.input(), Speaker(), transport.output(), self.recorder]
-        return PipelineTask(Pipeline(processors))
 
 
 async def test_text_passes_the_output_only_once_the_line_has_played_the_audio_before_it() -> None:
@@ -161,42 +125,6 @@ async def test_with_checking_turned_off_an_unsigned_call_is_served() -> None:
             await call.wait_for_played(0.5)
             await call.hang_up()
     assert bot.sessions[0].call is not None and bot.sessions[0].call.from_number == "+1555"
-
-
-async def test_bad_input_is_logged_and_the_call_and_other_calls_go_on(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    pcm = load_wav(AUDIO / "utt02_timer.wav")[0][: 16000 * 2]
-    bot = EchoCallBot()
-    async with (
-        twilio_server(bot) as (webhook, app, cloud),
-        cloud.call(webhook) as bad,
-        cloud.call(webhook) as good,
-        cloud.call(webhook) as dropped,
-    ):
-        for call in (bad, good, dropped):
-            await call.dial()
-        for junk in (
-            "not json",
-            "[]",
-            {"event": "surprise"},
-            {"event": "media", "media": {"payload": "%%%"}},
-            {"event": "media", "media": {"payload": base64.b64encode(bytes(300_000)).decode()}},
-            {"event": "dtmf", "dtmf": {"digit": "X"}},
-            {"event": "mark", "mark": {"name": "never-sent"}},
-        ):
-            await bad.send(junk)
-        await dropped.close()  # the provider's socket drops mid-call, no stop
-        await asyncio.gather(bad.send_audio(pcm, 16000), good.send_audio(pcm, 16000))
-        await asyncio.gather(bad.wait_for_played(0.5), good.wait_for_played(0.5))
-        assert len(app.state.sessions) == 2  # the dropped call's session ended, the others run
-        await bad.hang_up()
-        await good.hang_up()
-        await asyncio.wait_for(app.state.sessions.empty.wait(), 10)
-    logged = caplog.text
-    assert "not JSON" in logged and "unknown Twilio event 'surprise'" in logged and "not base64" in logged
-    assert "over 262144" in logged and "DTMF digit 'X'" in logged
-    assert "the media socket dropped without a stop" in logged
 
 
 class LongReply(FrameProcessor):

@@ -179,6 +179,7 @@ RIGS: dict[str, Rig] = {
     "telnyx": phone_rig("telnyx"),
     "plivo": phone_rig("plivo"),
     "vonage": phone_rig("vonage"),
+    "exotel": phone_rig("exotel"),
 }
 
 

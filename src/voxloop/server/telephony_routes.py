@@ -55,7 +55,8 @@ def telephony_routes(
 ) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     for provider in providers:
-        routes.append(Route(f"/{provider.name}", _webhook(config, sessions, provider), methods=["POST"]))
+        webhook = _webhook(config, sessions, provider)
+        routes.append(Route(f"/{provider.name}", webhook, methods=list(provider.webhook_methods)))
         routes.append(WebSocketRoute(f"/{provider.name}/ws", _media_socket(config, sessions, provider)))
     return routes
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._call import EmulatedCall
+from ._exotel import ExotelCloud, ExotelEmulator
 from ._line import PlayoutLine
 from ._plivo import PlivoCloud, PlivoEmulator
 from ._telnyx import TelnyxCloud, TelnyxEmulator
@@ -11,6 +12,8 @@ from ._vonage import VonageCloud, VonageEmulator
 
 __all__ = [
     "EmulatedCall",
+    "ExotelCloud",
+    "ExotelEmulator",
     "PlayoutLine",
     "PlivoCloud",
     "PlivoEmulator",

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voxloop.audio import PCMConverter
 
-from ._line import FRAME_SECS, PlayoutLine
+from ._line import PlayoutLine
 
 __all__ = ["EmulatedCall", "ServerMessage", "post_webhook"]
 
@@ -33,6 +33,9 @@ ServerMessage = tuple[str, Any]
 
 class EmulatedCall:
     """One call's media stream, provider side. ``encode``/``decode``: the wire codec to/from PCM16."""
+
+    #: The caller's audio in one media message: 20 ms, unless the provider sends more (Exotel).
+    media_ms = 20
 
     from_number: str  # the caller, and the number called: set by the subclass
     to_number: str
@@ -58,7 +61,7 @@ class EmulatedCall:
         self._chunk = 0
         self._media_ms = 0
         self._converter = PCMConverter(pcm_rate)
-        self._frame_bytes = int(wire_bytes_per_sec * FRAME_SECS)  # one 20 ms media message
+        self._frame_bytes = wire_bytes_per_sec * self.media_ms // 1000  # one media message
 
     # -- what a provider gives ---------------------------------------------------------------------
 
@@ -124,7 +127,7 @@ class EmulatedCall:
         await self._socket.send(message if isinstance(message, str) else json.dumps(message))
 
     async def send_audio(self, pcm: bytes, sample_rate: int, *, realtime: bool = True) -> None:
-        """The caller speaks: ``pcm`` (mono PCM16) as 20 ms media messages, at real time."""
+        """The caller speaks: ``pcm`` (mono PCM16) as ``media_ms`` media messages, at real time."""
         coded = self._encode(self._converter.convert(pcm, sample_rate, 1))
         loop = asyncio.get_running_loop()
         deadline = loop.time()
@@ -132,9 +135,9 @@ class EmulatedCall:
             payload = base64.b64encode(coded[start : start + self._frame_bytes]).decode("ascii")
             self._chunk += 1
             await self.send(self._media_message(payload, self._chunk, self._media_ms))
-            self._media_ms += 20
+            self._media_ms += self.media_ms
             if realtime:
-                deadline += FRAME_SECS
+                deadline += self.media_ms / 1000
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
 
     async def send_silence(self, seconds: float) -> None:

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: The providers ``voxloop run --transport`` knows.
-PROVIDERS = ("twilio", "telnyx", "plivo", "vonage")
+PROVIDERS = ("twilio", "telnyx", "plivo", "vonage", "exotel")
 
 
 def create_provider(name: str, *, verify: bool = True) -> TelephonyProvider:
@@ -67,4 +67,8 @@ def create_provider(name: str, *, verify: bool = True) -> TelephonyProvider:
         from .vonage import VonageProvider
 
         return VonageProvider(verify=verify)
+    if name == "exotel":
+        from .exotel import ExotelProvider
+
+        return ExotelProvider(verify=verify)
     raise ValueError(f"unknown telephony provider {name!r}: use one of {', '.join(PROVIDERS)}")

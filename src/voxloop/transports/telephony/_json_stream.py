@@ -64,6 +64,7 @@ class JsonStreamSerializer:
     sample_rate: int = 8000
     has_marks: bool = True
     ends_with_stop: bool = True
+    chunk_ms: int = 40  # the audio in each bot message
     media_event: str = "media"
     mark_event: str = "mark"
     dtmf_event: str = "dtmf"

@@ -89,9 +89,11 @@ class Markup:
 
 
 class TelephonyProvider(Protocol):
-    """One provider: ``name`` is its path (``POST /<name>``, media socket ``/<name>/ws``)."""
+    """One provider: ``name`` is its path (``POST /<name>``, media socket ``/<name>/ws``);
+    ``webhook_methods``: how the provider calls the webhook (POST; Exotel's applet also GETs it)."""
 
     name: str
+    webhook_methods: tuple[str, ...]
 
     def verify(self, url: str, headers: Mapping[str, str], body: bytes) -> WebhookCall:
         """Checks the webhook's signature (refusing with WebhookRefused) and reads the call."""
@@ -147,6 +149,7 @@ class ProviderBase:
 
     name: str
     markup_type: str = "application/xml"
+    webhook_methods: tuple[str, ...] = ("POST",)
 
     def __init__(self, *, verify: bool, rest_client: Callable[[], Any] | None) -> None:
         self.verify_signatures = verify

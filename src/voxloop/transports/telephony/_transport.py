@@ -80,7 +80,7 @@ class TelephonyTransport(EventSource, Transport):
         super().__init__()
         self.websocket = websocket
         self.serializer = serializer
-        self.params = params or telephony_params(serializer.sample_rate, getattr(serializer, "chunk_ms", 40))
+        self.params = params or telephony_params(serializer.sample_rate, serializer.chunk_ms)
         self.call: CallInfo | None = None
         self.disconnected = asyncio.Event()
         self._hang_up = hang_up

@@ -78,12 +78,14 @@ class TelephonySerializer(Protocol):
     ``sample_rate``: the rate of the PCM16 it decodes and encodes (8000 for G.711). ``has_marks``:
     whether the provider acknowledges playback (then the transport's context follows the marks).
     ``ends_with_stop``: whether the provider says ``stop`` before closing (else closing is the end).
+    ``chunk_ms``: how much audio each bot message carries (40; Exotel asks 100).
     """
 
     provider: str
     sample_rate: int
     has_marks: bool
     ends_with_stop: bool
+    chunk_ms: int
 
     def parse(self, data: bytes | str) -> CallEvent | None:
         """The event in one provider message (None: nothing for the pipeline); bad input raises

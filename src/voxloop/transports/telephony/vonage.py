@@ -54,6 +54,7 @@ class VonageSerializer:
     sample_rate = RATE
     has_marks = True
     ends_with_stop = False
+    chunk_ms = 40  # sent as two 20 ms frames
 
     def __init__(self) -> None:
         self._pending = b""  # bot audio short of a whole frame
