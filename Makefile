@@ -30,6 +30,7 @@ test: $(VENV)/.installed-dev web browser-deps cluster-deps
 	$(BIN)/python bench/sessions.py --smoke --cluster 1,2
 	$(BIN)/python bench/voice.py --smoke
 	$(BIN)/python bench/tts.py --smoke
+	$(BIN)/python bench/stt.py --smoke
 	$(BIN)/python bench/cluster.py --smoke
 	$(BIN)/python -m pytest -q
 

@@ -271,3 +271,54 @@ async def test_with_the_vad_processor_in_front(no_leaked_tasks: None) -> None:
     assert {"weather", "paris"} <= set(first)
     assert second[:2] == ["turn", "off"]
     assert [f for f in h.down if isinstance(f, InputAudioRawFrame)] == audio
+
+
+# -- the encoder window -----------------------------------------------------------------------------
+
+
+def test_the_window_fits_the_audio_and_long_audio_gets_the_whole_path() -> None:
+    assert whisper_module.encoder_window_secs(2.5) == 10
+    assert whisper_module.encoder_window_secs(9.5) == 20  # the margin pushes it up a size
+    assert whisper_module.encoder_window_secs(18.0) == 20
+    assert whisper_module.encoder_window_secs(28.5) == 30
+    assert whisper_module.encoder_window_secs(29.5) is None
+
+
+def test_the_full_window_transcribes_as_faster_whisper_does() -> None:
+    # The windowed decoder reimplements faster-whisper's one-window decode: on 30 s it must agree exactly.
+    model = load_whisper_model()
+    for name in ["utt01_weather", "utt03_order", "utt04_lights", "vad_two_utts_noisy10db"]:
+        samples = whisper_module.pcm_to_whisper_samples(wav(name))
+        segments, _ = model.transcribe(
+            samples, language="en", beam_size=1, temperature=0.0, without_timestamps=True, vad_filter=False
+        )
+        expected = " ".join(s.text.strip() for s in segments)
+        assert whisper_module.transcribe_pcm(model, wav(name), window_secs=30).text == expected, name
+
+
+async def test_the_window_rule_makes_no_more_word_errors_than_the_full_window() -> None:
+    # Every WAV of the shared set and espeak-ng's questions and pause set (whole, and either side of the
+    # pause), all deterministic: the rule's transcripts must have no more word errors, in sum, than 30 s.
+    from voxloop.services.local import close_speech_workers
+    from voxloop.testing.stt_accuracy import spoken_clips, wav_clips, word_errors
+
+    try:
+        clips = wav_clips(AUDIO) + await spoken_clips("espeak")
+    finally:
+        await close_speech_workers()
+    model = load_whisper_model()
+    full = rule = 0
+    short = 0
+    for clip in clips:
+        full += word_errors(clip.text, whisper_module.transcribe_pcm(model, clip.pcm, window_secs=30).text)
+        rule += word_errors(clip.text, whisper_module.transcribe_pcm(model, clip.pcm).text)
+        short += (whisper_module.encoder_window_secs(clip.seconds) or 30) < 30
+    assert len(clips) >= 26 and short == len(clips)  # every clip is short enough for a smaller window
+    assert rule <= full, f"{rule} word errors with the window rule, {full} with 30 s"
+
+
+def test_audio_longer_than_the_windows_is_transcribed_whole() -> None:
+    model = load_whisper_model()
+    pcm = wav("utt01_weather") + silence(28.0) + wav("utt05_joke")  # ~34 s, the joke after 30 s
+    heard = words(whisper_module.transcribe_pcm(model, pcm).text)
+    assert {"weather", "paris"} <= set(heard) and {"joke", "computers"} <= set(heard)

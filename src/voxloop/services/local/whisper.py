@@ -5,17 +5,27 @@ package and is loaded by path, so no model hub is contacted (a model *name* woul
 the Hugging Face hub). It is loaded once per process (per path, compute type and thread count) and shared by
 every session: :func:`load_whisper_model` / :meth:`WhisperSTTService.preload` do it ahead of time.
 
+The encoder window. Whisper is trained on 30 s windows and faster-whisper pads every input to 30 s, so even
+a 2 s question costs the encoder 30 s of work (~0.45 s of CPU on 2 cores for tiny.en). CTranslate2's encoder
+takes shorter inputs: a segment gets the smallest of a few fixed windows (10, 20, 30 s, so few shapes) that
+holds it plus a second of margin, ~3x faster at 10 s. A shorter window changes what the model hears a little;
+on fragile audio (espeak-ng fragments) it flips a word now and then, either way. So when the short window's
+decode is unsure (average log-prob below ``CONFIDENT_AVG_LOGPROB``) the full 30 s window decides: measured on
+the accuracy set (``bench/stt.py``), this rule makes no more word errors than 30 s alone. Audio longer than
+the last window goes through faster-whisper's own 30 s-at-a-time path.
+
 Concurrency: every transcription in the process runs on ONE worker thread (a single-thread executor), each
-using all ``cpu_threads``. Whisper's encoder always processes 30 s of audio, ~0.2-0.7 s of CPU on 2 cores for
-tiny.en; two sessions transcribing at once on separate threads would each get half the cores and *both*
-finish late, while a FIFO on one thread finishes the first at full speed and the second no later than before.
-Sessions therefore queue behind each other rather than thrash the cores, and the event loop never waits.
+using all ``cpu_threads``; two sessions transcribing at once on separate threads would each get half the
+cores and *both* finish late, while a FIFO on one thread finishes the first at full speed and the second no
+later than before. Sessions therefore queue behind each other rather than thrash the cores, and the event
+loop never waits.
 
 Noise: the VAD in front already cut the speech, so Whisper's own VAD is off. Whisper tends to invent words
 ("Thank you.") on noise; a segment is dropped when the model itself rates it as probably not speech
 (``no_speech_prob`` high and ``avg_logprob`` low), when its ``avg_logprob`` is very low, or when it is a
-repetition loop (high compression ratio). Decoding is greedy (beam 1) at temperature 0 without fallback, for
-a predictable latency.
+repetition loop (high compression ratio); the figures are faster-whisper's, recovered from CTranslate2's
+scores the same way. Decoding is greedy (beam 1) at temperature 0 without temperature fallback, and a window
+holds at most 15 tokens a second (a loop ends early), for a predictable latency.
 """
 
 from __future__ import annotations
@@ -25,8 +35,10 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +61,15 @@ NO_SPEECH_PROB = 0.6
 NO_SPEECH_LOGPROB = -1.0
 MIN_AVG_LOGPROB = -1.5
 MAX_COMPRESSION_RATIO = 2.4
+# The encoder windows a segment may get (s): a few fixed sizes, so CTranslate2 sees few shapes.
+ENCODER_WINDOWS_SECS = (10, 20, 30)
+WINDOW_MARGIN_SECS = 1.0
+FULL_WINDOW_SECS = 30  # Whisper's own
+# A short window's decode below this average log-prob is redone on the full window (see the docstring).
+CONFIDENT_AVG_LOGPROB = -0.3
+_FRAMES_PER_SEC = 100  # mel frames (10 ms hop)
+_MAX_LENGTH = 448  # Whisper's decoder context, prompt included
+_MAX_TOKENS_PER_SEC = 15  # a bound on the tokens a window can hold (speech is ~3-5/s): ends a loop early
 # Captions Whisper writes for non-speech (bracketed tags only: "Thank you." may well be what was said).
 _NON_SPEECH_TAGS = {"[blank_audio]", "(silence)", "[silence]", "[music]", "(music)", "[noise]", "(noise)"}
 
@@ -105,6 +126,23 @@ def whisper_executor() -> ThreadPoolExecutor:
         return _executor
 
 
+def pcm_to_whisper_samples(audio: bytes, sample_rate: int = WHISPER_SAMPLE_RATE) -> np.ndarray:
+    """Mono int16 PCM at any rate as Whisper's input: float32 in [-1, 1) at 16 kHz."""
+    samples = np.frombuffer(audio, dtype="<i2").astype(np.float32) / 32768.0
+    if sample_rate != WHISPER_SAMPLE_RATE:
+        import soxr  # type: ignore[import-untyped]
+
+        samples = soxr.resample(samples, sample_rate, WHISPER_SAMPLE_RATE).astype(np.float32)
+    return samples
+
+
+def encoder_window_secs(audio_secs: float) -> int | None:
+    """The encoder window for ``audio_secs`` of audio: the smallest of :data:`ENCODER_WINDOWS_SECS` that
+    holds it plus :data:`WINDOW_MARGIN_SECS`, or None (the whole 30 s path) when none does."""
+    needed = audio_secs + WINDOW_MARGIN_SECS
+    return next((w for w in ENCODER_WINDOWS_SECS if w >= needed), None)
+
+
 def transcribe_pcm(
     model: Any,
     audio: bytes,
@@ -112,16 +150,61 @@ def transcribe_pcm(
     *,
     language: str | None = "en",
     prompt: str | None = None,
+    window_secs: int | None = None,
 ) -> Transcript:
     """Transcribe mono int16 PCM with ``model`` (blocking; any rate, resampled to 16 kHz).
 
+    The encoder sees a window sized to the audio (:func:`encoder_window_secs`); ``window_secs`` forces
+    one (30 is Whisper's own). Audio that fits no window goes through faster-whisper's 30 s path.
     Segments that look like non-speech are dropped (see the module docstring), so noise gives "".
     """
-    samples = np.frombuffer(audio, dtype="<i2").astype(np.float32) / 32768.0
-    if sample_rate != WHISPER_SAMPLE_RATE:
-        import soxr  # type: ignore[import-untyped]
+    samples = pcm_to_whisper_samples(audio, sample_rate)
+    window = window_secs or encoder_window_secs(len(samples) / WHISPER_SAMPLE_RATE)
+    if window is None or len(samples) > window * WHISPER_SAMPLE_RATE:
+        return _transcribe_long(model, samples, language, prompt)
+    heard, language = _decode_window(model, samples, window, language, prompt)
+    if window_secs is None and window < FULL_WINDOW_SECS and heard.avg_logprob < CONFIDENT_AVG_LOGPROB:
+        # Unsure on the short window, where it may differ from the full one: ask the full one.
+        heard, language = _decode_window(model, samples, FULL_WINDOW_SECS, language, prompt)
+    return Transcript(text=_kept_text([heard]), language=language, result=None)
 
-        samples = soxr.resample(samples, sample_rate, WHISPER_SAMPLE_RATE).astype(np.float32)
+
+def _decode_window(
+    model: Any, samples: np.ndarray, window_secs: int, language: str | None, prompt: str | None
+) -> tuple[_Heard, str | None]:
+    """One greedy decode over a ``window_secs`` encoder window: what faster-whisper does for one 30 s
+    window, with the same options, on an input of any length up to 30 s."""
+    import ctranslate2  # type: ignore[import-untyped]
+
+    features = model.feature_extractor(samples)  # (80, frames + 1): the last frame is padding
+    frames = window_secs * _FRAMES_PER_SEC
+    used = min(features.shape[1] - 1, frames)
+    mel = np.zeros((1, features.shape[0], frames), dtype=np.float32)  # faster-whisper pads the mel with 0
+    mel[0, :, :used] = features[:, :used]
+    encoded = model.model.encode(ctranslate2.StorageView.from_array(mel), to_cpu=False)
+    if language is None and model.model.is_multilingual:
+        token, _ = model.model.detect_language(encoded)[0][0]
+        language = token[2:-2]
+    decoder = _decoder(model, language)
+    tokens = decoder.prompt(prompt)
+    result = model.model.generate(
+        encoded,
+        [tokens],
+        beam_size=1,
+        max_length=min(_MAX_LENGTH, len(tokens) + _MAX_TOKENS_PER_SEC * window_secs),
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=decoder.suppress_tokens,
+    )[0]
+    ids = result.sequences_ids[0]
+    text = decoder.tokenizer.decode(ids).strip()
+    # As faster-whisper recovers it: the score is the sum of log-probs over the length (penalty 1).
+    avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)
+    return _Heard(text, result.no_speech_prob, avg_logprob, _compression_ratio(text)), decoder.language
+
+
+def _transcribe_long(model: Any, samples: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
     segments, info = model.transcribe(
         samples,
         language=language,
@@ -134,27 +217,77 @@ def transcribe_pcm(
         no_speech_threshold=NO_SPEECH_PROB,
         log_prob_threshold=NO_SPEECH_LOGPROB,
     )
-    kept: list[str] = []
-    dropped: list[Any] = []
-    for segment in segments:  # a generator: the decoding happens here
-        if _looks_like_speech(segment):
-            kept.append(segment.text.strip())
-        else:
-            dropped.append(segment)
+    heard = [  # a generator: the decoding happens here
+        _Heard(s.text.strip(), s.no_speech_prob, s.avg_logprob, s.compression_ratio) for s in segments
+    ]
+    return Transcript(
+        text=_kept_text(heard), language=getattr(info, "language", None) or language, result=None
+    )
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """One decoded window and what the model thinks of it."""
+
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+
+    def looks_like_speech(self) -> bool:
+        if self.no_speech_prob > NO_SPEECH_PROB and self.avg_logprob <= NO_SPEECH_LOGPROB:
+            return False
+        if self.avg_logprob < MIN_AVG_LOGPROB:
+            return False
+        return self.compression_ratio <= MAX_COMPRESSION_RATIO
+
+
+def _kept_text(heard: list[_Heard]) -> str:
+    dropped = [h for h in heard if not h.looks_like_speech()]
     if dropped:
-        logger.debug("dropped non-speech segments: %s", [(s.text, s.no_speech_prob) for s in dropped])
-    text = " ".join(part for part in kept if part)
-    if text.lower() in _NON_SPEECH_TAGS:
-        text = ""
-    return Transcript(text=text, language=getattr(info, "language", None) or language, result=None)
+        logger.debug("dropped non-speech segments: %s", dropped)
+    text = " ".join(h.text for h in heard if h.text and h not in dropped)
+    return "" if text.lower() in _NON_SPEECH_TAGS else text
 
 
-def _looks_like_speech(segment: Any) -> bool:
-    if segment.no_speech_prob > NO_SPEECH_PROB and segment.avg_logprob < NO_SPEECH_LOGPROB:
-        return False
-    if segment.avg_logprob < MIN_AVG_LOGPROB:
-        return False
-    return bool(segment.compression_ratio <= MAX_COMPRESSION_RATIO)
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+@dataclass(frozen=True)
+class _Decoder:
+    """What decoding needs besides the model, made once per model and language."""
+
+    tokenizer: Any  # faster_whisper.tokenizer.Tokenizer
+    suppress_tokens: list[int]
+    language: str | None
+
+    def prompt(self, text: str | None) -> list[int]:
+        tokens: list[int] = []
+        if text and text.strip():
+            primed = self.tokenizer.encode(" " + text.strip())
+            tokens = [self.tokenizer.sot_prev, *primed[-(_MAX_LENGTH // 2 - 1) :]]
+        return [*tokens, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+
+
+_decoders: dict[tuple[int, str | None], _Decoder] = {}
+
+
+def _decoder(model: Any, language: str | None) -> _Decoder:
+    multilingual = bool(model.model.is_multilingual)
+    if not multilingual:
+        language = "en"
+    key = (id(model), language)
+    decoder = _decoders.get(key)
+    if decoder is None:
+        from faster_whisper.tokenizer import Tokenizer  # type: ignore[import-untyped]
+        from faster_whisper.transcribe import get_suppressed_tokens  # type: ignore[import-untyped]
+
+        tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language=language)
+        suppress = list(get_suppressed_tokens(tokenizer, [-1]))  # faster-whisper's default set
+        decoder = _decoders[key] = _Decoder(tokenizer, suppress, language)
+    return decoder
 
 
 class WhisperSTTService(SegmentedSTTService):
