@@ -23,6 +23,7 @@ from pathlib import Path
 
 from voxloop.services.local import close_speech_workers
 from voxloop.services.local import whisper as w
+from voxloop.services.stt import Transcript
 from voxloop.testing.stt_accuracy import Clip, spoken_clips, wav_clips, word_errors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,15 +37,14 @@ PIPER_QUESTIONS = (
 )
 
 
-def timed(model: object, clip: Clip, window: int | None, rounds: int) -> tuple[str, float]:
+def timed(model: object, clip: Clip, window: int | None, rounds: int) -> tuple[Transcript, float]:
     """(transcript, fastest ms) of ``rounds`` transcriptions of ``clip`` (``window`` None: the rule)."""
     best = float("inf")
-    text = ""
     for _ in range(rounds):
         started = time.perf_counter()
-        text = w.transcribe_pcm(model, clip.pcm, window_secs=window).text
+        transcript = w.transcribe_pcm(model, clip.pcm, window_secs=window)
         best = min(best, time.perf_counter() - started)
-    return text, best * 1000
+    return transcript, best * 1000
 
 
 def features_ms(model: object, clip: Clip, rounds: int) -> float:
@@ -102,8 +102,11 @@ async def main() -> int:
         for label, window in [("full", w.FULL_WINDOW_SECS), ("rule", None), *[(f"w{x}", x) for x in windows]]:
             if window is not None and clip.seconds > window:
                 continue
-            text, ms = timed(model, clip, window, rounds)
+            transcript, ms = timed(model, clip, window, rounds)
+            text, result = transcript.text, transcript.result
             row[label] = {"text": text, "ms": round(ms, 1), "errors": word_errors(clip.text, text)}
+            if isinstance(result, w.WhisperResult):
+                row[label].update(decided_on=result.window_secs, avg_logprob=round(result.avg_logprob, 3))
         rows.append(row)
         full, rule = row["full"], row["rule"]
         assert isinstance(full, dict) and isinstance(rule, dict)
@@ -121,6 +124,7 @@ async def main() -> int:
             "errors_of_full_on_these": sum(r["full"]["errors"] for r in rows if label in r),  # type: ignore[index]
             "p50_ms": round(statistics.median(ms), 1),
             "max_ms": round(max(ms), 1),
+            "decided_on_30s": sum(c.get("decided_on") == w.FULL_WINDOW_SECS for c in cells),  # type: ignore[attr-defined]
         }
     summary["features_ms_p50"] = round(statistics.median(r["features_ms"] for r in rows), 1)  # type: ignore[misc]
     to_thread, back = await hand_off_ms()

@@ -308,13 +308,18 @@ async def test_the_window_rule_makes_no_more_word_errors_than_the_full_window() 
         await close_speech_workers()
     model = load_whisper_model()
     full = rule = 0
-    short = 0
+    decided_short = []
     for clip in clips:
         full += word_errors(clip.text, whisper_module.transcribe_pcm(model, clip.pcm, window_secs=30).text)
-        rule += word_errors(clip.text, whisper_module.transcribe_pcm(model, clip.pcm).text)
-        short += (whisper_module.encoder_window_secs(clip.seconds) or 30) < 30
-    assert len(clips) >= 26 and short == len(clips)  # every clip is short enough for a smaller window
+        transcript = whisper_module.transcribe_pcm(model, clip.pcm)
+        rule += word_errors(clip.text, transcript.text)
+        assert isinstance(transcript.result, whisper_module.WhisperResult)
+        if transcript.result.window_secs in (10, 20):
+            decided_short.append(clip.name)
+    assert len(clips) >= 26
     assert rule <= full, f"{rule} word errors with the window rule, {full} with 30 s"
+    # The short window decides when it is sure: the clean questions at least (the speed-up is real).
+    assert {"utt02_timer", "utt03_order", "utt05_joke", "espeak: What time is it?"} <= set(decided_short)
 
 
 def test_audio_longer_than_the_windows_is_transcribed_whole() -> None:

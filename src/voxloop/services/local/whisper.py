@@ -162,21 +162,23 @@ def transcribe_pcm(
     window = window_secs or encoder_window_secs(len(samples) / WHISPER_SAMPLE_RATE)
     if window is None or len(samples) > window * WHISPER_SAMPLE_RATE:
         return _transcribe_long(model, samples, language, prompt)
-    heard, language = _decode_window(model, samples, window, language, prompt)
+    features = model.feature_extractor(samples)  # (80, frames + 1): the last frame is padding
+    heard, language = _decode_window(model, features, window, language, prompt)
     if window_secs is None and window < FULL_WINDOW_SECS and heard.avg_logprob < CONFIDENT_AVG_LOGPROB:
         # Unsure on the short window, where it may differ from the full one: ask the full one.
-        heard, language = _decode_window(model, samples, FULL_WINDOW_SECS, language, prompt)
-    return Transcript(text=_kept_text([heard]), language=language, result=None)
+        window = FULL_WINDOW_SECS
+        heard, language = _decode_window(model, features, window, language, prompt)
+    result = WhisperResult(window, heard.avg_logprob, heard.no_speech_prob)
+    return Transcript(text=_kept_text([heard]), language=language, result=result)
 
 
 def _decode_window(
-    model: Any, samples: np.ndarray, window_secs: int, language: str | None, prompt: str | None
+    model: Any, features: np.ndarray, window_secs: int, language: str | None, prompt: str | None
 ) -> tuple[_Heard, str | None]:
-    """One greedy decode over a ``window_secs`` encoder window: what faster-whisper does for one 30 s
-    window, with the same options, on an input of any length up to 30 s."""
+    """One greedy decode of log-mel ``features`` over a ``window_secs`` encoder window: what faster-whisper
+    does for one 30 s window, with the same options, on an input of any length up to 30 s."""
     import ctranslate2  # type: ignore[import-untyped]
 
-    features = model.feature_extractor(samples)  # (80, frames + 1): the last frame is padding
     frames = window_secs * _FRAMES_PER_SEC
     used = min(features.shape[1] - 1, frames)
     mel = np.zeros((1, features.shape[0], frames), dtype=np.float32)  # faster-whisper pads the mel with 0
@@ -199,7 +201,7 @@ def _decode_window(
     )[0]
     ids = result.sequences_ids[0]
     text = decoder.tokenizer.decode(ids).strip()
-    # As faster-whisper recovers it: the score is the sum of log-probs over the length (penalty 1).
+    # As faster-whisper recovers it: the score is the summed log-prob over the length (penalty 1).
     avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)
     return _Heard(text, result.no_speech_prob, avg_logprob, _compression_ratio(text)), decoder.language
 
@@ -220,9 +222,27 @@ def _transcribe_long(model: Any, samples: np.ndarray, language: str | None, prom
     heard = [  # a generator: the decoding happens here
         _Heard(s.text.strip(), s.no_speech_prob, s.avg_logprob, s.compression_ratio) for s in segments
     ]
-    return Transcript(
-        text=_kept_text(heard), language=getattr(info, "language", None) or language, result=None
+    result = WhisperResult(
+        None,
+        min((h.avg_logprob for h in heard), default=0.0),
+        max((h.no_speech_prob for h in heard), default=1.0),
     )
+    return Transcript(
+        text=_kept_text(heard), language=getattr(info, "language", None) or language, result=result
+    )
+
+
+@dataclass(frozen=True)
+class WhisperResult:
+    """How a transcript was made (``Transcript.result``, so ``TranscriptionFrame.result``).
+
+    ``window_secs``: the encoder window that decided (None: audio past 30 s, decoded 30 s at a time);
+    ``avg_logprob`` and ``no_speech_prob``: the model's confidence (the weakest window's, past 30 s).
+    """
+
+    window_secs: int | None
+    avg_logprob: float
+    no_speech_prob: float
 
 
 @dataclass(frozen=True)
