@@ -66,7 +66,7 @@ ENCODER_WINDOWS_SECS = (10, 20, 30)
 WINDOW_MARGIN_SECS = 1.0
 FULL_WINDOW_SECS = 30  # Whisper's own
 # A short window's decode below this average log-prob is redone on the full window (see the docstring).
-CONFIDENT_AVG_LOGPROB = -0.3
+CONFIDENT_AVG_LOGPROB = -0.4
 _FRAMES_PER_SEC = 100  # mel frames (10 ms hop)
 _MAX_LENGTH = 448  # Whisper's decoder context, prompt included
 _MAX_TOKENS_PER_SEC = 15  # a bound on the tokens a window can hold (speech is ~3-5/s): ends a loop early
