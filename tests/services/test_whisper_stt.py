@@ -327,3 +327,24 @@ def test_audio_longer_than_the_windows_is_transcribed_whole() -> None:
     pcm = wav("utt01_weather") + silence(28.0) + wav("utt05_joke")  # ~34 s, the joke after 30 s
     heard = words(whisper_module.transcribe_pcm(model, pcm).text)
     assert {"weather", "paris"} <= set(heard) and {"joke", "computers"} <= set(heard)
+
+
+def test_a_prompt_primes_the_decoder_as_faster_whisper_does() -> None:
+    model = load_whisper_model()
+    pcm = wav("utt03_order")
+    primed = whisper_module.transcribe_pcm(model, pcm, prompt="Alyce")
+    assert isinstance(primed.result, whisper_module.WhisperResult) and primed.result.window_secs == 10
+    heard = words(primed.text)
+    assert "alyce" in heard and "alice" not in heard and heard.count("alyce") == 1  # spelled as primed, once
+    assert "alice" in words(whisper_module.transcribe_pcm(model, pcm).text)
+    segments, _ = model.transcribe(
+        whisper_module.pcm_to_whisper_samples(pcm),
+        language="en",
+        beam_size=1,
+        temperature=0.0,
+        without_timestamps=True,
+        vad_filter=False,
+        initial_prompt="Alyce",
+    )
+    expected = " ".join(s.text.strip() for s in segments)
+    assert whisper_module.transcribe_pcm(model, pcm, prompt="Alyce", window_secs=30).text == expected
