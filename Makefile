@@ -32,6 +32,7 @@ test: $(VENV)/.installed-dev web browser-deps cluster-deps
 	$(BIN)/python bench/tts.py --smoke
 	$(BIN)/python bench/stt.py --smoke
 	$(BIN)/python bench/cluster.py --smoke
+	$(BIN)/python bench/telephony.py --smoke
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev

@@ -1,6 +1,6 @@
 """The default bot served with timing probes, for ``bench/voice.py`` (run as its own process).
 
-    python bench/_voice_server.py --port P --events FILE
+    python bench/_voice_server.py --port P --events FILE [--twilio]
 
 Serves ``voxloop.bots.default`` exactly as ``voxloop run`` does (same app, same pipeline), and writes one
 JSON line per event of interest to FILE, each stamped with ``time.monotonic_ns()``. That is the pipeline
@@ -13,6 +13,9 @@ generator's own stamps compare directly. The probes are bench-only and wrap inst
 * the LLM's and the TTS's ``process_frame`` entry (when a queued processor starts on a frame), the TTS
   engine's ``run_tts`` (sentence handed to the engine, first audio back), and the output transport's
   ``write_audio`` / ``send_interruption`` (the moment bytes go to the socket).
+
+``--twilio`` also serves phone calls (``POST /twilio`` and its media socket, webhook signatures not
+checked), as ``voxloop run --transport twilio --no-verify-webhooks`` does, for ``bench/telephony.py``.
 """
 
 from __future__ import annotations
@@ -158,10 +161,16 @@ def instrumented_bot(log: EventLog) -> Any:
     return create
 
 
-async def serve(port: int, events: str) -> None:
+async def serve(port: int, events: str, twilio: bool = False) -> None:
+    from voxloop.transports.telephony import create_provider
+
     await default_bot.preload()
+    phone = (create_provider("twilio", verify=False),) if twilio else ()
     with open(events, "a", buffering=1) as out:  # noqa: ASYNC230 (once, before serving)
-        app = create_app(ServerConfig(bot=instrumented_bot(EventLog(out)), max_sessions=100))
+        config = ServerConfig(
+            bot=instrumented_bot(EventLog(out)), max_sessions=100, telephony=phone, verify_webhooks=not twilio
+        )
+        app = create_app(config)
         # proto=IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on accepted connections only
         # when the socket says it is TCP. Without it Nagle held each burst of bot audio until the
         # client's next mic frame carried the ACK: 0-16 ms (median ~11 ms) on the socket hop.
@@ -179,10 +188,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--events", required=True)
+    parser.add_argument("--twilio", action="store_true", help="serve Twilio calls too (webhooks unchecked)")
     args = parser.parse_args()
     os.environ.pop("OPENAI_API_KEY", None)  # the offline bot: the demo agent, whatever the environment
     os.environ.pop("OPENAI_BASE_URL", None)
-    asyncio.run(serve(args.port, args.events))
+    asyncio.run(serve(args.port, args.events, args.twilio))
 
 
 if __name__ == "__main__":

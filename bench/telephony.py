@@ -1,21 +1,39 @@
-"""Concurrent phone calls on one voxloop server, and one long call, through the Twilio emulator.
+"""Phone calls on one core through the Twilio emulator: voxloop and the peer side by side, and one long call.
 
-    python bench/telephony.py --smoke        # 2 echo calls of 3 s (CI, well under 30 s)
-    python bench/telephony.py --calls 20     # 20 concurrent echo calls of 30 s
-    python bench/telephony.py --long 600     # one 10-minute call: drift and memory over time
+    python bench/telephony.py --smoke        # voxloop only: 2 echo calls of 3 s, one default-bot call (~20 s)
+    python bench/telephony.py                # echo and default bot, voxloop and pipecat 1.14.0, N steps
+    python bench/telephony.py --echo-calls 5,10,20 --bot-calls 1,2 --seconds 15 --duration 30
+    python bench/telephony.py --long 600     # one 10-minute voxloop echo call: drift and memory over time
 
-The server is its own process (``voxloop run --bot echo --transport twilio --no-verify-webhooks``).
-This process is Twilio: every call POSTs the webhook, opens the media stream and streams a speech
-WAV, looped, as 20 ms mu-law media at real time, while the bot's audio plays on a real-time line
-that acknowledges marks (``voxloop.testing.telephony``). Per call: how long the line starved mid
-reply, how far the server ran ahead of the line, how much of what was sent came back and played,
-and the echo's added latency (the first caller frame sent to the first bot frame played). Server
-CPU (``/proc/<pid>/stat``) while all calls stream, and RSS at the start and the end.
+Servers, each its own process pinned to CPU 1 (``taskset -c 1``; this process, the load generator,
+pins itself to CPU 0; ``--no-pin`` for neither):
 
-``--long``: one call streaming for that many seconds without a break; RSS every 30 s (flat memory),
-and drift: the time the line took to play what it played, minus the length of that audio.
+* voxloop echo: ``voxloop run --bot echo --transport twilio --no-verify-webhooks``;
+* voxloop default bot: ``bench/_voice_server.py --twilio`` (the default offline bot as ``voxloop run``
+  serves it, with timing probes; ``VOXLOOP_TURN`` from ``--turn``, Smart Turn by default as the peer);
+* the peer (``pipecat-ai==1.14.0`` in ``bench/.venv-pipecat``, built by ``bench/_peer_env.py``):
+  ``bench/peer/twilio_server.py --bot echo|default``, its ``TwilioFrameSerializer`` on its FastAPI
+  WebSocket transport, the default bot built as ``bench/peer/voice_bot.py`` builds it.
 
-Not here yet: the peer's Twilio serializer pipeline side by side, and the default bot.
+This process is Twilio (``voxloop.testing.telephony``): every call POSTs the webhook, reads the TwiML,
+opens the media stream and streams 20 ms mu-law frames at real time; the bot's audio plays on a
+real-time line (``bench/_calls.py``). The same emulator, the same audio, the same steps drive both.
+
+Echo, N concurrent calls for ``--seconds`` each, streaming a speech WAV: server CPU while all N stream
+(its own and its children's, ``/proc``), per call; gaps on the line (a pause between echoed frames:
+the caller never stops); echo latency (a caller frame's send to its echo's arrival, loopback, per
+message). Default bot, N calls asking "What time is it?" in a loop for ``--duration``: CPU per call;
+gaps inside replies; mouth-to-ear latency per turn (the caller's frame holding the question's last
+loud sample sent -> the first bot media message), split by the server's probes as ``bench/voice.py``
+splits it: turn detection (VAD stop wait and the end-of-turn model), STT, LLM, TTS, and the rest,
+the framework's hops (``overhead``). A step is sustained when no call had a gap, nothing went wrong
+on the wire, nearly everything sent came back (echo) or every question was answered (bot), and the
+media was not late: echo p95 within ``LATE_MS`` of the first step's p50, or mouth-to-ear p90 within
+``LATE_MS`` of the first step's p50 plus the first step's own spread. Steps go up until one is not
+sustained; the last sustained N is "max concurrent calls".
+
+``--long``: one voxloop echo call streaming for that many seconds without a break; RSS every 30 s
+(flat memory), and drift: the time the line took to play what it played, minus that audio's length.
 """
 
 from __future__ import annotations
@@ -24,9 +42,11 @@ import argparse
 import asyncio
 import json
 import os
-import socket
+import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,23 +54,94 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _calls import bot_call, echo_call, percentile, summary  # noqa: E402
+from _servers import Server, free_port, http_json  # noqa: E402
+from voice import PEER_STT_EVENT, SPEECH_WORKER, Events, peer_voice_python, spoken, v2v_breakdown  # noqa: E402
+from voxloop import __version__  # noqa: E402
+from voxloop.audio import PCMConverter  # noqa: E402
 from voxloop.testing import load_wav  # noqa: E402
 from voxloop.testing.telephony import TwilioCloud  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SHARED = Path(os.environ.get("VOXLOOP_SHARED", ROOT.parent / "shared"))
 WAV = SHARED / "testdata" / "audio" / "utt01_weather.wav"
+# A short answer, so a call asks often. Whisper tiny.en hears espeak's "What time is it?" on a phone line
+# as "Well, it's time", and the demo agent's long "You said..." answer follows.
+QUESTION = "What is the time?"
+PEER = "pipecat 1.14.0"
+LATE_MS = 100.0
+MIN_RECEIVED = 0.95
+SERVER_CPU = "1"  # the core the servers run on; the load generator takes CPU 0
+SPLIT = ("total", "endpointing", "vad_stop", "turn_held_after_words", "stt_on_path", "llm", "tts", "overhead")
+HOPS = ("hop_llm_queue", "hop_first_sentence", "hop_tts_to_frame", "hop_output", "hop_socket")
+JOINING = asyncio.Lock()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# -- the servers ------------------------------------------------------------------------------------
 
 
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
+def voxloop_command() -> list[str]:
+    script = Path(sys.executable).with_name("voxloop")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "voxloop.cli"]
+
+
+def start_server(
+    impl: str, bot: str, tmp: Path, pin: bool, wait: bool = True
+) -> tuple[Server, Events | None]:
+    """The server of ``impl`` for ``bot``, started (and ready, unless not ``wait``: then
+    :func:`wait_ready`), with its probe events for the default bot."""
+    port = free_port()
+    events_path = tmp / f"events-{impl.split()[0]}-{bot}.jsonl"
+    events_path.touch()
+    if impl == "voxloop" and bot == "echo":
+        argv = [*voxloop_command(), "run", "--bot", "echo", "--transport", "twilio", "--no-verify-webhooks"]
+        argv += ["--port", str(port), "--max-sessions", "500"]
+    elif impl == "voxloop":
+        argv = [sys.executable, str(ROOT / "bench" / "_voice_server.py"), "--twilio"]
+        argv += ["--port", str(port), "--events", str(events_path)]
+    else:
+        argv = [str(peer_voice_python()), str(ROOT / "bench" / "peer" / "twilio_server.py"), "--bot", bot]
+        argv += ["--port", str(port)]
+        if bot == "default":
+            argv += ["--events", str(events_path), "--speech-python", sys.executable]
+            argv += ["--speech-worker", str(SPEECH_WORKER)]
+    if pin:
+        argv = ["taskset", "-c", SERVER_CPU, *argv]
+    server = Server(impl, argv, port, tmp / f"server-{impl.split()[0]}-{bot}.log")
+    if wait:
+        server.start(timeout=180)
+    else:
+        with server.log.open("ab") as log:
+            server.proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=log)
+    return server, Events(events_path) if bot == "default" else None
+
+
+def wait_ready(server: Server, timeout: float = 180.0) -> None:
+    """Until a server started with ``wait=False`` answers ``/status``."""
+    assert server.proc is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.impl} server exited ({server.proc.returncode}); see {server.log}")
+        try:
+            http_json(f"{server.base}/status", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{server.impl} server not ready within {timeout} s; see {server.log}")
+
+
+def tree_ticks(pid: int) -> int:
+    """CPU ticks (utime + stime) of ``pid`` and its direct children (the speech worker)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total
 
 
 def rss_kib(pid: int) -> int:
@@ -60,68 +151,233 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-async def wait_listening(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError("the server did not start")
+def server_pid(server: Server) -> int:
+    assert server.proc is not None
+    return server.proc.pid
 
 
-async def one_call(cloud: TwilioCloud, webhook: str, pcm: bytes, rate: int, seconds: float) -> dict[str, Any]:
-    async with cloud.call(webhook) as call:
-        await call.dial()
-        loop = asyncio.get_running_loop()
-        sent_at = loop.time()
-        sent = 0.0
-        while (left := int((seconds - sent) * rate)) > 0:
-            part = pcm[: 2 * left]
-            await call.send_audio(part, rate)
-            sent += len(part) / (2 * rate)
-        await call.wait_for_quiet_line(timeout=10)
-        line = call.line
-        await call.hang_up()
-    first = line.first_played_at
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# -- the steps --------------------------------------------------------------------------------------
+
+
+async def echo_step(server: Server, n: int, seconds: float, pcm8k: bytes) -> dict[str, Any]:
+    cloud = TwilioCloud("bench-auth-token")
+    webhook = f"{server.base}/twilio"
+    started = [asyncio.Event() for _ in range(n)]
+    pid, load_before = server_pid(server), load()
+
+    async def staggered(i: int) -> Any:
+        await asyncio.sleep(i * 0.05)
+        async with cloud.call(webhook) as call:
+            return await echo_call(call, pcm8k, seconds, started[i])
+
+    async def cpu_window() -> tuple[float, float]:
+        await asyncio.gather(*(e.wait() for e in started))
+        await asyncio.sleep(0.5)
+        ticks, wall, own = tree_ticks(pid), time.monotonic(), time.process_time()
+        await asyncio.sleep(max(0.5, seconds - 0.05 * n - 1.5))
+        elapsed = time.monotonic() - wall
+        return (tree_ticks(pid) - ticks) / CLK_TCK / elapsed * 100, (
+            time.process_time() - own
+        ) / elapsed * 100
+
+    window = asyncio.create_task(cpu_window())
+    results = await asyncio.gather(*(staggered(i) for i in range(n)))
+    cpu, loadgen = await window
     return {
-        "starved_ms": line.starved_frames * 20,
-        "max_ahead_ms": round(line.max_buffered_secs * 1000),
-        "played_of_sent": round(line.played_bytes / max(1, int(seconds * 8000)), 3),
-        "echo_latency_ms": round((first - sent_at) * 1000) if first is not None else None,
-        "protocol_errors": len(call.protocol_errors),
+        "n": n,
+        "server_cpu_pct": round(cpu, 1),
+        "cpu_pct_per_call": round(cpu / n, 2),
+        "loadgen_cpu_pct": round(loadgen, 1),
+        "rss_kib": rss_kib(pid),
+        "load": load_before,
+        **summary(results),
     }
 
 
-async def run_calls(port: int, pid: int, calls: int, seconds: float) -> dict[str, Any]:
-    pcm, rate, _ = load_wav(WAV)
+async def bot_step(
+    server: Server, events: Events, n: int, duration: float, question: bytes, stt_event: str
+) -> dict[str, Any]:
     cloud = TwilioCloud("bench-auth-token")
-    webhook = f"http://127.0.0.1:{port}/twilio"
-    rss_before = rss_kib(pid)
-    ticks, wall = cpu_ticks(pid), time.monotonic()
-    results = await asyncio.gather(*(one_call(cloud, webhook, pcm, rate, seconds) for _ in range(calls)))
-    cpu_pct = (cpu_ticks(pid) - ticks) / CLK_TCK / (time.monotonic() - wall) * 100
-    latencies = sorted(r["echo_latency_ms"] for r in results if r["echo_latency_ms"] is not None)
-    return {
-        "calls": calls,
-        "seconds": seconds,
-        "server_cpu_pct": round(cpu_pct, 1),
-        "cpu_pct_per_call": round(cpu_pct / calls, 2),
-        "rss_kib_before": rss_before,
-        "rss_kib_after": rss_kib(pid),
-        "starved_ms_max": max(r["starved_ms"] for r in results),
-        "max_ahead_ms": max(r["max_ahead_ms"] for r in results),
-        "played_of_sent_min": min(r["played_of_sent"] for r in results),
-        "echo_latency_ms_p50": latencies[len(latencies) // 2] if latencies else None,
-        "protocol_errors": sum(r["protocol_errors"] for r in results),
+    webhook = f"{server.base}/twilio"
+    pid, load_before = server_pid(server), load()
+    deadline = time.monotonic() + duration
+    dialed = [asyncio.Event() for _ in range(n)]
+
+    async def one(i: int) -> tuple[str, Any]:
+        await asyncio.sleep(i * 0.7)  # staggered, as independent callers would be
+        async with cloud.call(webhook) as call:
+            async with JOINING:  # one call joins at a time, so the next session in the log is this one's
+                known = len(events.sessions)
+                await call.dial()
+                while len(events.sessions) == known:
+                    await asyncio.sleep(0.02)
+                    events.refresh()
+                sid = events.sessions[known]
+            dialed[i].set()
+            return sid, await bot_call(call, question, deadline)
+
+    async def cpu_window() -> tuple[float, float]:
+        await asyncio.gather(*(e.wait() for e in dialed))
+        ticks, wall, own = tree_ticks(pid), time.monotonic(), time.process_time()
+        await asyncio.sleep(max(1.0, deadline - time.monotonic()))
+        elapsed = time.monotonic() - wall
+        return (tree_ticks(pid) - ticks) / CLK_TCK / elapsed * 100, (
+            time.process_time() - own
+        ) / elapsed * 100
+
+    window = asyncio.create_task(cpu_window())
+    calls = await asyncio.gather(*(one(i) for i in range(n)))
+    cpu, loadgen = await window
+    await asyncio.sleep(0.3)  # the last probe events reach the file
+    events.refresh()
+    rows, unanswered = [], 0
+    for sid, result in calls:
+        for end_ns, first in result.turns:
+            row = v2v_breakdown(events, sid, end_ns, first, stt_event) if first is not None else None
+            unanswered += first is None
+            if row is not None:
+                rows.append(row)
+    out: dict[str, Any] = {
+        "n": n,
+        "server_cpu_pct": round(cpu, 1),
+        "cpu_pct_per_call": round(cpu / n, 2),
+        "loadgen_cpu_pct": round(loadgen, 1),
+        "rss_kib": rss_kib(pid),
+        "load": load_before,
+        "turns": sum(len(r.turns) for _, r in calls),
+        "unanswered": unanswered,
+        "split_turns": len(rows),
+        **{
+            k: v
+            for k, v in summary([r for _, r in calls]).items()
+            if not k.startswith(("echo", "lag", "rece"))
+        },
     }
+    for key in (*SPLIT, *HOPS):
+        values = sorted(float(r[key]) for r in rows if r.get(key) is not None)
+        out[f"{key}_p50"] = percentile(values, 50)
+        if key in ("total", "overhead"):
+            out[f"{key}_p90"] = percentile(values, 90)
+    return out
 
 
-async def run_long(port: int, pid: int, seconds: float) -> dict[str, Any]:
+def sustained(step: dict[str, Any], first: dict[str, Any], bot: str) -> bool:
+    server_gaps = step["gaps"] - step["gaps_after_loadgen_stall"]
+    if step["protocol_errors"] or server_gaps or step["server_cpu_pct"] > 95:
+        return False
+    if bot == "echo":
+        late = (step["echo_ms_p95"] or 1e9) > (first["echo_ms_p50"] or 0) + LATE_MS
+        return step["received_of_sent_min"] >= MIN_RECEIVED and not late
+    spread = (first["total_p90"] or 0) - (first["total_p50"] or 0)
+    late = (step["total_p90"] or 1e9) > (first["total_p50"] or 0) + spread + LATE_MS
+    return not step["unanswered"] and not late
+
+
+async def phone_question() -> bytes:
+    """``QUESTION`` spoken by espeak-ng (as ``bench/voice.py`` speaks its questions), at 8 kHz."""
+    from voxloop.services.local import close_speech_workers
+
+    try:
+        return PCMConverter(8000).convert(await spoken(QUESTION), 16000, 1)
+    finally:
+        await close_speech_workers()
+
+
+async def run_bot(
+    bot: str, impls: list[str], steps: list[int], args: argparse.Namespace, servers: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """Every step for each implementation, alternating at each N; an implementation stops once a step
+    is not sustained. ``servers``: impl -> (a started server, its probe events)."""
+    pcm, rate, _ = load_wav(WAV)
+    pcm8k = PCMConverter(8000).convert(pcm, rate, 1)
+    question = args.question
+    results: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
+    try:
+        # one warm-up call each (first-call costs: imports, the first transcription), not measured
+        for impl, (server, events) in servers.items() if not args.smoke else ():
+            if bot == "echo":
+                await echo_step(server, 1, 2.0, pcm8k)
+            else:
+                assert events is not None
+                await bot_step(server, events, 1, 1.0, question, stt_event(impl))
+        going = set(impls)
+        for n in steps:
+            for impl in impls:
+                if impl not in going:
+                    continue
+                server, events = servers[impl]
+                if bot == "echo":
+                    step = await echo_step(server, n, args.seconds, pcm8k)
+                else:
+                    assert events is not None
+                    step = await bot_step(server, events, n, args.duration, question, stt_event(impl))
+                step["problems_in_log"] = server.log_problems()
+                step["sustained"] = sustained(step, (results[impl] or [step])[0], bot)
+                results[impl].append(step)
+                print(f"[telephony] {bot} {impl} N={n}: {json.dumps(step)}", file=sys.stderr, flush=True)
+                if not step["sustained"]:
+                    going.discard(impl)
+    finally:
+        for server, _ in servers.values():
+            server.stop()
+    return results
+
+
+def stt_event(impl: str) -> str:
+    return "TranscriptionFinishedFrame" if impl == "voxloop" else PEER_STT_EVENT
+
+
+# -- the report -------------------------------------------------------------------------------------
+
+
+def max_sustained(steps: list[dict[str, Any]]) -> int:
+    return max((s["n"] for s in steps if s["sustained"]), default=0)
+
+
+def ratio(ours: float | None, peer: float | None) -> str:
+    return f"{peer / ours:.2f}x" if ours and peer is not None else "-"
+
+
+def report(bot: str, results: dict[str, list[dict[str, Any]]]) -> None:
+    keys = ["server_cpu_pct", "cpu_pct_per_call", "gaps", "gap_ms"]
+    keys += ["echo_ms_p50", "echo_ms_p95"] if bot == "echo" else ["total_p50", "total_p90", "overhead_p50"]
+    keys += ["loadgen_cpu_pct", "sustained"]
+    print(f"\n{bot} bot: concurrent calls on one core")
+    print("  " + f"{'impl':16} {'N':>4} " + " ".join(f"{k:>16}" for k in keys))
+    for impl, steps in results.items():
+        for step in steps:
+            print("  " + f"{impl:16} {step['n']:>4} " + " ".join(f"{step.get(k)!s:>16}" for k in keys))
+    if len(results) == 2:
+        (a, ours), (b, peer) = results.items()
+        print(f"  max concurrent calls: {a} {max_sustained(ours)}, {b} {max_sustained(peer)}")
+        both = {s["n"] for s in ours} & {s["n"] for s in peer}
+        for n in sorted(both):
+            x = next(s for s in ours if s["n"] == n)
+            y = next(s for s in peer if s["n"] == n)
+            print(
+                f"  N={n}: CPU per call {x['cpu_pct_per_call']} % vs {y['cpu_pct_per_call']} %"
+                f" (peer/voxloop {ratio(x['cpu_pct_per_call'], y['cpu_pct_per_call'])})"
+            )
+    if bot == "default":
+        print("  mouth-to-ear split at the first step, p50 ms (peer/voxloop):")
+        first = {impl: steps[0] for impl, steps in results.items() if steps}
+        for key in (*SPLIT, *HOPS):
+            values = [first[impl].get(f"{key}_p50") for impl in first]
+            extra = f"  {ratio(values[0], values[1])}" if len(values) == 2 else ""
+            print(f"    {key:26} " + " ".join(f"{v!s:>9}" for v in values) + extra)
+
+
+# -- the long call ----------------------------------------------------------------------------------
+
+
+async def run_long(server: Server, seconds: float) -> dict[str, Any]:
     pcm, rate, _ = load_wav(WAV)
     cloud = TwilioCloud("bench-auth-token")
+    pid = server_pid(server)
     rss: list[int] = []
 
     async def sample() -> None:
@@ -131,7 +387,7 @@ async def run_long(port: int, pid: int, seconds: float) -> dict[str, Any]:
 
     sampler = asyncio.create_task(sample())
     try:
-        async with cloud.call(f"http://127.0.0.1:{port}/twilio") as call:
+        async with cloud.call(f"{server.base}/twilio") as call:
             await call.dial()
             # One continuous stream (separate sends would leave the caller's own gaps between them).
             audio = pcm * (int(seconds * rate * 2) // len(pcm) + 1)
@@ -155,33 +411,116 @@ async def run_long(port: int, pid: int, seconds: float) -> dict[str, Any]:
     }
 
 
+# -- main -------------------------------------------------------------------------------------------
+
+
+def smoke_ok(results: dict[str, Any]) -> bool:
+    echo = results["echo"]["voxloop"][0]
+    bot = results["default"]["voxloop"][0]
+    # what works, not how fast: the smoke runs on busy CI machines
+    fine = (
+        not echo["protocol_errors"]
+        and echo["received_of_sent_min"] >= 0.9
+        and echo["echo_ms_p50"] is not None
+    )
+    return fine and not bot["protocol_errors"] and not bot["unanswered"] and bot["split_turns"] >= 1
+
+
+def steps_of(text: str) -> list[int]:
+    return sorted({int(x) for x in text.split(",") if x.strip()})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--smoke", action="store_true", help="2 calls of 3 s")
-    parser.add_argument("--calls", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--long", type=float, metavar="SECS", help="one call of SECS seconds instead")
+    parser.add_argument(
+        "--smoke", action="store_true", help="voxloop only: 2 echo calls of 3 s, one bot call"
+    )
+    parser.add_argument("--echo-calls", default="1,10,20,40,60", help="echo steps N (default %(default)s)")
+    parser.add_argument("--bot-calls", default="1,2,3,4", help="default-bot steps N (default %(default)s)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="each echo call's length")
+    parser.add_argument("--duration", type=float, default=30.0, help="each default-bot step's length")
+    parser.add_argument("--bots", default="echo,default", help="echo, default or both (default %(default)s)")
+    parser.add_argument("--no-peer", dest="peer", action="store_false", help=f"voxloop only, not {PEER}")
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset, no affinity")
+    parser.add_argument("--turn", choices=("smart", "vad"), default="smart", help="voxloop's VOXLOOP_TURN")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument(
+        "--long", type=float, metavar="SECS", help="one voxloop echo call of SECS seconds instead"
+    )
     args = parser.parse_args()
     if args.smoke:
-        args.calls, args.seconds = 2, 3.0
-    port = free_port()
-    argv = [sys.executable, "-m", "voxloop.cli", "run", "--bot", "echo", "--transport", "twilio"]
-    argv += ["--no-verify-webhooks", "--port", str(port), "--max-sessions", str(args.calls + 5)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        asyncio.run(wait_listening(port))
+        args.peer, args.echo_calls, args.bot_calls, args.seconds, args.duration = False, "2", "1", 3.0, 1.0
+    args.pin = args.pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+    if args.pin:
+        os.sched_setaffinity(0, {0})
+    os.environ["VOXLOOP_TURN"] = args.turn  # read by the default bot in the server process
+    os.environ["VOXLOOP_TTS"] = "espeak"  # the peer's bot speaks with the same espeak-ng worker
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        os.environ.pop(key, None)  # the offline bot, whatever the environment
+    impls = ["voxloop", PEER] if args.peer else ["voxloop"]
+    machine = {
+        "voxloop": __version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+        "cpu": cpu_model(),
+        "pinned": f"servers on CPU {SERVER_CPU}, load generator on CPU 0" if args.pin else "no",
+        "load_at_start": load(),
+        "turn": args.turn,
+    }
+    print(f"[telephony] {json.dumps(machine)}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="telephony-bench-") as tmpdir:
+        tmp = Path(tmpdir)
         if args.long:
-            result = asyncio.run(run_long(port, server.pid, args.long))
-        else:
-            result = asyncio.run(run_calls(port, server.pid, args.calls, args.seconds))
-    finally:
-        server.terminate()
-        server.wait(15)
-    print(json.dumps(result, indent=2))
-    return 0 if not result.get("protocol_errors") and result.get("starved_ms", 0) == 0 else 1
+            server, _ = start_server("voxloop", "echo", tmp, args.pin)
+            try:
+                result: dict[str, Any] = asyncio.run(run_long(server, args.long))
+            finally:
+                server.stop()
+            print(json.dumps({**machine, **result}, indent=2))
+            return 0 if result["starved_ms"] == 0 else 1
+        results: dict[str, Any] = {"machine": machine}
+        bots = ["echo", "default"] if args.smoke else [b.strip() for b in args.bots.split(",") if b.strip()]
+        args.question = asyncio.run(phone_question())
+        # --smoke starts every server at once (the models load while the echo runs); a measuring run
+        # starts each bot's servers just before its steps, so no model loads on the core under test
+        started: dict[str, dict[str, Any]] = {}
+
+        def start(bot: str) -> None:
+            started[bot] = {impl: start_server(impl, bot, tmp, args.pin, wait=False) for impl in impls}
+
+        for bot in bots if args.smoke else ():
+            start(bot)
+        try:
+            for bot in bots:
+                if bot not in started:
+                    start(bot)
+                for server, _ in started[bot].values():
+                    wait_ready(server)
+                steps = steps_of(args.echo_calls if bot == "echo" else args.bot_calls)
+                results[bot] = asyncio.run(run_bot(bot, impls, steps, args, started[bot]))
+                report(bot, results[bot])
+        finally:
+            for servers in started.values():
+                for server, _ in servers.values():
+                    server.stop()
+        results["machine"]["load_at_end"] = load()
+    print(f"\nload average at the start {machine['load_at_start']}, at the end {machine['load_at_end']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if args.smoke:
+        return 0 if smoke_ok(results) else 1
+    return 0
+
+
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    return next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), ""
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ empties the buffer and gives back the marks still pending, as the providers docu
 
 It keeps what a test needs to judge the line: ``played`` (the bot's PCM16 as the caller heard it),
 ``starved_frames`` (ticks with nothing to play while the bot was mid-reply, that is choppy audio),
-``max_buffered_secs`` (how far ahead the server ran), and ``sent_bytes`` / ``played_bytes``.
+``max_buffered_secs`` (how far ahead the server ran), and ``sent_bytes`` / ``played_bytes``. For
+servers that send no marks, and for timing: ``arrivals`` (when each media message came, and the bytes
+received up to it) and ``pauses`` (every run of empty ticks between two played frames: when it
+ended and how many ticks it lasted).
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ class PlayoutLine:
         self.played_at_clears: list[int] = []  # bytes played when each clear came
         self.starved_frames = 0
         self.max_buffered_secs = 0.0
+        self.arrivals: list[tuple[float, int]] = []  # (event-loop time, sent_bytes after the message)
+        # (event-loop time it ended, empty ticks) of each pause between two played frames
+        self.pauses: list[tuple[float, int]] = []
+        self.ticks = 0  # ticks run so far
+        self._empty_run = 0
         self.first_played_at: float | None = None  # event-loop time of the first and last frame played
         self.last_played_at: float | None = None
         self.progress = asyncio.Condition()
@@ -85,6 +93,7 @@ class PlayoutLine:
     def receive_audio(self, data: bytes) -> None:
         self._buffer += data
         self.sent_bytes += len(data)
+        self.arrivals.append((asyncio.get_running_loop().time(), self.sent_bytes))
         self.max_buffered_secs = max(self.max_buffered_secs, self.buffered_secs)
 
     async def receive_mark(self, name: str) -> None:
@@ -122,6 +131,7 @@ class PlayoutLine:
         while True:
             deadline += FRAME_SECS
             await asyncio.sleep(max(0.0, deadline - loop.time()))
+            self.ticks += 1
             if self.stalled:
                 async with self.progress:
                     self.progress.notify_all()
@@ -129,13 +139,19 @@ class PlayoutLine:
             frame = bytes(self._buffer[: self._frame_bytes])
             del self._buffer[: self._frame_bytes]
             if frame:
+                now = loop.time()
+                if self._empty_run and self.first_played_at is not None:
+                    self.pauses.append((now, self._empty_run))
+                self._empty_run = 0
                 self.played_bytes += len(frame)
                 self.played += self._decode(frame)
-                self.last_played_at = loop.time()
+                self.last_played_at = now
                 if self.first_played_at is None:
                     self.first_played_at = self.last_played_at
-            elif self._marks:
-                self.starved_frames += 1  # a reply is under way (marks pending) and nothing to play
+            else:
+                self._empty_run += 1
+                if self._marks:
+                    self.starved_frames += 1  # a reply is under way (marks pending) and nothing to play
             await self._ack_played()
             async with self.progress:
                 self.progress.notify_all()
