@@ -107,17 +107,30 @@ async def wait_line_quiet(call: TwilioEmulator, quiet_secs: float, timeout: floa
         pass
 
 
-def content_lag(sent: np.ndarray, got: np.ndarray, max_lag: int = 4000) -> int:
-    """Samples by which the echo's content is shifted in its stream (``got[i + lag]`` ~ ``sent[i]``)."""
-    n = min(len(sent), 3 * 8000)
-    if n < 800 or len(got) < n:
-        return 0
-    a = sent[:n].astype(np.float64)
-    b = got[: n + max_lag].astype(np.float64)
-    size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
-    window = np.concatenate([corr[size - 400 :], corr[: max_lag + 1]])  # lags -400 .. max_lag
-    return int(np.argmax(window)) - 400
+LAG_WINDOW = 16000  # 2 s of 8 kHz: the echo's alignment is found again in every such window
+MAX_LAG = 4000  # samples the echo's content may lag its input by (0.5 s)
+MAX_LEAD = 400  # or lead it by (samples the server dropped)
+
+
+def content_lags(sent: np.ndarray, got: np.ndarray) -> list[int]:
+    """Per ``LAG_WINDOW`` of the echo, the samples its content is shifted by: ``got[i] ~ sent[i - lag]``.
+
+    Found again in every window, so audio dropped mid-call (a frame lost) does not shift the rest of
+    the call's mapping; a quiet window keeps the previous window's lag."""
+    lags: list[int] = []
+    for w in range(0, len(got), LAG_WINDOW):
+        seg = got[w : w + LAG_WINDOW].astype(np.float64)
+        lo = max(0, w - MAX_LAG)
+        ref = sent[lo : w + LAG_WINDOW + MAX_LEAD].astype(np.float64)
+        if len(seg) < 800 or len(ref) < len(seg) or np.abs(seg).max() < SPEECH_LEVEL:
+            lags.append(lags[-1] if lags else 0)
+            continue
+        size = 1 << int(np.ceil(np.log2(len(ref) + len(seg))))
+        corr = np.fft.irfft(np.fft.rfft(ref, size) * np.conj(np.fft.rfft(seg, size)), size)
+        valid = corr[: len(ref) - len(seg) + 1]  # valid[k] = sum(seg[i] * ref[i + k])
+        k = int(np.argmax(valid))
+        lags.append(w - (lo + k))  # got[w + i] ~ sent[lo + k + i]
+    return lags
 
 
 @dataclass
@@ -128,10 +141,11 @@ class CallResult:
     gap_ms: int = 0  # silence on the line where there should have been audio
     gaps: int = 0
     gaps_after_stall: int = 0  # of those, the ones that followed a stall of the load generator
+    gap_ms_after_stall: int = 0
     max_ahead_ms: int = 0
     max_late_send_ms: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)  # echo: per message
-    lag_samples: int = 0
+    lag_samples: list[int] = field(default_factory=list)  # distinct lags over the call's windows
     turns: list[tuple[int, int | None]] = field(default_factory=list)  # bot: (end of speech, first audio) ns
 
 
@@ -155,8 +169,10 @@ async def echo_call(call: TwilioEmulator, pcm8k: bytes, seconds: float, started:
     assert caller.sent_pcm is not None
     sent = np.frombuffer(bytes(caller.sent_pcm), dtype="<i2")
     got = np.frombuffer(bytes(line.played), dtype="<i2")
-    result.lag_samples = lag = content_lag(sent, got)
+    lags = content_lags(sent, got)
+    result.lag_samples = sorted(set(lags))
     for arrived, upto in line.arrivals:
+        lag = lags[min(len(lags) - 1, (upto - 1) // LAG_WINDOW)] if lags else 0
         frame = (upto - 1 - lag) // FRAME_SAMPLES  # the caller frame holding this message's last sample
         if 0 <= frame < len(caller.sent_ns):
             result.latencies_ms.append(arrived * 1000 - caller.sent_ns[frame] / 1e6)
@@ -210,7 +226,9 @@ def count_gaps(result: CallResult, pauses: list[tuple[float, int]], stalls: list
     result.gaps, result.gap_ms = len(pauses), 20 * sum(ticks for _, ticks in pauses)
     for ended, ticks in pauses:
         began = ended - ticks * FRAME_SECS
-        result.gaps_after_stall += any(began - STALL_BLAME_SECS <= t <= ended for t in stalls)
+        if any(began - STALL_BLAME_SECS <= t <= ended for t in stalls):
+            result.gaps_after_stall += 1
+            result.gap_ms_after_stall += 20 * ticks
 
 
 def summary(results: list[CallResult]) -> dict[str, Any]:
@@ -221,6 +239,7 @@ def summary(results: list[CallResult]) -> dict[str, Any]:
         "gaps": sum(r.gaps for r in results),
         "gap_ms": sum(r.gap_ms for r in results),
         "gaps_after_loadgen_stall": sum(r.gaps_after_stall for r in results),
+        "gap_ms_not_loadgen": sum(r.gap_ms - r.gap_ms_after_stall for r in results),
         "received_of_sent_min": round(
             min((r.received_secs / r.sent_secs for r in results if r.sent_secs), default=0), 3
         ),
@@ -229,7 +248,7 @@ def summary(results: list[CallResult]) -> dict[str, Any]:
         "echo_ms_p50": percentile(latencies, 50),
         "echo_ms_p95": percentile(latencies, 95),
         "echo_ms_max": round(latencies[-1], 1) if latencies else None,
-        "lag_samples": sorted({r.lag_samples for r in results}) if latencies else None,
+        "lag_samples": sorted({x for r in results for x in r.lag_samples}) if latencies else None,
     }
 
 
