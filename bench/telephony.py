@@ -49,7 +49,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,8 +59,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from _calls import bot_call, echo_call, percentile, summary  # noqa: E402
-from _servers import Server, free_port, http_json  # noqa: E402
-from voice import PEER_STT_EVENT, SPEECH_WORKER, Events, peer_voice_python, spoken, v2v_breakdown  # noqa: E402
+from _phone_servers import (  # noqa: E402
+    SERVER_CPU,
+    cpu_model,
+    load,
+    rss_kib,
+    server_pid,
+    start_server,
+    tree_ticks,
+    wait_ready,
+)
+from _servers import Server  # noqa: E402
+from voice import PEER_STT_EVENT, Events, spoken, v2v_breakdown  # noqa: E402
 from voxloop import __version__  # noqa: E402
 from voxloop.audio import PCMConverter  # noqa: E402
 from voxloop.testing import load_wav  # noqa: E402
@@ -77,7 +86,6 @@ PEER = "pipecat 1.14.0"
 LATE_MS = 100.0
 GAP_BUDGET_MS = 100.0  # line gaps the server may cause per call-minute (not after a load-generator stall)
 MIN_RECEIVED = 0.95
-SERVER_CPU = "1"  # the core the servers run on; the load generator takes CPU 0
 SPLIT = (
     "total",
     "compute",
@@ -91,89 +99,6 @@ SPLIT = (
 )
 HOPS = ("hop_llm_queue", "hop_first_sentence", "hop_tts_to_frame", "hop_output", "hop_socket")
 JOINING = asyncio.Lock()
-
-
-# -- the servers ------------------------------------------------------------------------------------
-
-
-def voxloop_command() -> list[str]:
-    script = Path(sys.executable).with_name("voxloop")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "voxloop.cli"]
-
-
-def start_server(
-    impl: str, bot: str, tmp: Path, pin: bool, wait: bool = True
-) -> tuple[Server, Events | None]:
-    """The server of ``impl`` for ``bot``, started (and ready, unless not ``wait``: then
-    :func:`wait_ready`), with its probe events for the default bot."""
-    port = free_port()
-    events_path = tmp / f"events-{impl.split()[0]}-{bot}.jsonl"
-    events_path.touch()
-    if impl == "voxloop" and bot == "echo":
-        argv = [*voxloop_command(), "run", "--bot", "echo", "--transport", "twilio", "--no-verify-webhooks"]
-        argv += ["--port", str(port), "--max-sessions", "500"]
-    elif impl == "voxloop":
-        argv = [sys.executable, str(ROOT / "bench" / "_voice_server.py"), "--twilio"]
-        argv += ["--port", str(port), "--events", str(events_path)]
-    else:
-        argv = [str(peer_voice_python()), str(ROOT / "bench" / "peer" / "twilio_server.py"), "--bot", bot]
-        argv += ["--port", str(port)]
-        if bot == "default":
-            argv += ["--events", str(events_path), "--speech-python", sys.executable]
-            argv += ["--speech-worker", str(SPEECH_WORKER)]
-    if pin:
-        argv = ["taskset", "-c", SERVER_CPU, *argv]
-    server = Server(impl, argv, port, tmp / f"server-{impl.split()[0]}-{bot}.log")
-    if wait:
-        server.start(timeout=180)
-    else:
-        with server.log.open("ab") as log:
-            server.proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=log)
-    return server, Events(events_path) if bot == "default" else None
-
-
-def wait_ready(server: Server, timeout: float = 180.0) -> None:
-    """Until a server started with ``wait=False`` answers ``/status``."""
-    assert server.proc is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.impl} server exited ({server.proc.returncode}); see {server.log}")
-        try:
-            http_json(f"{server.base}/status", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{server.impl} server not ready within {timeout} s; see {server.log}")
-
-
-def tree_ticks(pid: int) -> int:
-    """CPU ticks (utime + stime) of ``pid`` and its direct children (the speech worker)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += int(fields[11]) + int(fields[12])
-    return total
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def server_pid(server: Server) -> int:
-    assert server.proc is not None
-    return server.proc.pid
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # -- the steps --------------------------------------------------------------------------------------
@@ -548,16 +473,6 @@ def main() -> int:
     if args.smoke:
         return 0 if smoke_ok(results) else 1
     return 0
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    return next(
-        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), ""
-    )
 
 
 if __name__ == "__main__":
