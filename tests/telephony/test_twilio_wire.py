@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import xml.etree.ElementTree as ET
@@ -16,6 +17,7 @@ from voxloop.transports.telephony import (
     CallStarted,
     CallStopped,
     MarkPlayed,
+    TelephonyTransport,
     WebhookRefused,
 )
 from voxloop.transports.telephony.twilio import TwilioProvider, TwilioSerializer, twiml_connect_stream
@@ -151,3 +153,17 @@ def test_the_webhook_signature_is_checked_with_the_sdk(monkeypatch: pytest.Monke
     with pytest.raises(WebhookRefused, match="TWILIO_AUTH_TOKEN"):
         TwilioProvider("AC1", None).verify(url, {"x-twilio-signature": good}, body)
     assert TwilioProvider(verify=False).verify(url, {}, body).call_id == "CA1"  # checking turned off
+
+
+async def test_cancelling_a_wait_for_marks_cancels_it_even_as_the_marks_are_released() -> None:
+    # At a hang-up the output releases the held marks and at once cancels its speaking watcher, which
+    # may be waiting for those marks: asyncio.wait_for (Python 3.11) swallowed that cancel, the watcher
+    # never ended, and neither did the session (the Telnyx and Plivo hang-up tests hung).
+    output = TelephonyTransport(None, TwilioSerializer()).output()  # type: ignore[arg-type]
+    output._all_heard.clear()  # a mark is out
+    waiter = asyncio.create_task(output.wait_heard())
+    await asyncio.sleep(0)  # one step: it is now waiting for the event
+    output._all_heard.set()
+    waiter.cancel()
+    await asyncio.wait({waiter})
+    assert waiter.cancelled()
