@@ -1,18 +1,25 @@
 """Convert 16-bit PCM between sample rates and channel counts, chunk by chunk.
 
-Resampling uses soxr's streaming resampler, which keeps filter state between chunks, so a stream
-cut into 16 ms pieces comes out as smooth as if it had been converted in one go.
+Resampling is streamed: filter state is kept between chunks, so a stream cut into 16 ms pieces
+comes out as smooth as if it had been converted in one go.
 
-Quality is chosen for latency, measured here on 20 ms chunks: soxr's higher qualities hold back
-20 to 66 ms of audio (HQ, 8 -> 16 kHz: 66 ms). Going down in rate needs a real anti-aliasing
-filter, so "MQ" (about 15 ms at 48 -> 16 kHz); going up cannot alias, and "QQ" (cubic) adds
-no delay at all.
+Rates are chosen for latency, measured on 20 ms chunks. Going down in rate needs a real
+anti-aliasing filter: our own polyphase FIR (:mod:`._polyphase`, soxr "MQ"'s passband and 90 dB of
+rejection), which holds back about 5 ms at any pair; soxr's own "MQ" streams in blocks and held
+back up to 118 ms (16 -> 8 kHz). Going up cannot alias, and soxr "QQ" (cubic) adds no delay (it
+holds back under 0.2 ms).
+
+A stream ends with :meth:`PCMConverter.flush`, which lets out what the filter still holds (the
+output does it at the end of each reply, so nothing of one reply plays at the start of the next),
+or with :meth:`PCMConverter.reset`, which drops it (an interruption).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import soxr  # type: ignore[import-untyped]
+
+from ._polyphase import PolyphaseResampler
 
 
 def to_mono(audio: bytes, num_channels: int) -> bytes:
@@ -25,34 +32,58 @@ def to_mono(audio: bytes, num_channels: int) -> bytes:
     return bytes(frames.mean(axis=1).astype("<i2").tobytes())
 
 
+def _pcm(samples: np.ndarray) -> bytes:
+    return bytes(np.clip(np.rint(samples), -32768, 32767).astype("<i2").tobytes())
+
+
+class _Upsampler:
+    """soxr's cubic interpolation, streamed (the same surface as :class:`PolyphaseResampler`)."""
+
+    def __init__(self, source_rate: int, target_rate: int) -> None:
+        self._stream = soxr.ResampleStream(source_rate, target_rate, 1, dtype="float32", quality="QQ")
+
+    def resample(self, samples: np.ndarray) -> np.ndarray:
+        return np.asarray(self._stream.resample_chunk(samples.astype(np.float32)))
+
+    def flush(self) -> np.ndarray:
+        return np.asarray(self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+
+
 class PCMConverter:
     """Turns a stream of PCM chunks (any rate, any channels) into mono PCM at ``target_rate``.
 
     One converter per stream: it remembers the filter state, and starts afresh if the incoming
-    rate changes, so it holds at most one live resampler (about 100 us to build) however often a
-    client switches rates. Callers check the declared format first (:func:`check_audio_format`).
+    rate changes (letting out what the old rate held first), so it holds at most one live
+    resampler however often a client switches rates. Callers check the declared format first
+    (:func:`check_audio_format`).
     """
 
     def __init__(self, target_rate: int) -> None:
         self.target_rate = target_rate
         self._source_rate = 0
-        self._stream: soxr.ResampleStream | None = None
+        self._resampler: PolyphaseResampler | _Upsampler | None = None
 
     def convert(self, audio: bytes, sample_rate: int, num_channels: int) -> bytes:
         mono = to_mono(audio, num_channels)
         if sample_rate == self.target_rate:
-            return mono
-        if sample_rate != self._source_rate or self._stream is None:
+            return self.flush() + mono
+        head = b""
+        if sample_rate != self._source_rate or self._resampler is None:
+            head = self.flush()
             self._source_rate = sample_rate
-            quality = "QQ" if self.target_rate > sample_rate else "MQ"
-            self._stream = soxr.ResampleStream(
-                sample_rate, self.target_rate, 1, dtype="int16", quality=quality
-            )
-        samples = np.frombuffer(mono, dtype="<i2")
-        out: np.ndarray = self._stream.resample_chunk(samples)
-        return out.astype("<i2").tobytes()
+            if sample_rate > self.target_rate:
+                self._resampler = PolyphaseResampler(sample_rate, self.target_rate)
+            else:
+                self._resampler = _Upsampler(sample_rate, self.target_rate)
+        return head + _pcm(self._resampler.resample(np.frombuffer(mono, dtype="<i2")))
+
+    def flush(self) -> bytes:
+        """Let out what the filter still holds (the end of a stream); the next chunk starts afresh."""
+        resampler, self._resampler = self._resampler, None
+        self._source_rate = 0
+        return b"" if resampler is None else _pcm(resampler.flush())
 
     def reset(self) -> None:
-        """Forget the filter state (after an interruption, a new stream starts)."""
-        self._stream = None
+        """Forget the filter state and what it holds (after an interruption, a new stream starts)."""
+        self._resampler = None
         self._source_rate = 0

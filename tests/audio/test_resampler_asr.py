@@ -1,0 +1,97 @@
+"""Whisper hears the microphone as well through the new resampler as through soxr "MQ" before it.
+
+Every shared test WAV (16 kHz speech) is made into what a client sends: 48 kHz (a WebRTC
+microphone) and 8 kHz (a phone line), both with soxr's very high quality, offline. It then goes
+through the real input path (``BaseInputTransport``, 20 ms at a time) to 16 kHz, and through the
+converter the input had before (soxr ``ResampleStream``: "MQ" going down, "QQ" going up), and the
+real Whisper tiny.en model transcribes both. The new path must get every word the old one got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import numpy as np
+import pytest
+import soxr
+
+from helpers.paths import AUDIO
+from voxloop.frames import InputAudioRawFrame
+from voxloop.services.local.whisper import load_whisper_model, transcribe_pcm
+from voxloop.testing import PipelineHarness, load_wav
+from voxloop.transports.base_input import BaseInputTransport
+from voxloop.transports.params import TransportParams
+
+pytestmark = pytest.mark.timeout(300)
+
+CLIPS = sorted(p.stem for p in AUDIO.glob("*.wav"))
+TAIL_SECS = 0.5  # a microphone keeps sending: silence after the speech lets out what a filter holds
+_NUMBERS = {"10": "ten"}
+
+
+def words(text: str) -> list[str]:
+    return [_NUMBERS.get(w, w) for w in re.findall(r"[a-z0-9']+", text.lower())]
+
+
+def word_errors(heard: list[str], said: list[str]) -> int:
+    """Word-level edit distance (substitutions, insertions, deletions)."""
+    row = list(range(len(said) + 1))
+    for i, h in enumerate(heard, 1):
+        prev, row[0] = row[0], i
+        for j, s in enumerate(said, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (h != s))
+    return row[-1]
+
+
+def said(name: str) -> list[str]:
+    """The words of a clip: its text, or those of the clips its text says it is made of."""
+    text = (AUDIO / f"{name}.txt").read_text()
+    parts = re.findall(r"\b(utt\d+_[a-z]+|vad_two_utts)\b", text)
+    return [w for part in parts for w in said(part)] if parts else words(text)
+
+
+def as_sent(name: str, rate: int) -> np.ndarray:
+    pcm, source, _ = load_wav(AUDIO / f"{name}.wav")
+    speech = np.frombuffer(pcm + bytes(2 * int(source * TAIL_SECS)), dtype="<i2").astype(np.float64)
+    return np.clip(np.rint(soxr.resample(speech, source, rate, quality="VHQ")), -32768, 32767).astype("<i2")
+
+
+async def through_the_input(samples: np.ndarray, rate: int) -> bytes:
+    transport = BaseInputTransport(TransportParams(audio_in_max_ahead_secs=None))
+    step = rate // 50
+    async with PipelineHarness(transport) as h:
+        for start in range(0, len(samples), step):
+            await transport.push_audio(samples[start : start + step].tobytes(), rate, 1)
+    frames = h.down_recorder.of_type(InputAudioRawFrame)
+    assert {f.sample_rate for f in frames} == {16000}
+    return b"".join(f.audio for f in frames)
+
+
+def through_the_old_converter(samples: np.ndarray, rate: int) -> bytes:
+    stream = soxr.ResampleStream(rate, 16000, 1, dtype="int16", quality="MQ" if rate > 16000 else "QQ")
+    step = rate // 50
+    out = [stream.resample_chunk(samples[start : start + step]) for start in range(0, len(samples), step)]
+    return bytes(np.concatenate(out).astype("<i2").tobytes())
+
+
+@pytest.mark.parametrize("rate", [48000, 8000])
+async def test_whisper_hears_every_clip_as_well_as_through_soxr_mq(rate: int) -> None:
+    model = await asyncio.to_thread(load_whisper_model)
+    old_errors = new_errors = 0
+    report = []
+    for name in CLIPS:
+        truth = said(name)
+        samples = as_sent(name, rate)
+        new = await through_the_input(samples, rate)
+        old = through_the_old_converter(samples, rate)
+        heard_new = words((await asyncio.to_thread(transcribe_pcm, model, new)).text)
+        heard_old = words((await asyncio.to_thread(transcribe_pcm, model, old)).text)
+        new_errors += word_errors(heard_new, truth)
+        old_errors += word_errors(heard_old, truth)
+        report.append(f"{name}: old {' '.join(heard_old)!r} new {' '.join(heard_new)!r}")
+        assert set(heard_old) & set(truth) <= set(heard_new), report[-1]  # every right word kept
+    total = sum(len(said(n)) for n in CLIPS)
+    wer = f"WER old {old_errors / total:.3f} new {new_errors / total:.3f}"
+    print(f"{rate} Hz -> 16 kHz: {wer}", *report, sep="\n")
+    assert new_errors <= old_errors, report
