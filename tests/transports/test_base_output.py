@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from voxloop.frames import (
     BotOutputPauseFrame,
     BotOutputResumeFrame,
@@ -14,6 +16,7 @@ from voxloop.frames import (
     OutputTransportMessageFrame,
     OutputTransportMessageUrgentFrame,
     TTSAudioRawFrame,
+    TTSStoppedFrame,
     TTSTextFrame,
 )
 from voxloop.testing import FakeClock, PipelineHarness
@@ -283,3 +286,51 @@ async def test_cancel_while_paused_does_not_hang() -> None:
     await clock.advance(0.5)
     await harness.cancel()
     assert len(output.writes) < 10 and not output.paused
+
+
+def click_at_end(ms: int, rate: int) -> bytes:
+    """Silence with a loud burst in its last 5 ms: the part a resampler holds back."""
+    samples = np.zeros(rate * ms // 1000, dtype="<i2")
+    samples[-rate // 200 :] = 12000
+    return samples.tobytes()
+
+
+async def test_a_reply_at_another_rate_plays_all_of_it_before_the_next_one() -> None:
+    clock = FakeClock()
+    params = TransportParams(audio_out_sample_rate=8000, audio_out_chunk_ms=20, audio_out_lead_ms=40)
+    output = RecordingOutput(params)
+    async with PipelineHarness(output, clock=clock) as h:
+        await h.push(TTSAudioRawFrame(audio=click_at_end(500, 16000), sample_rate=16000, num_channels=1))
+        await h.push(TTSStoppedFrame())
+        await clock.advance(1.0)
+        await h.down_recorder.wait_for(BotStoppedSpeakingFrame)
+        first = b"".join(chunk for _, chunk in output.writes)
+        await h.push(TTSAudioRawFrame(audio=bytes(16000), sample_rate=16000, num_channels=1))  # 0.5 s
+        await h.push(TTSStoppedFrame())
+        await clock.advance(1.0)
+        await h.down_recorder.wait_for(TTSStoppedFrame, count=2)
+        second = b"".join(chunk for _, chunk in output.writes)[len(first) :]
+    assert len(first) == 8000  # all 0.5 s of it, at 8 kHz
+    assert np.abs(np.frombuffer(first, dtype="<i2")[-40:]).max() > 6000  # the burst came out with it
+    assert len(second) == 8000 and not any(second)  # nothing of the first reply carried over
+    played = b"".join(f.audio for f in h.down_recorder.of_type(TTSAudioRawFrame))
+    assert played == first + second  # what went on (to the context) is what was heard
+
+
+async def test_an_interruption_leaves_nothing_of_the_old_reply_to_play_later() -> None:
+    clock = FakeClock()
+    params = TransportParams(audio_out_sample_rate=8000, audio_out_chunk_ms=20, audio_out_lead_ms=40)
+    output = RecordingOutput(params)
+    async with PipelineHarness(output, clock=clock) as h:
+        loud = np.full(8000, 12000, dtype="<i2").tobytes()  # 0.5 s at 16 kHz
+        await h.push(TTSAudioRawFrame(audio=loud, sample_rate=16000, num_channels=1))
+        await clock.advance(0.2)
+        await h.push(InterruptionFrame())
+        await h.down_recorder.wait_for(BotStoppedSpeakingFrame)
+        written = len(output.writes)
+        await h.push(TTSAudioRawFrame(audio=bytes(8000), sample_rate=16000, num_channels=1))
+        await h.push(TTSStoppedFrame())
+        await clock.advance(1.0)
+        await h.down_recorder.wait_for(TTSStoppedFrame)
+    after = b"".join(chunk for _, chunk in output.writes[written:])
+    assert len(after) == 4000 and not any(after)  # just the new reply's 0.25 s of silence

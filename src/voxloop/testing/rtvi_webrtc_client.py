@@ -178,7 +178,8 @@ class RTVIWebRTCClient(RTVIClient):
         frame_bytes = 2 * num_channels
         if len(pcm) % frame_bytes:
             raise ValueError(f"PCM must hold whole {num_channels}-channel 16-bit frames")
-        mic = PCMConverter(TRACK_RATE).convert(pcm, sample_rate, num_channels)
+        converter = PCMConverter(TRACK_RATE)
+        mic = converter.convert(pcm, sample_rate, num_channels) + converter.flush()  # the whole clip
         if not realtime:
             self._mic.write(mic)
             return

@@ -14,6 +14,10 @@ broadcast, so processors before and after the output learn about it.
 On interruption everything queued is dropped immediately, the playing frame is cancelled, and
 the client is told.
 
+Audio at another rate goes through one streaming resampler, which holds back a few ms (its filter's
+lookahead). At ``TTSStoppedFrame`` that tail is flushed and played as the reply's last chunk, so it
+never plays at the start of the next reply; an interruption drops it with the rest of the reply.
+
 Pause (``BotOutputPauseFrame``, sent when the user may be barging in but that is not decided yet):
 no further chunk is written, nothing is dropped, and the bot does not count as stopped speaking, so
 text queued behind the held audio stays queued. ``BotOutputResumeFrame`` continues exactly where it
@@ -43,6 +47,7 @@ from ..frames import (
     OutputTransportMessageFrame,
     OutputTransportMessageUrgentFrame,
     StartFrame,
+    TTSStoppedFrame,
 )
 from ..pipeline import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
 from .params import TransportParams
@@ -59,6 +64,7 @@ class BaseOutputTransport(FrameProcessor):
         super().__init__(name=name, queued=True)
         self.params = params
         self._converter: PCMConverter | None = None
+        self._last_audio: OutputAudioRawFrame | None = None  # the frame the converter holds the end of
         self._rate = 24000
         self._chunk_bytes = 1920
         self._lead_ns = params.audio_out_lead_ms * 1_000_000
@@ -99,6 +105,10 @@ class BaseOutputTransport(FrameProcessor):
     async def stop(self) -> None:
         """Called at End (after everything has played) and at Cancel."""
 
+    async def flush_audio(self) -> None:
+        """Called at the end of each reply, after its last chunk: a transport that converts the chunks
+        again (WebRTC's 48 kHz track) writes out what its own converter still holds."""
+
     async def wait_heard(self) -> None:
         """Returns once the client has played what was sent. Here that is taken to be when its time
         has passed; a transport whose client acknowledges playback (telephony marks) waits for that,
@@ -137,6 +147,9 @@ class BaseOutputTransport(FrameProcessor):
         elif isinstance(frame, OutputAudioRawFrame):
             if self.params.audio_out_enabled:
                 await self._play(frame)
+        elif isinstance(frame, TTSStoppedFrame):
+            await self._end_of_reply()  # its last few ms play now, not at the start of the next reply
+            await self.push_frame(frame, direction)
         elif isinstance(frame, OutputTransportMessageFrame):
             await self.send_message(frame.message)
             await self.push_frame(frame, direction)
@@ -161,7 +174,19 @@ class BaseOutputTransport(FrameProcessor):
 
     async def _play(self, frame: OutputAudioRawFrame) -> None:
         assert self._converter is not None
-        pcm = self._converter.convert(frame.audio, frame.sample_rate, frame.num_channels)
+        self._last_audio = frame
+        await self._send(self._converter.convert(frame.audio, frame.sample_rate, frame.num_channels), frame)
+
+    async def _end_of_reply(self) -> None:
+        """Plays what the resampler still holds (its filter's lookahead, about 5 ms), so a reply ends
+        with all of its audio and the next one starts clean."""
+        frame, self._last_audio = self._last_audio, None
+        if self._converter is not None and frame is not None:
+            await self._send(self._converter.flush(), frame)
+            await self.flush_audio()
+
+    async def _send(self, pcm: bytes, frame: OutputAudioRawFrame) -> None:
+        """Writes ``pcm`` (at the output rate) chunk by chunk, each when due, pushing each on."""
         rate, step = self._rate, self._chunk_bytes
         for start in range(0, len(pcm) - len(pcm) % 2, step):
             chunk = pcm[start : start + step]
@@ -221,8 +246,9 @@ class BaseOutputTransport(FrameProcessor):
         self._paused = False
         self._resumed.set()
         self._next_play_ns = self.clock.now_ns()
+        self._last_audio = None
         if self._converter is not None:
-            self._converter.reset()
+            self._converter.reset()  # what it holds belongs to the interrupted reply
         try:
             await self.send_interruption()
         finally:

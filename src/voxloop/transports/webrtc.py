@@ -202,6 +202,11 @@ class _WebRTCOutput(BaseOutputTransport):
         if pcm:
             self._transport.connection.audio_out.write(pcm)
 
+    async def flush_audio(self) -> None:
+        pcm = self._to_track.flush()
+        if pcm:
+            self._transport.connection.audio_out.write(pcm)
+
     async def send_message(self, message: Any) -> None:
         try:
             self._transport.connection.send_json(message)

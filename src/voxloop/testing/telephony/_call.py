@@ -128,7 +128,8 @@ class EmulatedCall:
 
     async def send_audio(self, pcm: bytes, sample_rate: int, *, realtime: bool = True) -> None:
         """The caller speaks: ``pcm`` (mono PCM16) as ``media_ms`` media messages, at real time."""
-        coded = self._encode(self._converter.convert(pcm, sample_rate, 1))
+        line = self._converter.convert(pcm, sample_rate, 1) + self._converter.flush()  # the whole clip
+        coded = self._encode(line)
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         for start in range(0, len(coded), self._frame_bytes):

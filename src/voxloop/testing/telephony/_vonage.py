@@ -92,7 +92,7 @@ class VonageEmulator(EmulatedCall):
     async def send_audio(self, pcm: bytes, sample_rate: int, *, realtime: bool = True) -> None:
         """The caller speaks: binary 20 ms frames of 16 kHz L16, at real time."""
         assert self._socket is not None, "dial() first"
-        audio = self._converter.convert(pcm, sample_rate, 1)
+        audio = self._converter.convert(pcm, sample_rate, 1) + self._converter.flush()  # the whole clip
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         for start in range(0, len(audio) - len(audio) % FRAME_BYTES, FRAME_BYTES):
