@@ -4,6 +4,7 @@
     python bench/voice.py --smoke      # one question, espeak, one session (about 11 s with model loading)
     python bench/voice.py --tts espeak --rounds 3 --sessions 1,2,4
     python bench/voice.py --turn vad   # the default bot as it ships (Smart Turn: opt-in, on here by default)
+    python bench/voice.py --tts espeak --rounds 0 --interruptions 0 --sessions ''   # the pause set only
 
 ``--peer`` (on by default, off with ``--smoke``): the same questions and barge-ins are also asked,
 alternately, of pipecat 1.14's equivalent bot (``bench/peer/voice_bot.py`` in the peer's venv, espeak
@@ -59,6 +60,7 @@ import numpy as np
 from sessions import ROOT, Server, free_port, http_json, machine_busy_ticks, peer_server_python
 from voxloop import __version__
 from voxloop.testing.rtvi_client import RTVIClient, load_wav
+from voxloop.testing.speech import PAUSE_SET, PAUSE_VOICES, spoken_with_pause
 
 AUDIO = ROOT.parent / "shared" / "testdata" / "audio"
 WAVS = ("utt01_weather", "utt02_timer", "utt04_lights", "utt05_joke")  # utt03 asks for help: a 15 s answer
@@ -100,24 +102,14 @@ async def spoken(text: str) -> bytes:
     return np.asarray(soxr.resample(samples, info.sample_rate, RATE, quality="HQ"), dtype="<i2").tobytes()
 
 
-# The pause set: sentences with a thinking pause inside (espeak-ng, the pause inserted where the engine says
-# the word starts, so the words before it keep the intonation of a sentence that goes on).
-PAUSED = (
-    ("Turn off the lights and close the blinds.", "close", 1.2),
-    ("I'd like, um, a cup of coffee please.", "a cup", 0.8),
-    ("I want to know about the weather in Paris.", "the weather", 1.0),
-    ("Please remind me to call the doctor tomorrow.", "call", 0.6),
-    ("I'd like to book a table for four people tonight.", "four", 0.9),
-    ("Set a timer for the pasta please.", "pasta", 1.0),
-)
-
-
 async def paused_questions() -> dict[str, bytes]:
-    from voxloop.testing.speech import spoken_with_pause
-
+    """The pause set (``voxloop.testing.speech.PAUSE_SET``), each sentence said by both voices."""
     return {
-        f"{text} [{pause}s before {word!r}]": await spoken_with_pause(text, word, pause)
-        for text, word, pause in PAUSED
+        f"{engine}: {text} [{pause}s before {word!r}]": await spoken_with_pause(
+            text, word, pause, engine=engine
+        )
+        for text, word, pause in PAUSE_SET
+        for engine in PAUSE_VOICES
     }
 
 
@@ -629,7 +621,7 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
                     )
         result["v2v"] = v2v
         if args.pauses and tts == "espeak":
-            result["premature"] = {"voxloop": [], "peer": [], "of": len(PAUSED)}
+            result["premature"] = {"voxloop": [], "peer": [], "of": len(PAUSE_SET) * len(PAUSE_VOICES)}
             for i, (name, pcm) in enumerate((await paused_questions()).items()):
                 sides = ["voxloop", "peer"] if peer is not None else ["voxloop"]
                 if i % 2:
@@ -642,7 +634,7 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
                     if cut:
                         result["premature"][side].append(name)
                     verdict = "CUT OFF" if cut else "one turn"
-                    print(f"  [{side}] pause set: {name[:50]}: {verdict}", file=sys.stderr)
+                    print(f"  [{side}] pause set: {name[:60]}: {verdict}", file=sys.stderr)
         interruptions: list[dict[str, Any]] = []
         if args.interruptions:
             help_pcm = await spoken("Help.")
@@ -707,7 +699,8 @@ def main() -> int:
         "--pauses",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="the pause set: premature turn ends (espeak; default: on, off with --smoke)",
+        help="the pause set: premature turn ends (said by espeak and piper, asked of the espeak bot; "
+        "default: on, off with --smoke); alone: --tts espeak --rounds 0 --interruptions 0 --sessions ''",
     )
     parser.add_argument(
         "--turn",

@@ -35,6 +35,7 @@ from voxloop.pipeline import BaseObserver, FramePushed, PipelineTask, walk
 from voxloop.server import ServerConfig
 from voxloop.services import LLMService
 from voxloop.testing.rtvi_client import RTVIClient
+from voxloop.testing.speech import PAUSE_SET, PAUSE_VOICES
 from voxloop.transports import Transport
 
 pytestmark = pytest.mark.timeout(150)
@@ -246,3 +247,30 @@ async def test_a_finished_question_ends_the_turn_promptly(speech_workers) -> Non
             )
             # The reply was started speculatively at the pause and confirmed, not run again.
             assert bot.turns[n].llm_inputs[-2:] == ["start", "confirm"], bot.turns[n].llm_inputs
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("voice", PAUSE_VOICES)
+async def test_every_sentence_of_the_pause_set_stays_one_turn(speech_workers, voice: str) -> None:
+    """The benchmark's pause set (``voxloop.testing.speech.PAUSE_SET``), whole sentences said by ``voice``
+    with a 0.6-1.2 s pause after "for", "and", "um", "to", "the", "about"...: none may end the turn early."""
+    bot = ObservedBot()
+    cut_off: list[str] = []
+    async with running_server(ServerConfig(bot=bot)) as (base, _app):
+        for n, (sentence, before_word, pause) in enumerate(PAUSE_SET):
+            pcm = await spoken_with_pause(sentence, before_word, pause, engine=voice)
+            async with RTVIClient(await start_websocket_session(base)) as client:
+                await client.ready()
+                await client.stream_audio(silence(0.3) + pcm)
+                finished_at = time.monotonic()
+                talking = asyncio.create_task(client.stream_audio(silence(3.0)))  # the microphone stays open
+                await client.wait_for("user-stopped-speaking", timeout=30)
+                await talking
+                await client.wait_for("bot-started-speaking", timeout=30)
+            users = [m["content"] for m in bot.contexts[n].messages if m["role"] == "user"]
+            spoke_early = any(t < finished_at for t, _ in client.audio_arrivals)
+            if len(users) != 1 or spoke_early or len(client.of_type("user-stopped-speaking")) != 1:
+                cut_off.append(
+                    f"{sentence!r} paused {pause} s before {before_word!r}: {users} ({bot.turns[n].timing()})"
+                )
+    assert cut_off == [], f"{voice}: {len(cut_off)} of {len(PAUSE_SET)} cut off: {cut_off}"

@@ -348,3 +348,24 @@ def test_a_prompt_primes_the_decoder_as_faster_whisper_does() -> None:
     )
     expected = " ".join(s.text.strip() for s in segments)
     assert whisper_module.transcribe_pcm(model, pcm, prompt="Alyce", window_secs=30).text == expected
+
+
+def test_tokens_are_grouped_into_words_with_the_confidence_of_their_first_token() -> None:
+    words = whisper_module.spoken_words(
+        [" Can", " you", " tell", " me", " a", " joke", " about", " compu", "ters", "?"],
+        [0.9, 0.95, 0.99, 0.98, 0.8, 0.97, 0.96, 0.7, 0.4, 0.3],
+        [0.0, 0.0, 0.0, 0.0, 0.01, 0.0, 0.0, 0.02, 0.0, 0.5],
+    )
+    assert [w.text for w in words] == ["Can", "you", "tell", "me", "a", "joke", "about", "computers?"]
+    assert (words[-1].probability, words[-1].stop_probability) == (0.7, 0.02)
+
+
+async def test_a_transcription_carries_its_words_and_their_confidence() -> None:
+    model = await asyncio.to_thread(load_whisper_model)
+    heard = await asyncio.to_thread(whisper_module.transcribe_pcm, model, wav("utt05_joke"))
+    assert heard.text == "Can you tell me a joke about computers?"
+    words = heard.result.words
+    assert words and " ".join(w.text for w in words) == heard.text
+    assert all(0.5 < w.probability <= 1.0 and 0.0 <= w.stop_probability < 0.05 for w in words), words
+    # Noise gives no words.
+    assert whisper_module.transcribe_pcm(model, bytes(2 * RATE)).result.words == ()

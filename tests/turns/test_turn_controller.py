@@ -10,6 +10,7 @@ from voxloop.turns import (
     TurnController,
     TurnEnded,
     TurnStarted,
+    TurnVerdict,
     UserIdle,
     UserTurnParams,
 )
@@ -237,3 +238,35 @@ def test_done_still_leaves_the_user_half_a_second_to_go_on() -> None:
     assert turns.next_deadline(int(1.3 * S)) == int(1.5 * S)
     turns.on_vad_started(int(1.45 * S), 0.2)
     assert turns.on_timer(int(1.5 * S)) == [] and turns.turn_open
+
+
+def test_maybe_waits_longer_than_done_and_less_than_not_done() -> None:
+    turns, actions = detector_turn(None)
+    assert turns.on_turn_verdict(int(1.5 * S), TurnVerdict.MAYBE) == []
+    # Speech ended at 1.0 s: "maybe" ends the turn after maybe_silence_secs (1.6 s), not the 2 s limit.
+    assert turns.next_deadline(int(1.5 * S)) == int(2.6 * S)
+    assert turns.on_timer(int(2.55 * S)) == []
+    assert kinds(turns.on_timer(int(2.6 * S))) == [TurnEnded]
+
+
+def test_maybe_keeps_the_turn_open_when_the_user_goes_on_within_it() -> None:
+    turns, _ = detector_turn(None)
+    turns.on_turn_verdict(int(1.5 * S), TurnVerdict.MAYBE)
+    turns.on_vad_started(int(2.4 * S), 0.2)  # a 1.2 s thinking pause, heard 0.2 s into the next word
+    assert turns.on_timer(int(2.6 * S)) == [] and turns.turn_open and turns.verdict is None
+
+
+def test_maybe_is_never_longer_than_the_silence_limit() -> None:
+    turns = TurnController(UserTurnParams(maybe_silence_secs=5.0, max_silence_secs=2.0), uses_detector=True)
+    turns.on_vad_started(0, 0.2)
+    turns.on_vad_stopped(int(1.2 * S), 0.2)
+    turns.on_transcription(int(1.5 * S), "Please remind me")
+    turns.on_transcription_finished(int(1.5 * S))
+    turns.on_turn_verdict(int(1.5 * S), TurnVerdict.MAYBE)
+    assert turns.next_deadline(int(1.5 * S)) == 3 * S
+
+
+def test_a_detector_may_answer_with_a_bool() -> None:
+    assert TurnVerdict.of(True) is TurnVerdict.DONE and TurnVerdict.of(False) is TurnVerdict.NOT_DONE
+    assert TurnVerdict.of(TurnVerdict.MAYBE) is TurnVerdict.MAYBE
+    assert bool(TurnVerdict.DONE) and not TurnVerdict.MAYBE and not TurnVerdict.NOT_DONE

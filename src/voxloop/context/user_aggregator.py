@@ -70,9 +70,10 @@ from ..turns import (
     TurnController,
     TurnEnded,
     TurnStarted,
+    TurnVerdict,
     UserIdle,
 )
-from ..turns.end_of_turn import EndOfTurnDetector
+from ..turns.end_of_turn import EndOfTurnDetector, SpokenWord, TurnTranscript
 from ..turns.params import UserTurnParams
 from .context import LLMContext
 
@@ -133,6 +134,7 @@ class LLMUserAggregator(FrameProcessor):
         self._transcripts: list[tuple[int, asyncio.Future[str]]] = []
         self._segments_closed = 0  # VAD stops seen
         self._segments_done = 0  # TranscriptionFinishedFrames seen
+        self._last_words: tuple[SpokenWord, ...] = ()  # the last transcription's words, if the STT gave them
         self.speculate = turn_detector is not None
         self._speculated: str | None = None  # the words a speculative LLM run is answering
         self._detector_tasks = TaskSet(self)
@@ -184,6 +186,11 @@ class LLMUserAggregator(FrameProcessor):
             await self.push_frame(frame, direction)
             await self._act(turns.on_user_speaking(now))
         elif isinstance(frame, TranscriptionFrame):
+            words = getattr(frame.result, "words", None)  # the STT's words with its confidence (Whisper's)
+            words = (
+                words if isinstance(words, tuple) and all(isinstance(w, SpokenWord) for w in words) else ()
+            )
+            self._last_words = words if frame.text.strip() else self._last_words
             await self._act(turns.on_transcription(now, frame.text))
         elif isinstance(frame, InterimTranscriptionFrame):
             await self._act(turns.on_interim(now, frame.text))
@@ -257,6 +264,7 @@ class LLMUserAggregator(FrameProcessor):
 
     async def _turn_started(self, action: TurnStarted) -> None:
         logger.debug("%s: user turn started (bot %s)", self, action.bot_state)
+        self._last_words = ()
         self._cancel_runs()
         await self.broadcast_frame(UserStartedSpeakingFrame)
         if action.interrupt:
@@ -331,20 +339,20 @@ class LLMUserAggregator(FrameProcessor):
         while self._transcripts and self._transcripts[0][0] <= self._segments_done:
             _, transcript = self._transcripts.pop(0)
             if not transcript.done():
-                transcript.set_result(self._turns.text)
+                transcript.set_result(TurnTranscript(self._turns.text, self._last_words))
 
     async def _judge_pause(self, pause: int, audio: bytes, transcript: asyncio.Future[str]) -> None:
         assert self._detector is not None
         try:
-            complete = await self._detector.turn_is_complete(audio, _DETECTOR_RATE, transcript)
+            verdict = TurnVerdict.of(await self._detector.turn_is_complete(audio, _DETECTOR_RATE, transcript))
         except Exception as exc:
             logger.exception("%s: end-of-turn detector failed", self)
             await self.push_error(f"{self.name}: end-of-turn detector failed: {exc}", exc)
-            complete = False
+            verdict = TurnVerdict.NOT_DONE
         if pause != self._pause or not self._turns.turn_open:
             return  # the user spoke again (or the turn ended) meanwhile
-        logger.debug("%s: end-of-turn detector: %s", self, "done" if complete else "not done")
-        await self._act(self._turns.on_turn_verdict(self.clock.now_ns(), complete))
+        logger.debug("%s: end-of-turn detector: %s", self, verdict.value)
+        await self._act(self._turns.on_turn_verdict(self.clock.now_ns(), verdict))
 
     # -- speculation -----------------------------------------------------------------------------
 
@@ -354,7 +362,7 @@ class LLMUserAggregator(FrameProcessor):
             not self.speculate
             or not turns.turn_open
             or turns.vad_speaking
-            or turns.verdict is True  # the turn ends right now anyway
+            or turns.verdict is TurnVerdict.DONE  # the turn ends right now anyway
             or self._segments_done < self._segments_closed  # words still on their way
         ):
             return

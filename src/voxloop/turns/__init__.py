@@ -11,9 +11,10 @@ from ._controller import (
     TurnController,
     TurnEnded,
     TurnStarted,
+    TurnVerdict,
     UserIdle,
 )
-from .end_of_turn import EndOfTurnDetector, SmartTurnDetector
+from .end_of_turn import EndOfTurnDetector, SmartTurnDetector, SpokenWord, TurnTranscript
 from .params import AssistantAggregatorParams, UserTurnParams, VADParams
 from .vad_processor import VADProcessor, apply_vad_params
 
@@ -26,9 +27,12 @@ __all__ = [
     "ResumeBot",
     "SmartTurnDetector",
     "SpeechRejected",
+    "SpokenWord",
     "TurnController",
     "TurnEnded",
     "TurnStarted",
+    "TurnTranscript",
+    "TurnVerdict",
     "UserIdle",
     "UserTurnParams",
     "VADParams",

@@ -11,8 +11,9 @@ to the oldest segment not finished yet. A segment is either part of the turn (ac
 was busy and has not yet met the barge-in thresholds.
 
 With an end-of-turn detector (``uses_detector``), the aggregator reports its verdict on each pause
-(:meth:`TurnController.on_turn_verdict`): "done" ends the turn once the words are in, "not done" waits for
-more speech or ``max_silence_secs``; without one, ``stop_secs`` of silence ends it.
+(:meth:`TurnController.on_turn_verdict`): "done" ends the turn once the words are in, "maybe" waits for
+more speech or ``maybe_silence_secs``, "not done" for more speech or ``max_silence_secs``; without one,
+``stop_secs`` of silence ends it.
 
 Speech that starts while the bot speaks and is undecided pauses the bot (:class:`PauseBot`), so the bot
 falls silent at the speech onset rather than when the barge-in is confirmed: a confirmed barge-in then
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 
 from .params import UserTurnParams
 
@@ -99,13 +100,31 @@ class _Segment:
         return max(self.interim_words, sum(len(t.split()) for t in self.texts))
 
 
+class TurnVerdict(Enum):
+    """A detector's answer at a pause."""
+
+    DONE = "done"
+    MAYBE = "maybe"  # unsure: give the user a little longer before taking the turn
+    NOT_DONE = "not done"
+
+    def __bool__(self) -> bool:
+        return self is TurnVerdict.DONE  # as ``turn_is_complete`` reads: is the turn complete?
+
+    @classmethod
+    def of(cls, answer: bool | TurnVerdict) -> TurnVerdict:
+        """A verdict from what a detector returned (``True``: done, ``False``: not done)."""
+        if isinstance(answer, TurnVerdict):
+            return answer
+        return cls.DONE if answer else cls.NOT_DONE
+
+
 class TurnController:
     """Decides user turns. Every method takes ``now_ns`` (pipeline clock) and returns actions."""
 
     def __init__(self, params: UserTurnParams | None = None, *, uses_detector: bool = False) -> None:
         self.params = params or UserTurnParams()
         self.uses_detector = uses_detector
-        self.verdict: bool | None = None  # the detector's word on the current pause (None: not given)
+        self.verdict: TurnVerdict | None = None  # the detector's word on the current pause (None: not given)
         self.bot_speaking = False
         self.response_open = False
         self.turn_open = False
@@ -267,11 +286,11 @@ class TurnController:
                 return self._finish(segment, now_ns)
         return []
 
-    def on_turn_verdict(self, now_ns: int, complete: bool) -> list[Action]:
+    def on_turn_verdict(self, now_ns: int, verdict: TurnVerdict | bool) -> list[Action]:
         """The end-of-turn detector's answer for the current pause (ignored if the user spoke again)."""
         if self.vad_speaking:
             return []
-        self.verdict = complete
+        self.verdict = TurnVerdict.of(verdict)
         return self._evaluate(now_ns)
 
     def _silence_needed_ns(self) -> int:
@@ -279,7 +298,11 @@ class TurnController:
         p = self.params
         if not self.uses_detector:
             return int(p.stop_secs * _NS)
-        return int((p.min_silence_secs if self.verdict else p.max_silence_secs) * _NS)
+        if self.verdict is TurnVerdict.DONE:
+            return int(p.min_silence_secs * _NS)
+        if self.verdict is TurnVerdict.MAYBE:
+            return int(max(p.min_silence_secs, min(p.maybe_silence_secs, p.max_silence_secs)) * _NS)
+        return int(p.max_silence_secs * _NS)
 
     def on_timer(self, now_ns: int) -> list[Action]:
         return self._evaluate(now_ns)

@@ -54,7 +54,9 @@ class UserTurnParams:
       (a comma's pause before "um" is shorter; Whisper takes longer than that anyway, so it costs
       nothing on the usual path); "not done" (a thinking pause after "for", "and", "um") keeps it open
       until the user goes on or ``max_silence_secs`` (2.0 s) of silence have passed since the speech
-      ended. The same limit applies while the detector has not answered yet.
+      ended. The same limit applies while the detector has not answered yet. "Maybe" (the words and the
+      audio disagree) waits ``maybe_silence_secs`` (1.6 s): longer than a thinking pause of 1.2 s plus
+      the 0.2 s the VAD takes to hear speech again, shorter than the limit.
     - ``turn_timeout_secs`` (5.0 s): safety net; an open turn with no voice activity and no
       transcription for that long is ended whatever else is pending.
 
@@ -86,6 +88,7 @@ class UserTurnParams:
 
     stop_secs: float = 0.7
     min_silence_secs: float = 0.5
+    maybe_silence_secs: float = 1.6
     max_silence_secs: float = 2.0
     transcription_timeout_secs: float = 2.0
     turn_timeout_secs: float = 5.0

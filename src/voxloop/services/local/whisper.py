@@ -38,13 +38,14 @@ import time
 import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...pipeline import FrameProcessorSetup
+from ...turns.end_of_turn import SpokenWord
 from ..stt import SegmentedSTTService, Transcript
 
 logger = logging.getLogger("voxloop.services.whisper")
@@ -168,8 +169,9 @@ def transcribe_pcm(
         # Unsure on the short window, where it may differ from the full one: ask the full one.
         window = FULL_WINDOW_SECS
         heard, language = _decode_window(model, features, window, language, prompt)
-    result = WhisperResult(window, heard.avg_logprob, heard.no_speech_prob)
-    return Transcript(text=_kept_text([heard]), language=language, result=result)
+    text = _kept_text([heard])
+    result = WhisperResult(window, heard.avg_logprob, heard.no_speech_prob, heard.words if text else ())
+    return Transcript(text=text, language=language, result=result)
 
 
 def _decode_window(
@@ -195,6 +197,7 @@ def _decode_window(
         beam_size=1,
         max_length=min(_MAX_LENGTH, len(tokens) + _MAX_TOKENS_PER_SEC * window_secs),
         return_scores=True,
+        return_logits_vocab=True,  # for each word's confidence (free: the decoder computes them anyway)
         return_no_speech_prob=True,
         suppress_blank=True,
         suppress_tokens=decoder.suppress_tokens,
@@ -203,7 +206,10 @@ def _decode_window(
     text = decoder.tokenizer.decode(ids).strip()
     # As faster-whisper recovers it: the score is the summed log-prob over the length (penalty 1).
     avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)
-    return _Heard(text, result.no_speech_prob, avg_logprob, _compression_ratio(text)), decoder.language
+    chosen, stopping = _token_probabilities(ids, result.logits[0], decoder.stop_tokens)
+    words = spoken_words([decoder.tokenizer.decode([t]) for t in ids], chosen, stopping)
+    heard = _Heard(text, result.no_speech_prob, avg_logprob, _compression_ratio(text), words)
+    return heard, decoder.language
 
 
 def _transcribe_long(model: Any, samples: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
@@ -237,12 +243,15 @@ class WhisperResult:
     """How a transcript was made (``Transcript.result``, so ``TranscriptionFrame.result``).
 
     ``window_secs``: the encoder window that decided (None: audio past 30 s, decoded 30 s at a time);
-    ``avg_logprob`` and ``no_speech_prob``: the model's confidence (the weakest window's, past 30 s).
+    ``avg_logprob`` and ``no_speech_prob``: the model's confidence (the weakest window's, past 30 s);
+    ``words``: the transcript's words, each with the decoder's confidence in it and the probability it gave
+    to ending the text there instead (:func:`spoken_words`; empty past 30 s), for the end-of-turn judge.
     """
 
     window_secs: int | None
     avg_logprob: float
     no_speech_prob: float
+    words: tuple[SpokenWord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -253,6 +262,7 @@ class _Heard:
     no_speech_prob: float
     avg_logprob: float
     compression_ratio: float
+    words: tuple[SpokenWord, ...] = ()
 
     def looks_like_speech(self) -> bool:
         if self.no_speech_prob > NO_SPEECH_PROB and self.avg_logprob <= NO_SPEECH_LOGPROB:
@@ -270,6 +280,40 @@ def _kept_text(heard: list[_Heard]) -> str:
     return "" if text.lower() in _NON_SPEECH_TAGS else text
 
 
+def _token_probabilities(
+    ids: list[int], logits: list[Any], stops: list[int]
+) -> tuple[list[float], list[float]]:
+    """Per token chosen: its probability, and the probability the decoder gave to stopping there instead
+    (end-of-text or a full stop, question or exclamation mark), from a softmax of that step's logits."""
+    chosen, stopping = [], []
+    for token, step in zip(ids, logits, strict=False):
+        scores = np.asarray(step, dtype=np.float64)
+        odds = np.exp(scores - scores.max())
+        total = odds.sum()
+        chosen.append(float(odds[token] / total))
+        stopping.append(float(odds[stops].sum() / total))
+    return chosen, stopping
+
+
+def spoken_words(
+    pieces: list[str], probabilities: list[float], stop_probabilities: list[float]
+) -> tuple[SpokenWord, ...]:
+    """Tokens (their text, as decoded one by one) grouped into words.
+
+    A token that starts with a space starts a word; the others join the word before (the rest of a long
+    word, or punctuation). A word's confidence is that of its first token (where Whisper chose the word;
+    the rest is spelling), and its stop probability what Whisper gave, at that token, to ending the text
+    there instead.
+    """
+    words: list[SpokenWord] = []
+    for piece, probability, stop in zip(pieces, probabilities, stop_probabilities, strict=True):
+        if words and not piece.startswith(" "):
+            words[-1] = replace(words[-1], text=words[-1].text + piece)
+        else:
+            words.append(SpokenWord(piece, round(probability, 4), round(stop, 4)))
+    return tuple(replace(w, text=w.text.strip()) for w in words if w.text.strip())
+
+
 def _compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
@@ -282,6 +326,7 @@ class _Decoder:
     tokenizer: Any  # faster_whisper.tokenizer.Tokenizer
     suppress_tokens: list[int]
     language: str | None
+    stop_tokens: list[int]  # end-of-text, and the tokens that end a sentence (". ? !")
 
     def prompt(self, text: str | None) -> list[int]:
         tokens: list[int] = []
@@ -306,7 +351,9 @@ def _decoder(model: Any, language: str | None) -> _Decoder:
 
         tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language=language)
         suppress = list(get_suppressed_tokens(tokenizer, [-1]))  # faster-whisper's default set
-        decoder = _decoders[key] = _Decoder(tokenizer, suppress, language)
+        marks = [tokenizer.encode(mark) for mark in (".", "?", "!", " .", " ?", " !")]
+        stops = sorted({tokenizer.eot, *(m[0] for m in marks if len(m) == 1)})
+        decoder = _decoders[key] = _Decoder(tokenizer, suppress, language, stops)
     return decoder
 
 
