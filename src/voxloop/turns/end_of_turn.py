@@ -83,13 +83,18 @@ _CONTINUATIONS = frozenset(_CONTINUATION_WORDS.split())
 # with a made-up word ("a table for it.", "set a timer for the pump."); see the tests for the measurements.
 GUESSED_BELOW = 0.5
 STOPPED_ABOVE = 0.05
+# Smart Turn's score can swing on 50 ms more or less of trailing silence (0.05-0.92 on one espeak-ng
+# fragment, "Could you play some music..."): a pause counts as done only if the clip, and the clip 50 and
+# 100 ms shorter, all score done. The later ones run only while the score stays at or above the threshold.
+WINDOW_TRIMS_SECS = (0.0, 0.05, 0.1)
 _SENTENCE_END = (".", "?", "!")
 
 
 class SmartTurnDetector:
     """The end-of-turn judge: the Smart Turn v3 audio model combined with what Whisper heard.
 
-    The model (:class:`voxloop.audio.smart_turn.SmartTurnModel`, run off the event loop) hears the
+    The model (:class:`voxloop.audio.smart_turn.SmartTurnModel`, run off the event loop on the clip and
+    on the clip 50 and 100 ms shorter, :data:`WINDOW_TRIMS_SECS`; the lowest score counts) hears the
     intonation; the words (with ``use_transcript``, the default) decide what it cannot:
 
     1. Trailing words Whisper was unsure of (confidence under :data:`GUESSED_BELOW`), or before which it
@@ -128,7 +133,7 @@ class SmartTurnDetector:
     ) -> TurnVerdict:
         if sample_rate != 16000:
             raise ValueError(f"Smart Turn needs 16 kHz audio, got {sample_rate}")
-        probability = await asyncio.to_thread(self.model.predict, audio)
+        probability = await asyncio.to_thread(self._lowest_probability, audio)
         self.last_probability = probability
         if not self.use_transcript:
             logger.debug("Smart Turn: %.2f", probability)
@@ -137,6 +142,16 @@ class SmartTurnDetector:
         verdict = judge(probability >= self.threshold, text, getattr(text, "words", ()))
         logger.debug("Smart Turn: %.2f, words %r: %s", probability, text, verdict.value)
         return verdict
+
+    def _lowest_probability(self, audio: bytes) -> float:
+        """The model's lowest score over the clip and its trimmed copies (:data:`WINDOW_TRIMS_SECS`)."""
+        lowest = 1.0
+        for trim in WINDOW_TRIMS_SECS:
+            cut = 2 * round(trim * 16000)
+            lowest = min(lowest, self.model.predict(audio[: len(audio) - cut] if cut else audio))
+            if lowest < self.threshold:
+                break
+        return lowest
 
 
 def judge(model_says_done: bool, text: str, words: Iterable[SpokenWord] = ()) -> TurnVerdict:
