@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -33,8 +34,9 @@ from voxloop.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
+from voxloop.services.local.whisper import WhisperResult
 from voxloop.testing import FakeClock, PipelineHarness
-from voxloop.turns import BotState, UserTurnParams
+from voxloop.turns import BotState, SpokenWord, TurnTranscript, TurnVerdict, UserTurnParams
 
 
 def vad_start() -> VADUserStartedSpeakingFrame:
@@ -432,3 +434,37 @@ async def test_summarizer_runs_before_the_llm_past_the_threshold(
         ]
     else:
         assert calls == [] and len(s.context.messages) == 4
+
+
+class RecordingJudge:
+    """A custom end-of-turn detector (the protocol users plug in): answers "maybe", keeps what it got."""
+
+    def __init__(self) -> None:
+        self.transcripts: list[str] = []
+
+    async def turn_is_complete(
+        self, audio: bytes, sample_rate: int, transcript: Awaitable[str]
+    ) -> TurnVerdict:
+        self.transcripts.append(await transcript)
+        return TurnVerdict.MAYBE
+
+
+async def test_a_detector_gets_the_stt_words_and_a_maybe_waits_longer(no_leaked_tasks: None) -> None:
+    judge = RecordingJudge()
+    words = (SpokenWord("Please", 0.6), SpokenWord("remind", 0.7), SpokenWord("me", 0.99, 0.001))
+    params = UserTurnParams(min_silence_secs=0.5, maybe_silence_secs=1.6, max_silence_secs=2.0)
+    async with Session(params, turn_detector=judge) as s:
+        await s.send(vad_start())
+        await s.wait(1.0)
+        await s.send(vad_stop())  # the speech ended 0.3 s before (the VAD's stop delay)
+        heard = WhisperResult(10, -0.2, 0.01, words)  # what the local Whisper attaches to its transcription
+        await s.send(TranscriptionFrame("Please remind me", user_id="u", finalized=True, result=heard))
+        await s.send(TranscriptionFinishedFrame("Please remind me"))
+        await s.wait(0.0)
+        assert judge.transcripts == ["Please remind me"]
+        assert isinstance(judge.transcripts[0], TurnTranscript) and judge.transcripts[0].words == words
+        assert s.agg.turn_controller.verdict is TurnVerdict.MAYBE
+        await s.wait(1.2)  # 1.5 s since the speech ended: "done" would have ended it, "maybe" waits
+        assert not s.down(LLMContextFrame)
+        await s.wait(0.2)
+        assert s.user_messages() == ["Please remind me"]
