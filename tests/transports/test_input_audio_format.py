@@ -69,7 +69,14 @@ byte_counts = st.integers(0, 48_000)
 
 
 async def _push_one(audio: bytes, sample_rate: int, num_channels: int) -> tuple[int, int, int]:
-    """(bytes of audio out, errors up, peak bytes traced) for one frame into a fresh input transport."""
+    """(bytes of audio out, errors up, peak bytes traced) for one frame into a fresh input transport.
+
+    A first frame goes to another transport untraced: the resampler's filter for a rate pair is designed
+    once per process and shared by every stream (a few MB for 44.1 kHz), which is not a frame's cost."""
+    warm = BaseInputTransport(TransportParams())
+    await warm.queue_frame(StartFrame())
+    await warm.push_audio(audio, sample_rate, num_channels)
+    await warm.cleanup()
     up, transport, down = (
         FrameRecorder(UPSTREAM),
         BaseInputTransport(TransportParams()),
