@@ -242,7 +242,11 @@ class PiperEngine:
             )
         config = SynthesisConfig()
         if settings.get("rate"):
-            config = SynthesisConfig(length_scale=_PIPER_NATURAL_WPM / float(settings["rate"]))
+            config.length_scale = _PIPER_NATURAL_WPM / float(settings["rate"])
+        # The voice samples noise for its sound and its timing; both at 0 make it repeatable (tests).
+        for name in ("noise_scale", "noise_w_scale"):
+            if settings.get(name) is not None:
+                setattr(config, name, float(settings[name]))
         if settings.get("split_clauses", True) is False or voice.config.phoneme_type != "espeak":
             for chunk in voice.synthesize(text, syn_config=config):
                 if not sink(chunk.audio_int16_bytes):
