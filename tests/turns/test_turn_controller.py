@@ -229,14 +229,15 @@ def test_done_still_waits_for_the_words_of_the_last_segment() -> None:
 
 
 def test_done_still_leaves_the_user_half_a_second_to_go_on() -> None:
-    turns = TurnController(UserTurnParams(min_silence_secs=0.5), uses_detector=True)
+    turns = TurnController(uses_detector=True)  # the default min_silence_secs
     turns.on_vad_started(0, 0.2)
     turns.on_vad_stopped(int(1.2 * S), 0.2)  # speech ended at 1.0 s
     turns.on_transcription(int(1.25 * S), "I'd like.")
     assert turns.on_transcription_finished(int(1.25 * S)) == []
     assert turns.on_turn_verdict(int(1.3 * S), True) == []  # a comma's pause, and "um" follows
     assert turns.next_deadline(int(1.3 * S)) == int(1.5 * S)
-    turns.on_vad_started(int(1.45 * S), 0.2)
+    # The longest comma pause measured (piper, "Tell me, um"): 0.3 s; the VAD hears "um" 0.2 s into it.
+    turns.on_vad_started(int(1.49 * S), 0.2)
     assert turns.on_timer(int(1.5 * S)) == [] and turns.turn_open
 
 
@@ -247,6 +248,38 @@ def test_maybe_waits_longer_than_done_and_less_than_not_done() -> None:
     assert turns.next_deadline(int(1.5 * S)) == int(2.6 * S)
     assert turns.on_timer(int(2.55 * S)) == []
     assert kinds(turns.on_timer(int(2.6 * S))) == [TurnEnded]
+
+
+def test_likely_waits_longer_than_done_and_less_than_maybe() -> None:
+    p = UserTurnParams()
+    assert p.min_silence_secs < p.likely_silence_secs < p.maybe_silence_secs
+    turns, _ = detector_turn(None)
+    assert turns.on_turn_verdict(int(1.5 * S), TurnVerdict.LIKELY) == []
+    # Speech ended at 1.0 s: "likely" ends the turn after likely_silence_secs, not maybe_silence_secs.
+    deadline = int((1.0 + p.likely_silence_secs) * S)
+    assert turns.next_deadline(int(1.5 * S)) == deadline
+    assert turns.on_timer(deadline - int(0.05 * S)) == []
+    assert kinds(turns.on_timer(deadline)) == [TurnEnded]
+
+
+def test_likely_keeps_the_turn_open_when_a_finished_sentence_goes_on() -> None:
+    turns, _ = detector_turn(None)
+    turns.on_turn_verdict(int(1.5 * S), TurnVerdict.LIKELY)
+    # "Could you play some music? ... by the Beatles": a 0.8 s pause, heard 0.2 s into the next words.
+    turns.on_vad_started(int(2.0 * S), 0.2)
+    assert turns.on_timer(int(2.2 * S)) == [] and turns.turn_open and turns.verdict is None
+
+
+def test_done_waits_min_silence_secs_by_default() -> None:
+    min_silence = UserTurnParams().min_silence_secs
+    turns = TurnController(uses_detector=True)
+    turns.on_vad_started(0, 0.2)
+    turns.on_vad_stopped(int(1.2 * S), 0.2)  # speech ended at 1.0 s
+    turns.on_transcription(int(1.2 * S), "What time is it?")
+    assert turns.on_transcription_finished(int(1.2 * S)) == []  # an STT faster than min_silence_secs
+    assert turns.on_turn_verdict(int(1.2 * S), True) == []
+    assert turns.next_deadline(int(1.2 * S)) == int((1.0 + min_silence) * S)
+    assert kinds(turns.on_timer(int((1.0 + min_silence) * S))) == [TurnEnded]
 
 
 def test_maybe_keeps_the_turn_open_when_the_user_goes_on_within_it() -> None:

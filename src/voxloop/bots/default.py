@@ -5,9 +5,9 @@
 The turn ends after 0.7 s of silence (``UserTurnParams.stop_secs``), once its words are in.
 ``VOXLOOP_TURN=smart`` (opt-in) adds Smart Turn, an audio end-of-turn model: the VAD stops after 0.2 s, the
 turn ends when the judge (Smart Turn and Whisper's words) calls a pause final and its words are in, or after
-1.6 s ("maybe") or 2 s ("not done") of silence, and the LLM starts its reply speculatively at each pause.
-It is opt-in because it has not met its goals yet (docs/benchmarks.md: a thinking pause still ends the
-turn now and then, and the reply is not faster than with the plain VAD).
+1.2 s ("likely"), 1.6 s ("maybe") or 2 s ("not done") of silence, and the LLM starts its reply
+speculatively at each pause. It is opt-in because it has not met its goals yet (docs/benchmarks.md: a
+thinking pause still ends the turn now and then, and the reply is not faster than with the plain VAD).
 
 The LLM is an OpenAI-compatible chat model when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set (OpenAI,
 or a local Ollama / vLLM / llama.cpp server; ``VOXLOOP_LLM_MODEL`` names the model), and otherwise the

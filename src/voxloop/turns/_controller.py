@@ -11,9 +11,9 @@ to the oldest segment not finished yet. A segment is either part of the turn (ac
 was busy and has not yet met the barge-in thresholds.
 
 With an end-of-turn detector (``uses_detector``), the aggregator reports its verdict on each pause
-(:meth:`TurnController.on_turn_verdict`): "done" ends the turn once the words are in, "maybe" waits for
-more speech or ``maybe_silence_secs``, "not done" for more speech or ``max_silence_secs``; without one,
-``stop_secs`` of silence ends it.
+(:meth:`TurnController.on_turn_verdict`): "done" ends the turn once the words are in, "likely" and
+"maybe" wait for more speech or ``likely_silence_secs`` / ``maybe_silence_secs``, "not done" for more
+speech or ``max_silence_secs``; without one, ``stop_secs`` of silence ends it.
 
 Speech that starts while the bot speaks and is undecided pauses the bot (:class:`PauseBot`), so the bot
 falls silent at the speech onset rather than when the barge-in is confirmed: a confirmed barge-in then
@@ -104,6 +104,7 @@ class TurnVerdict(Enum):
     """A detector's answer at a pause."""
 
     DONE = "done"
+    LIKELY = "likely"  # probably done (the words finished, the sound unsure): a short wait
     MAYBE = "maybe"  # unsure: give the user a little longer before taking the turn
     NOT_DONE = "not done"
 
@@ -300,6 +301,8 @@ class TurnController:
             return int(p.stop_secs * _NS)
         if self.verdict is TurnVerdict.DONE:
             return int(p.min_silence_secs * _NS)
+        if self.verdict is TurnVerdict.LIKELY:
+            return int(max(p.min_silence_secs, min(p.likely_silence_secs, p.max_silence_secs)) * _NS)
         if self.verdict is TurnVerdict.MAYBE:
             return int(max(p.min_silence_secs, min(p.maybe_silence_secs, p.max_silence_secs)) * _NS)
         return int(p.max_silence_secs * _NS)

@@ -2,8 +2,9 @@
 
 The user aggregator asks its detector once per pause (each VAD stop while a turn is open). The verdict
 (:class:`TurnVerdict`) sets how much silence ends the turn, counted from the end of speech: "done" ends it
-as soon as the pause's words are transcribed (and ``UserTurnParams.min_silence_secs`` have passed), "maybe"
-after ``maybe_silence_secs``, "not done" after ``max_silence_secs``; speech again first keeps the turn open.
+as soon as the pause's words are transcribed (and ``UserTurnParams.min_silence_secs`` have passed),
+"likely" after ``likely_silence_secs``, "maybe" after ``maybe_silence_secs``, "not done" after
+``max_silence_secs``; speech again first keeps the turn open.
 
 Any object with this shape is a detector (a text or LLM judge, a cloud endpointing service)::
 
@@ -83,6 +84,11 @@ _CONTINUATIONS = frozenset(_CONTINUATION_WORDS.split())
 # with a made-up word ("a table for it.", "set a timer for the pump."); see the tests for the measurements.
 GUESSED_BELOW = 0.5
 STOPPED_ABOVE = 0.05
+# A finished sentence whose last word Whisper was sure of (SURE_ABOVE or more, ending before it at most
+# SURE_STOP_BELOW) is "likely" done even when Smart Turn hears it as unfinished: the last words of the
+# finished questions it scored low were at 0.89-1.0 and 0-0.01; guesses at a cut at 0.09-0.47 or 0.03-0.33.
+SURE_ABOVE = 0.8
+SURE_STOP_BELOW = 0.02
 # Smart Turn's score can swing on 50 ms more or less of trailing silence (0.05-0.92 on one espeak-ng
 # fragment, "Could you play some music..."): a pause counts as done only if the clip, and the clip 50 and
 # 100 ms shorter, all score done. The later ones run only while the score stays at or above the threshold.
@@ -104,9 +110,11 @@ class SmartTurnDetector:
        **not done**, whatever the model says.
     3. It does not end a sentence (no ".", "?" or "!": Whisper leaves a sentence open when the words
        stopped mid-way, "Please remind me" for "Please remind me to ..."): at most **maybe**.
-    4. Otherwise the model decides: **done** at ``threshold`` or above; below it **maybe** (a finished
-       sentence the model hears as unfinished: flat synthetic voices score 0.02-0.15 on finished
-       questions) or **not done** when there are no words at all.
+    4. Otherwise the model decides: **done** at ``threshold`` or above. Below it (a finished sentence the
+       model hears as unfinished: flat synthetic voices score 0.01-0.42 on finished questions), **likely**
+       when Whisper heard every word and was sure of the last one (:func:`sure_of_the_end`), else
+       **maybe**. "Likely" waits a shorter silence than "maybe": a finished sentence may still go on
+       after a pause ("Could you play some music? ... by the Beatles").
 
     Args:
         threshold: probability at or above which the model counts the turn as complete.
@@ -158,14 +166,17 @@ def judge(model_says_done: bool, text: str, words: Iterable[SpokenWord] = ()) ->
     """The verdict from the audio model's answer and the words (rules 1-4 of :class:`SmartTurnDetector`)."""
     if words_go_on(text):
         return TurnVerdict.NOT_DONE
-    heard = heard_words(text, tuple(words))
+    words = tuple(words)
+    heard = heard_words(text, words)
     if not heard.strip():
         return TurnVerdict.MAYBE  # every word was a guess
     if words_go_on(heard):
         return TurnVerdict.NOT_DONE
     if not heard.rstrip().endswith(_SENTENCE_END):
         return TurnVerdict.MAYBE
-    return TurnVerdict.DONE if model_says_done else TurnVerdict.MAYBE
+    if model_says_done:
+        return TurnVerdict.DONE
+    return TurnVerdict.LIKELY if heard == text and sure_of_the_end(text, words) else TurnVerdict.MAYBE
 
 
 def heard_words(text: str, words: tuple[SpokenWord, ...]) -> str:
@@ -175,7 +186,7 @@ def heard_words(text: str, words: tuple[SpokenWord, ...]) -> str:
     the text is kept whole.
     """
     tokens = text.split()
-    if not words or [w.text for w in words] != tokens[len(tokens) - len(words) :]:
+    if not _words_match(tokens, words):
         return text
     guessed = 0
     while guessed < len(words) and is_a_guess(words[len(words) - 1 - guessed]):
@@ -189,6 +200,21 @@ def heard_words(text: str, words: tuple[SpokenWord, ...]) -> str:
 def is_a_guess(word: SpokenWord) -> bool:
     """Whether Whisper made ``word`` up rather than heard it (when it is at the end of the words)."""
     return word.probability < GUESSED_BELOW or word.stop_probability > STOPPED_ABOVE
+
+
+def sure_of_the_end(text: str, words: tuple[SpokenWord, ...]) -> bool:
+    """Whether Whisper was sure of the last word of ``text`` and of not stopping before it.
+
+    False without ``words`` or when they do not match the end of the text (as in :func:`heard_words`).
+    """
+    if not _words_match(text.split(), words):
+        return False
+    last = words[-1]
+    return last.probability >= SURE_ABOVE and last.stop_probability <= SURE_STOP_BELOW
+
+
+def _words_match(tokens: list[str], words: tuple[SpokenWord, ...]) -> bool:
+    return bool(words) and [w.text for w in words] == tokens[len(tokens) - len(words) :]
 
 
 def words_go_on(text: str) -> bool:

@@ -51,12 +51,17 @@ class UserTurnParams:
     - With an end-of-turn detector (``LLMUserAggregator(turn_detector=...)``, the default bot's Smart Turn),
       ``stop_secs`` is not used: at each pause the detector decides. "Done" ends the turn as soon as the
       pause's words are transcribed and ``min_silence_secs`` (0.5 s) have passed since the speech ended
-      (a comma's pause before "um" is shorter; Whisper takes longer than that anyway, so it costs
-      nothing on the usual path); "not done" (a thinking pause after "for", "and", "um") keeps it open
-      until the user goes on or ``max_silence_secs`` (2.0 s) of silence have passed since the speech
-      ended. The same limit applies while the detector has not answered yet. "Maybe" (the words and the
-      audio disagree) waits ``maybe_silence_secs`` (1.6 s): longer than a thinking pause of 1.2 s plus
-      the 0.2 s the VAD takes to hear speech again, shorter than the limit.
+      (comma pauses measure 0.14-0.3 s, so the VAD hears the "um" after one 0.34-0.5 s after the speech
+      ended, and Whisper can write a full stop at a comma; on a loaded machine the VAD stop and
+      Whisper take longer than 0.5 s anyway, so it costs nothing there); "not done" (a thinking pause
+      after "for", "and", "um") keeps it open until the user goes on or ``max_silence_secs`` (2.0 s)
+      of silence have passed since the speech ended. The same limit applies while the detector has not
+      answered yet. "Likely" (a finished sentence whose words the STT was sure of, which the audio
+      model hears as unfinished) waits ``likely_silence_secs`` (1.2 s): a finished sentence may still
+      go on ("Could you play some music? ... by the Beatles" after 0.8 s, heard by the VAD 0.2 s
+      later). "Maybe" (the words and the audio disagree otherwise) waits ``maybe_silence_secs``
+      (1.6 s): longer than a thinking pause of 1.2 s plus the 0.2 s the VAD takes to hear speech
+      again, shorter than the limit.
     - ``turn_timeout_secs`` (5.0 s): safety net; an open turn with no voice activity and no
       transcription for that long is ended whatever else is pending.
 
@@ -88,6 +93,7 @@ class UserTurnParams:
 
     stop_secs: float = 0.7
     min_silence_secs: float = 0.5
+    likely_silence_secs: float = 1.2
     maybe_silence_secs: float = 1.6
     max_silence_secs: float = 2.0
     transcription_timeout_secs: float = 2.0
