@@ -20,6 +20,7 @@ from helpers.paths import AUDIO
 from voxloop.frames import InputAudioRawFrame
 from voxloop.services.local.whisper import load_whisper_model, transcribe_pcm
 from voxloop.testing import PipelineHarness, load_wav
+from voxloop.testing.stt_accuracy import word_errors, words
 from voxloop.transports.base_input import BaseInputTransport
 from voxloop.transports.params import TransportParams
 
@@ -27,21 +28,6 @@ pytestmark = pytest.mark.timeout(300)
 
 CLIPS = sorted(p.stem for p in AUDIO.glob("*.wav"))
 TAIL_SECS = 0.5  # a microphone keeps sending: silence after the speech lets out what a filter holds
-_NUMBERS = {"10": "ten"}
-
-
-def words(text: str) -> list[str]:
-    return [_NUMBERS.get(w, w) for w in re.findall(r"[a-z0-9']+", text.lower())]
-
-
-def word_errors(heard: list[str], said: list[str]) -> int:
-    """Word-level edit distance (substitutions, insertions, deletions)."""
-    row = list(range(len(said) + 1))
-    for i, h in enumerate(heard, 1):
-        prev, row[0] = row[0], i
-        for j, s in enumerate(said, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (h != s))
-    return row[-1]
 
 
 def said(name: str) -> list[str]:
@@ -87,8 +73,8 @@ async def test_whisper_hears_every_clip_as_well_as_through_soxr_mq(rate: int) ->
         old = through_the_old_converter(samples, rate)
         heard_new = words((await asyncio.to_thread(transcribe_pcm, model, new)).text)
         heard_old = words((await asyncio.to_thread(transcribe_pcm, model, old)).text)
-        new_errors += word_errors(heard_new, truth)
-        old_errors += word_errors(heard_old, truth)
+        new_errors += word_errors(" ".join(truth), " ".join(heard_new))
+        old_errors += word_errors(" ".join(truth), " ".join(heard_old))
         report.append(f"{name}: old {' '.join(heard_old)!r} new {' '.join(heard_new)!r}")
         assert set(heard_old) & set(truth) <= set(heard_new), report[-1]  # every right word kept
     total = sum(len(said(n)) for n in CLIPS)

@@ -15,18 +15,12 @@ import numpy as np
 
 from ..services.local import shared_speech_worker
 from .rtvi_client import load_wav
-from .speech import spoken_with_pause
+from .speech import PAUSE_SET, spoken_with_pause
 
 RATE = 16000
-# The pause set of bench/voice.py: (sentence, the word the pause comes before, pause seconds).
-PAUSED = (
-    ("Turn off the lights and close the blinds.", "close", 1.2),
-    ("I'd like, um, a cup of coffee please.", "a cup", 0.8),
-    ("I want to know about the weather in Paris.", "the weather", 1.0),
-    ("Please remind me to call the doctor tomorrow.", "call", 0.6),
-    ("I'd like to book a table for four people tonight.", "four", 0.9),
-    ("Set a timer for the pasta please.", "pasta", 1.0),
-)
+# The first six sentences of the pause set (bench/voice.py): (sentence, the word the pause comes before,
+# pause seconds).
+PAUSED = PAUSE_SET[:6]
 QUESTIONS = ("What time is it?",)
 _LEAD_SECS, _TAIL_SECS = 0.5, 0.3  # around spoken clips, about what a VAD segment keeps
 _NUMBERS = {"1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "10": "ten", "20": "twenty"}
