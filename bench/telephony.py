@@ -101,6 +101,14 @@ HOPS = ("hop_llm_queue", "hop_first_sentence", "hop_tts_to_frame", "hop_output",
 JOINING = asyncio.Lock()
 
 
+async def cpu_percent_over(pid: int, seconds: float) -> tuple[float, float]:
+    """(the CPU % of the server and its children, this load generator's) over the next ``seconds``."""
+    ticks, wall, own = tree_ticks(pid), time.monotonic(), time.process_time()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - wall
+    return (tree_ticks(pid) - ticks) / CLK_TCK / elapsed * 100, (time.process_time() - own) / elapsed * 100
+
+
 # -- the steps --------------------------------------------------------------------------------------
 
 
@@ -118,12 +126,7 @@ async def echo_step(server: Server, n: int, seconds: float, pcm8k: bytes) -> dic
     async def cpu_window() -> tuple[float, float]:
         await asyncio.gather(*(e.wait() for e in started))
         await asyncio.sleep(0.5)
-        ticks, wall, own = tree_ticks(pid), time.monotonic(), time.process_time()
-        await asyncio.sleep(max(0.5, seconds - 0.05 * n - 1.5))
-        elapsed = time.monotonic() - wall
-        return (tree_ticks(pid) - ticks) / CLK_TCK / elapsed * 100, (
-            time.process_time() - own
-        ) / elapsed * 100
+        return await cpu_percent_over(pid, max(0.5, seconds - 0.05 * n - 1.5))
 
     window = asyncio.create_task(cpu_window())
     results = await asyncio.gather(*(staggered(i) for i in range(n)))
@@ -163,12 +166,7 @@ async def bot_step(
 
     async def cpu_window() -> tuple[float, float]:
         await asyncio.gather(*(e.wait() for e in dialed))
-        ticks, wall, own = tree_ticks(pid), time.monotonic(), time.process_time()
-        await asyncio.sleep(max(1.0, deadline - time.monotonic()))
-        elapsed = time.monotonic() - wall
-        return (tree_ticks(pid) - ticks) / CLK_TCK / elapsed * 100, (
-            time.process_time() - own
-        ) / elapsed * 100
+        return await cpu_percent_over(pid, max(1.0, deadline - time.monotonic()))
 
     window = asyncio.create_task(cpu_window())
     calls = await asyncio.gather(*(one(i) for i in range(n)))
