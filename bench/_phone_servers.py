@@ -10,10 +10,9 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from _servers import Server, free_port, http_json
+from _servers import Server, free_port
 from voice import SPEECH_WORKER, Events, peer_voice_python
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,17 +57,7 @@ def start_server(
 
 def wait_ready(server: Server, timeout: float = 180.0) -> None:
     """Until a server started with ``wait=False`` answers ``/status``."""
-    assert server.proc is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.impl} server exited ({server.proc.returncode}); see {server.log}")
-        try:
-            http_json(f"{server.base}/status", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{server.impl} server not ready within {timeout} s; see {server.log}")
+    server.wait_ready(timeout)
 
 
 def tree_ticks(pid: int) -> int:

@@ -55,6 +55,11 @@ class Server:
         """Start and wait (bounded) until ``/status`` answers; the peer takes seconds to import."""
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=log, stderr=log)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until the started server answers ``/status`` (bounded; its exit is an error)."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -63,7 +68,7 @@ class Server:
                 http_json(f"{self.base}/status", timeout=2)
                 return
             except OSError:
-                time.sleep(0.2)
+                time.sleep(0.1)
         raise RuntimeError(f"{self.impl} server not ready within {timeout} s; see {self.log}")
 
     def stop(self) -> None:
