@@ -17,12 +17,13 @@ One ONNX session per process and file, shared by every session, like the VAD's.
 from __future__ import annotations
 
 import importlib.metadata
-import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._onnx import shared_session
 
 SAMPLE_RATE = 16000
 WINDOW_SECS = 8
@@ -34,9 +35,6 @@ _N_MELS = 80
 _FRAMES = WINDOW_SECS * SAMPLE_RATE // _HOP  # 800
 _MODEL_FILE = "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
 _CARRIER = "pipecat-ai"
-
-_sessions: dict[Path, Any] = {}
-_sessions_lock = threading.Lock()
 
 
 def default_model_path() -> Path:
@@ -57,28 +55,11 @@ def default_model_path() -> Path:
     raise FileNotFoundError(f"{_CARRIER} is installed but has no {_MODEL_FILE}; {hint}")
 
 
-def _session(path: Path) -> Any:
-    key = path.resolve()
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            import onnxruntime  # type: ignore[import-untyped]  # lazy, as for the VAD
-
-            options = onnxruntime.SessionOptions()
-            # One thread: sessions share the cores, and the model is small enough that more threads mostly
-            # add hand-off cost (measured: 2 threads saved a few ms on an idle machine, lost more under load).
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            session = onnxruntime.InferenceSession(
-                str(key), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-            inputs = session.get_inputs()
-            if len(inputs) != 1 or list(inputs[0].shape[1:]) != [_N_MELS, _FRAMES]:
-                shapes = [(i.name, i.shape) for i in inputs]
-                raise ValueError(f"{key} is not a Smart Turn v3 model (inputs {shapes})")
-            _sessions[key] = session
-        return session
+def _check_model(key: Path, session: Any) -> None:
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or list(inputs[0].shape[1:]) != [_N_MELS, _FRAMES]:
+        shapes = [(i.name, i.shape) for i in inputs]
+        raise ValueError(f"{key} is not a Smart Turn v3 model (inputs {shapes})")
 
 
 # -- features ------------------------------------------------------------------------------------------
@@ -155,7 +136,9 @@ class SmartTurnModel:
     """
 
     def __init__(self, model_path: str | Path | None = None) -> None:
-        self._session = _session(Path(model_path) if model_path is not None else default_model_path())
+        self._session = shared_session(
+            Path(model_path) if model_path is not None else default_model_path(), _check_model
+        )
         self._input = self._session.get_inputs()[0].name
 
     def probability_of_features(self, feats: np.ndarray) -> float:

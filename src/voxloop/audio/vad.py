@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from ._onnx import shared_session
 
 FRAME_SAMPLES = 512
 """Samples per model step at 16 kHz (32 ms)."""
@@ -38,9 +39,6 @@ _STATE_SHAPE = (1, 1, 128)
 _SAMPLE_RATE = 16000
 _LEVEL_FLOOR_DB = -60.0
 _HYSTERESIS = 0.25
-
-_sessions: dict[Path, Any] = {}
-_sessions_lock = threading.Lock()
 
 
 def default_model_path() -> Path:
@@ -56,27 +54,10 @@ def default_model_path() -> Path:
     return path
 
 
-def _session(path: Path) -> Any:
-    """The process-wide onnxruntime session for ``path``, created on first use."""
-    key = path.resolve()
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            import onnxruntime  # type: ignore[import-untyped]  # lazy: a 100 ms+ import, only for the VAD
-
-            options = onnxruntime.SessionOptions()
-            # The model is tiny; extra threads only add hand-off cost and compete with other sessions.
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            session = onnxruntime.InferenceSession(
-                str(key), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-            names = sorted(i.name for i in session.get_inputs())
-            if names != ["c", "h", "input"]:
-                raise ValueError(f"{key} is not a Silero VAD model with inputs input/h/c (it has {names})")
-            _sessions[key] = session
-        return session
+def _check_model(key: Path, session: Any) -> None:
+    names = sorted(i.name for i in session.get_inputs())
+    if names != ["c", "h", "input"]:
+        raise ValueError(f"{key} is not a Silero VAD model with inputs input/h/c (it has {names})")
 
 
 def rms_level(frame: np.ndarray | bytes) -> float:
@@ -155,7 +136,9 @@ class SileroVAD:
         self.sample_rate = sample_rate
         self.confidence_threshold = confidence
         self.min_volume = min_volume
-        self._session = _session(Path(model_path) if model_path is not None else default_model_path())
+        self._session = shared_session(
+            Path(model_path) if model_path is not None else default_model_path(), _check_model
+        )
         frame_secs = FRAME_SAMPLES / sample_rate
         # "At least start_secs": round up, with a little slack so 0.8 s is exactly 25 frames.
         self._start_frames = max(1, math.ceil(start_secs / frame_secs - 1e-6))
