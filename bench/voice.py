@@ -85,16 +85,18 @@ def speech_bounds(pcm: bytes) -> tuple[int, int]:
     return int(loud[0]), int(loud[-1])
 
 
-async def spoken(text: str) -> bytes:
-    """``text`` spoken by espeak-ng at 140 wpm, 16 kHz (as the shared WAVs and the tests' speech)."""
+async def spoken(text: str, voice: str = "espeak") -> bytes:
+    """``text`` spoken by espeak-ng at 140 wpm (as the shared WAVs and the tests' speech) or by piper
+    without its sampled noise (the same audio every run), at 16 kHz."""
     import soxr
 
     from voxloop.services.local import shared_speech_worker
 
-    worker = shared_speech_worker("espeak")
+    worker = shared_speech_worker(voice)
     info = await worker.start()
     pcm = bytearray()
-    async with await worker.synthesize(text, {"rate": 140}) as request:
+    settings = {"rate": 140} if voice == "espeak" else {"noise_scale": 0.0, "noise_w_scale": 0.0}
+    async with await worker.synthesize(text, settings) as request:
         async for item in request:
             if isinstance(item, bytes):
                 pcm += item
@@ -127,14 +129,28 @@ async def ask_paused(base: str, events: Events, pcm: bytes) -> bool:
     return any(start_ns <= e["ts"] < end_ns for e in events.by_sid.get(sid, []) if e["ev"] in ends)
 
 
-async def questions(smoke: bool) -> dict[str, bytes]:
-    out = {text: await spoken(text) for text in SPOKEN}
-    if not smoke:
-        for name in WAVS:
-            pcm, rate, channels = load_wav(AUDIO / f"{name}.wav")
-            assert rate == RATE and channels == 1, name
-            out[name] = pcm
+async def questions(smoke: bool, voices: list[str]) -> dict[str, bytes]:
+    """The latency questions: "What time is it?" and the shared WAVs (espeak-ng), and with the ``piper``
+    voice the same texts said by piper (named "piper: ..."), a voice with a speaker's intonation."""
+    out: dict[str, bytes] = {}
+    if "espeak" in voices:
+        out.update({text: await spoken(text) for text in SPOKEN})
+        if not smoke:
+            for name in WAVS:
+                pcm, rate, channels = load_wav(AUDIO / f"{name}.wav")
+                assert rate == RATE and channels == 1, name
+                out[name] = pcm
+    if "piper" in voices:
+        texts = {text: text for text in SPOKEN}
+        if not smoke:
+            texts.update({name: (AUDIO / f"{name}.txt").read_text().strip() for name in WAVS})
+        out.update({f"piper: {name}": await spoken(text, "piper") for name, text in texts.items()})
     return out
+
+
+def by_voice(rows: list[dict[str, Any]], voice: str) -> list[dict[str, Any]]:
+    """The rows of the questions said by ``voice``."""
+    return [r for r in rows if str(r.get("question", "")).startswith("piper: ") == (voice == "piper")]
 
 
 # -- the client ---------------------------------------------------------------------------------
@@ -616,7 +632,9 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
                         continue
                     v2v.append(row)
                     print(
-                        f"  [{tts}] round {r + 1} {name[:20]:20} total {row['total']:7.1f} ms",
+                        f"  [{tts}] round {r + 1} {name[:20]:20} total {row['total']:7.1f} ms "
+                        f"(VAD stop {row['vad_stop']:.0f}, STT {row['stt_on_path']:.0f}, "
+                        f"held after the words {row['turn_held_after_words']:.0f})",
                         file=sys.stderr,
                     )
         result["v2v"] = v2v
@@ -647,7 +665,7 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
                         assert peer is not None
                         client, sid = await join(peer[0].base, peer[1])
                         try:
-                            ask_time = qs["What time is it?"]
+                            ask_time = qs.get("What time is it?") or next(iter(qs.values()))
                             row = await barge_in(client, sid, peer[1], help_pcm, ask_time, peer=True)
                         finally:
                             await client.close()
@@ -660,7 +678,8 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
                         continue
                     client, sid = await join(base, events)
                     try:
-                        row = await barge_in(client, sid, events, help_pcm, qs["What time is it?"])
+                        ask_time = qs.get("What time is it?") or next(iter(qs.values()))
+                        row = await barge_in(client, sid, events, help_pcm, ask_time)
                     finally:
                         await client.close()
                     interruptions.append(row)
@@ -693,6 +712,11 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="one question, espeak, one session")
     parser.add_argument("--tts", default="espeak,piper")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--voices",
+        default="espeak,piper",
+        help="who asks the latency questions: espeak-ng (the shared WAVs), piper (the same texts), or both",
+    )
     parser.add_argument("--interruptions", type=int, default=5)
     parser.add_argument("--sessions", default="1,2,4,8")
     parser.add_argument(
@@ -720,11 +744,15 @@ def main() -> int:
     args = parser.parse_args()
     if args.smoke:
         args.tts, args.rounds, args.interruptions, args.sessions = "espeak", 1, 0, ""
+        args.voices = "espeak"
     if args.peer is None:
         args.peer = not args.smoke
     if args.pauses is None:
         args.pauses = not args.smoke
     args.sessions = [int(n) for n in args.sessions.split(",") if n]
+    args.voices = [v for v in args.voices.split(",") if v]
+    if not args.voices or any(v not in ("espeak", "piper") for v in args.voices):
+        parser.error("--voices: espeak, piper or both")
     os.environ["VOXLOOP_TURN"] = args.turn  # read by the default bot in the server process
     started = time.monotonic()
     results: dict[str, Any] = {
@@ -736,7 +764,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="voxloop-voice-") as tmp:
 
         async def run() -> None:
-            qs = await questions(args.smoke)
+            qs = await questions(args.smoke, args.voices)
             for tts in args.tts.split(","):
                 results["engines"].append(await run_engine(tts, args, qs, Path(tmp)))
 
@@ -746,7 +774,8 @@ def main() -> int:
             f"\n=== voxloop {__version__}, TTS {engine['tts']}, "
             f"load {engine['loadavg_start']} -> {engine['loadavg_end']}"
         )
-        table("voice-to-voice", engine["v2v"], V2V_KEYS)
+        for voice in args.voices:
+            table(f"voice-to-voice, {voice} questions", by_voice(engine["v2v"], voice), V2V_KEYS)
         if "premature" in engine:
             p = engine["premature"]
             print(f"\npause set: premature turn ends, voxloop {len(p['voxloop'])} / {p['of']}", end="")
@@ -762,10 +791,17 @@ def main() -> int:
                 f"\n=== {PEER_IMPL} (bench/peer/voice_bot.py), TTS espeak, "
                 f"log problems {peer.get('server_log_problems')}"
             )
-            table("peer voice-to-voice", peer["v2v"], V2V_KEYS)
+            for voice in args.voices:
+                table(f"peer voice-to-voice, {voice} questions", by_voice(peer["v2v"], voice), V2V_KEYS)
             if peer["interruptions"]:
                 table("peer interruption", peer["interruptions"], INT_KEYS)
-            side_by_side(engine["v2v"], peer["v2v"], V2V_KEYS, "side by side: voice-to-voice")
+            for voice in args.voices:
+                side_by_side(
+                    by_voice(engine["v2v"], voice),
+                    by_voice(peer["v2v"], voice),
+                    V2V_KEYS,
+                    f"side by side: voice-to-voice, {voice} questions",
+                )
             if peer["interruptions"]:
                 side_by_side(
                     engine["interruptions"], peer["interruptions"], INT_KEYS, "side by side: interruption"

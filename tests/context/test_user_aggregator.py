@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from helpers.sync import through, through_up
@@ -18,6 +19,7 @@ from voxloop.frames import (
     EndFrame,
     ErrorFrame,
     Frame,
+    InputAudioRawFrame,
     InputTextRawFrame,
     InterruptionFrame,
     LLMContextFrame,
@@ -31,6 +33,8 @@ from voxloop.frames import (
     UserSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADSpeechEndingFrame,
+    VADSpeechResumedFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -468,3 +472,62 @@ async def test_a_detector_gets_the_stt_words_and_a_maybe_waits_longer(no_leaked_
         assert not s.down(LLMContextFrame)
         await s.wait(0.2)
         assert s.user_messages() == ["Please remind me"]
+
+
+class ScriptedJudge:
+    """A detector that answers each pause from a list, and keeps the audio it was given."""
+
+    def __init__(self, *answers: TurnVerdict, hears_words: bool = True) -> None:
+        self.answers = list(answers)
+        self.hears_words = hears_words  # False: an audio-only model, which answers before the words are in
+        self.audio: list[bytes] = []
+
+    async def turn_is_complete(
+        self, audio: bytes, sample_rate: int, transcript: Awaitable[str]
+    ) -> TurnVerdict:
+        self.audio.append(audio)
+        if self.hears_words:
+            await transcript
+        return self.answers.pop(0)
+
+
+def user_audio(value: int, secs: float) -> InputAudioRawFrame:
+    samples = np.full(round(secs * 16000), value, dtype="<i2")
+    return InputAudioRawFrame(audio=samples.tobytes(), sample_rate=16000, num_channels=1)
+
+
+async def test_asked_at_the_vads_ending_the_answer_counts_at_its_stop(no_leaked_tasks: None) -> None:
+    judge = ScriptedJudge(TurnVerdict.DONE, hears_words=False)
+    params = UserTurnParams(min_silence_secs=0.35)
+    async with Session(params, turn_detector=judge) as s:
+        await s.send(vad_start(), user_audio(900, 1.0), user_audio(3, 0.128))
+        await s.send(VADSpeechEndingFrame(quiet_secs=0.128, until_stop_secs=0.096))
+        await s.wait(0.0)
+        assert len(judge.audio) == 1  # judged, before the VAD's stop
+        # It heard the audio as the stop would give it: the quiet lengthened by 0.096 s.
+        tail = np.frombuffer(judge.audio[0], dtype="<i2")[-round(0.224 * 16000) :]
+        assert set(tail.tolist()) == {3}
+        assert s.agg.turn_controller.verdict is None  # the answer waits for the stop
+        await s.wait(0.096)
+        await s.send(VADUserStoppedSpeakingFrame(stop_secs=0.224))
+        assert s.agg.turn_controller.verdict is TurnVerdict.DONE
+        await s.send(*said("What time is it?"))  # the STT's draft, pushed at the stop
+        await s.wait(0.0)
+        assert len(judge.audio) == 1 and not s.down(LLMContextFrame)  # not asked again; 0.224 s of quiet
+        await s.wait(0.13)  # 0.35 s after the speech ended
+        assert s.user_messages() == ["What time is it?"]
+
+
+async def test_speech_after_the_vads_ending_drops_that_answer(no_leaked_tasks: None) -> None:
+    judge = ScriptedJudge(TurnVerdict.DONE, TurnVerdict.NOT_DONE)
+    async with Session(UserTurnParams(max_silence_secs=2.0), turn_detector=judge) as s:
+        await s.send(vad_start(), user_audio(900, 1.0))
+        await s.send(VADSpeechEndingFrame(quiet_secs=0.128, until_stop_secs=0.096))
+        await s.send(VADSpeechResumedFrame())  # "I'd like ... a table for"
+        await s.wait(0.5)
+        await s.send(vad_stop())
+        await s.send(*said("I'd like a table for"))
+        await s.wait(0.5)
+        assert len(judge.audio) == 2  # asked again at the stop, about the whole segment
+        assert s.agg.turn_controller.verdict is TurnVerdict.NOT_DONE
+        assert not s.down(LLMContextFrame)  # the early "done" never counted

@@ -24,6 +24,8 @@ from voxloop.frames import (
     TranscriptionFrame,
     TTFBMetricsData,
     UserAudioRawFrame,
+    VADSpeechEndingFrame,
+    VADSpeechResumedFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -367,3 +369,66 @@ def test_rejects_bad_settings() -> None:
         ScriptedSTT(pre_roll_secs=-1)
     with pytest.raises(ValueError):
         ScriptedSTT(max_segment_secs=1.0)
+
+
+# -- drafts: transcription started at the VAD's "ending", before its stop ---------------------------------
+
+
+async def test_a_draft_made_at_the_pause_is_the_segments_transcript() -> None:
+    stt = ScriptedSTT(["Can you tell me a joke?"])
+    async with PipelineHarness(stt) as h:
+        await h.push(VADUserStartedSpeakingFrame(start_secs=0.0))
+        await h.push(*(chunk(100 + i) for i in range(5)))
+        await h.push(VADSpeechEndingFrame(quiet_secs=0.1, until_stop_secs=0.1))
+        await stt.entered.wait()  # the recogniser runs before the stop
+        assert not h.down_recorder.of_type(TranscriptionFrame)  # and nobody sees the draft
+        await h.push(chunk(0), VADUserStoppedSpeakingFrame(stop_secs=0.2))
+        finished = await h.down_recorder.wait_for(TranscriptionFinishedFrame)
+    assert finished.text == "Can you tell me a joke?"
+    assert len(stt.segments) == 1  # not transcribed again at the stop
+    assert values(stt.segments[0]) == [*range(100, 105)]
+
+
+async def test_speech_after_the_pause_drops_the_draft() -> None:
+    stt = ScriptedSTT(["Can you tell me", "Can you tell me a joke?"])
+    stt.gate = asyncio.Event()
+    async with PipelineHarness(stt) as h:
+        await h.push(VADUserStartedSpeakingFrame(start_secs=0.0))
+        await h.push(*(chunk(100 + i) for i in range(3)))
+        await h.push(VADSpeechEndingFrame(quiet_secs=0.1, until_stop_secs=0.1))
+        await stt.entered.wait()  # the draft is being made when the user goes on
+        await h.push(VADSpeechResumedFrame(), *(chunk(200 + i) for i in range(3)))
+        await h.push(VADUserStoppedSpeakingFrame(stop_secs=0.2))
+        stt.gate.set()
+        finished = await h.down_recorder.wait_for(TranscriptionFinishedFrame)
+    assert finished.text == "Can you tell me a joke?"  # the whole segment's, not the draft's
+    assert [t.text for t in h.down_recorder.of_type(TranscriptionFrame)] == ["Can you tell me a joke?"]
+    assert values(stt.segments[1]) == [100, 101, 102, 200, 201, 202]
+
+
+async def test_a_draft_overtaken_before_its_turn_is_not_made() -> None:
+    stt = ScriptedSTT(["earlier", "whole"])
+    stt.gate = asyncio.Event()
+    async with PipelineHarness(stt) as h:
+        await speak(h, 1, 2)  # an earlier segment keeps the recogniser busy
+        await stt.entered.wait()
+        await h.push(VADUserStartedSpeakingFrame(start_secs=0.0), chunk(100))
+        await h.push(VADSpeechEndingFrame(quiet_secs=0.1, until_stop_secs=0.1))
+        await h.push(VADSpeechResumedFrame(), chunk(200), VADUserStoppedSpeakingFrame(stop_secs=0.2))
+        stt.gate.set()
+        await h.down_recorder.wait_for(TranscriptionFinishedFrame, count=2)
+    assert len(stt.segments) == 2  # no draft of [100]
+    assert values(stt.segments[1])[-2:] == [100, 200]
+    assert [t.text for t in h.down_recorder.of_type(TranscriptionFrame)] == ["earlier", "whole"]
+
+
+async def test_a_failed_draft_is_transcribed_again_at_the_stop() -> None:
+    stt = ScriptedSTT([RuntimeError("busy"), "Hello."])
+    async with PipelineHarness(stt) as h:
+        await h.push(VADUserStartedSpeakingFrame(start_secs=0.0), chunk(100))
+        await h.push(VADSpeechEndingFrame(quiet_secs=0.1, until_stop_secs=0.1))
+        await h.push(VADUserStoppedSpeakingFrame(stop_secs=0.2))
+        finished = await h.down_recorder.wait_for(TranscriptionFinishedFrame)
+    assert finished.text == "Hello."
+    assert len(stt.segments) == 2
+    assert not h.up_recorder.of_type(ErrorFrame)  # the draft's failure is nobody's concern

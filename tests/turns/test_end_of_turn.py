@@ -161,9 +161,10 @@ PIPER_FRAGMENTS = [
     pytest.param(
         "Please remind me to call the doctor tomorrow.",
         "call",
-        # A known miss: Whisper tiny writes "Please remind me to call." (0.78 sure of "call") over the
-        # silence after "to", and Smart Turn hears the fragment as finished (0.98).
-        marks=pytest.mark.xfail(strict=True, reason="Whisper completes the fragment with the next word"),
+        # A known miss on some installs: Whisper tiny writes "Please remind me to call." (0.78 sure of
+        # "call") over the silence after "to", and Smart Turn hears the fragment as finished (0.98). On
+        # others (2026-12-03, a fresh machine) it writes "... to call" with "call" at 0.20, a guess: maybe.
+        marks=pytest.mark.xfail(strict=False, reason="Whisper may complete the fragment with the next word"),
     ),
     ("I'd like to book a table for four people tonight.", "four"),
     ("Set a timer for the pasta please.", "pasta"),

@@ -228,17 +228,34 @@ def test_done_still_waits_for_the_words_of_the_last_segment() -> None:
     assert kinds(ended) == [TurnEnded] and ended[0].text == "What time is it?"  # type: ignore[attr-defined]
 
 
-def test_done_still_leaves_the_user_half_a_second_to_go_on() -> None:
-    turns = TurnController(uses_detector=True)  # the default min_silence_secs
+def test_done_holds_while_the_vad_hears_speech_again_after_a_short_pause() -> None:
+    turns = TurnController(uses_detector=True)  # the default min_silence_secs (0.35 s)
     turns.on_vad_started(0, 0.2)
     turns.on_vad_stopped(int(1.2 * S), 0.2)  # speech ended at 1.0 s
     turns.on_transcription(int(1.25 * S), "I'd like.")
     assert turns.on_transcription_finished(int(1.25 * S)) == []
     assert turns.on_turn_verdict(int(1.3 * S), True) == []  # a comma's pause, and "um" follows
-    assert turns.next_deadline(int(1.3 * S)) == int(1.5 * S)
-    # The longest comma pause measured (piper, "Tell me, um"): 0.3 s; the VAD hears "um" 0.2 s into it.
-    turns.on_vad_started(int(1.49 * S), 0.2)
-    assert turns.on_timer(int(1.5 * S)) == [] and turns.turn_open
+    assert turns.next_deadline(int(1.3 * S)) == int(1.35 * S)
+    # The longest comma pause measured (piper, "Tell me, um"): 0.3 s. The VAD's first frame of the "um"
+    # holds the turn; its start decision comes 0.2 s later.
+    assert turns.on_speech_resumed(int(1.33 * S)) == []
+    assert turns.on_timer(int(1.35 * S)) == [] and turns.next_deadline(int(1.35 * S)) == int(1.63 * S)
+    turns.on_vad_started(int(1.53 * S), 0.2)
+    assert turns.on_timer(int(1.63 * S)) == [] and turns.turn_open
+
+
+def test_a_sound_that_was_not_speech_delays_a_done_turn_by_the_hold_only() -> None:
+    p = UserTurnParams()
+    turns = TurnController(p, uses_detector=True)
+    turns.on_vad_started(0, 0.2)
+    turns.on_vad_stopped(int(1.2 * S), 0.2)
+    turns.on_transcription(int(1.25 * S), "What time is it?")
+    turns.on_transcription_finished(int(1.25 * S))
+    turns.on_turn_verdict(int(1.3 * S), True)
+    turns.on_speech_resumed(int(1.32 * S))  # a click: the VAD never says "started"
+    held_until = int(1.32 * S) + int(p.resume_hold_secs * S)
+    assert turns.on_timer(held_until - 1) == []
+    assert kinds(turns.on_timer(held_until)) == [TurnEnded]
 
 
 def test_maybe_waits_longer_than_done_and_less_than_not_done() -> None:

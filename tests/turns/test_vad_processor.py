@@ -16,6 +16,7 @@ from voxloop.frames import (
     InputAudioRawFrame,
     UserSpeakingFrame,
     VADParamsUpdateFrame,
+    VADSpeechEndingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -143,3 +144,35 @@ async def test_invalid_params_update_is_reported_and_ignored(no_leaked_tasks: No
         await h.push(VADParamsUpdateFrame(confidence=3.0))
     assert processor.params.confidence == 0.7
     assert any("invalid VAD params" in getattr(f, "error", "") for f in h.up)
+
+
+def test_a_short_pause_inside_speech_is_ending_then_resumed_and_a_long_one_ends_the_segment() -> None:
+    first, rate, _ = load_wav(AUDIO / "utt02_timer.wav")
+    second, _, _ = load_wav(AUDIO / "utt04_lights.wav")
+    gap = bytes(2 * round(0.16 * rate))  # longer than ending_secs (4 frames), shorter than the stop (7)
+    pcm = bytes(2 * rate) + trimmed(first) + gap + trimmed(second) + bytes(2 * rate)
+    vad = SileroVAD(stop_secs=0.2, ending_secs=0.1)
+    events = [e.kind for e in vad.analyze(pcm)]
+    assert events == ["resumed", "started", "ending", "resumed", "ending", "stopped"]
+    plain = SileroVAD(stop_secs=0.2)  # without ending_secs: the decisions only, and the same ones
+    assert [e.kind for e in plain.analyze(pcm)] == ["started", "stopped"]
+
+
+def trimmed(pcm: bytes) -> bytes:
+    """``pcm`` without its leading and trailing silence."""
+    loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32)) > 300)
+    return pcm[2 * int(loud[0]) : 2 * (int(loud[-1]) + 1)]
+
+
+async def test_the_processor_pushes_ending_before_the_stop(no_leaked_tasks: None) -> None:
+    pcm, rate, channels = load_wav(AUDIO / "utt01_weather.wav")
+    processor = VADProcessor(params=VADParams(stop_secs=0.2, ending_secs=0.1))
+    async with PipelineHarness(processor) as h:
+        await h.push(*chunks(bytes(rate) + pcm + bytes(rate), rate, channels))
+        await h.down_recorder.wait_for(VADUserStoppedSpeakingFrame)
+    vad_frames = [f for f in h.down if isinstance(f, VADSpeechEndingFrame | VADUserStoppedSpeakingFrame)]
+    ending, stopped = vad_frames[-2:]
+    assert isinstance(ending, VADSpeechEndingFrame) and isinstance(stopped, VADUserStoppedSpeakingFrame)
+    assert ending.quiet_secs == pytest.approx(0.128) and ending.until_stop_secs == pytest.approx(0.096)
+    with pytest.raises(ValueError, match="ending_secs"):
+        VADParams(stop_secs=0.2, ending_secs=0.2)

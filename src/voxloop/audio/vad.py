@@ -87,7 +87,12 @@ def _as_float(frame: np.ndarray | bytes) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class VADEvent:
-    """The user started or stopped speaking.
+    """The user started or stopped speaking, or (before those decisions) may be about to.
+
+    - ``started`` / ``stopped``: the decisions, after ``start_secs`` of speech / ``stop_secs`` of silence.
+    - ``ending``: while speaking, ``ending_secs`` of silence so far (the stop follows unless speech resumes).
+    - ``resumed``: a frame of speech after an ``ending`` (the segment goes on), or one that begins a run
+      of speech while quiet (a start may follow, or it was noise).
 
     ``at_secs`` is the stream time (seconds of audio fed since the start or the last reset) at which
     the decision was made: the end of the frame that completed ``start_secs`` of speech or ``stop_secs``
@@ -95,7 +100,7 @@ class VADEvent:
     onset (for "started") or end of speech (for "stopped").
     """
 
-    kind: Literal["started", "stopped"]
+    kind: Literal["started", "stopped", "ending", "resumed"]
     at_secs: float
     edge_secs: float
 
@@ -110,7 +115,11 @@ class SileroVAD:
     the model itself rejects steady noise and hum, and a high gate would cut quiet talkers.
 
     Speaking starts after ``start_secs`` of speech frames and stops after ``stop_secs`` of consecutive
-    non-speech frames; both are rounded up to whole frames. On the way in, a frame that is almost speech
+    non-speech frames; both are rounded up to whole frames. With ``ending_secs`` (shorter than
+    ``stop_secs``), it also says when a pause inside speech has lasted that long ("ending") and when speech
+    comes back before a decision ("resumed"), so work on the segment can start before the stop.
+
+    On the way in, a frame that is almost speech
     (probability within 0.25 of ``confidence``, loud enough) neither counts nor breaks the run: quiet
     first syllables dip just under the threshold, and breaking the run there found onsets ~0.3 s late.
     """
@@ -124,6 +133,7 @@ class SileroVAD:
         start_secs: float = 0.2,
         stop_secs: float = 0.8,
         min_volume: float = 0.25,
+        ending_secs: float | None = None,
     ) -> None:
         if sample_rate != _SAMPLE_RATE:
             raise ValueError(
@@ -143,6 +153,7 @@ class SileroVAD:
         # "At least start_secs": round up, with a little slack so 0.8 s is exactly 25 frames.
         self._start_frames = max(1, math.ceil(start_secs / frame_secs - 1e-6))
         self._stop_frames = max(1, math.ceil(stop_secs / frame_secs - 1e-6))
+        self.set_ending_secs(ending_secs)
         self._pending = bytearray()
         self.reset()
 
@@ -161,6 +172,15 @@ class SileroVAD:
         """Seconds of audio analysed since the start or the last :meth:`reset` (whole frames only)."""
         return self._frames / self.sample_rate * FRAME_SAMPLES
 
+    def set_ending_secs(self, ending_secs: float | None) -> None:
+        """Silence inside speech after which "ending" is reported (None: never), in whole frames."""
+        if ending_secs is not None and ending_secs < 0:
+            raise ValueError("ending_secs must not be negative")
+        frame_secs = FRAME_SAMPLES / self.sample_rate
+        self._ending_frames = (
+            None if ending_secs is None else max(1, math.ceil(ending_secs / frame_secs - 1e-6))
+        )
+
     def reset(self) -> None:
         """Start afresh: a new stream, model state cleared, not speaking, stream time back to 0."""
         self._h = np.zeros(_STATE_SHAPE, dtype=np.float32)
@@ -173,6 +193,7 @@ class SileroVAD:
         self._run_start = 0  # the frame where that run began
         self._volume = 0.0
         self._last_is_speech = False
+        self._ending_said = False  # "ending" was reported for the current run of silence
 
     def confidence(self, frame: np.ndarray | bytes) -> float:
         """Speech probability of exactly one 512-sample frame; advances this instance's model state.
@@ -199,13 +220,11 @@ class SileroVAD:
         while len(self._pending) - offset >= frame_bytes:
             frame = bytes(self._pending[offset : offset + frame_bytes])
             offset += frame_bytes
-            event = self._step(frame)
-            if event is not None:
-                events.append(event)
+            self._step(frame, events)
         del self._pending[:offset]
         return events
 
-    def _step(self, frame: bytes) -> VADEvent | None:
+    def _step(self, frame: bytes, events: list[VADEvent]) -> None:
         probability = self.confidence(frame)
         level = rms_level(frame)
         self._volume = level if level >= self._volume else 0.8 * self._volume + 0.2 * level
@@ -224,19 +243,36 @@ class SileroVAD:
             agrees = not (is_speech or almost)  # still quiet
             counts = is_speech
         if agrees:
+            if self._ending_said:  # speech again before the stop: the segment goes on
+                self._ending_said = False
+                events.append(VADEvent("resumed", self.stream_secs, self.stream_secs - self._frame_secs))
             self._run = 0
         elif counts:
             if self._run == 0:
                 self._run_start = self._frames - 1
+                if not self._speaking and self._ending_frames is not None:
+                    events.append(VADEvent("resumed", self.stream_secs, self._edge_secs()))
             self._run += 1
+        if self._speaking and self._run == self._ending_frames and self._run < self._stop_frames:
+            self._ending_said = True
+            events.append(VADEvent("ending", self.stream_secs, self._edge_secs()))
         needed = self._stop_frames if self._speaking else self._start_frames
         if self._run < needed:
-            return None
-        at = self.stream_secs
-        edge = self._run_start * FRAME_SAMPLES / self.sample_rate
+            return
         self._speaking = not self._speaking
         self._run = 0
-        return VADEvent("started" if self._speaking else "stopped", at, edge)
+        self._ending_said = False
+        events.append(
+            VADEvent("started" if self._speaking else "stopped", self.stream_secs, self._edge_secs())
+        )
+
+    @property
+    def _frame_secs(self) -> float:
+        return FRAME_SAMPLES / self.sample_rate
+
+    def _edge_secs(self) -> float:
+        """Where the current run began (stream seconds)."""
+        return self._run_start * self._frame_secs
 
 
 class PreRoll:

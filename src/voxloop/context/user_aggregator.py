@@ -11,7 +11,10 @@ upstream ``AssistantTurnStoppedFrame`` (the reply is over).
 
 With a ``turn_detector`` (:mod:`voxloop.turns.end_of_turn`), the aggregator keeps the last 8 s of the
 user's audio and, at each pause, asks the detector off the event loop whether the turn is over; the
-answer goes to the controller (an answer that comes after the user spoke again is dropped).
+answer goes to the controller (an answer that comes after the user spoke again is dropped). With a VAD
+that says when a pause begins (``VADSpeechEndingFrame``), it asks then, on the audio so far lengthened
+with the quiet just heard to what the VAD's stop would give, and hands the answer over at the stop; speech
+again first (``VADSpeechResumedFrame``) drops it.
 
 Speculation (with a detector): once a pause's words are in and the turn is still open (the detector has
 not said "done" yet, or said "not done"), the LLM is started on a copy of the context holding those words
@@ -57,6 +60,8 @@ from ..frames import (
     UserSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADSpeechEndingFrame,
+    VADSpeechResumedFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -130,6 +135,8 @@ class LLMUserAggregator(FrameProcessor):
         self._turn_audio_from = 0
         self._audio_converter: PCMConverter | None = None
         self._pause = 0  # counts pauses, so that a late verdict for an earlier one is dropped
+        self._asked_early = False  # the detector was asked at the VAD's "ending", for the segment still open
+        self._early_verdict: TurnVerdict | None = None  # its answer, if it came before the VAD's stop
         # Per pause being judged: the segments that must be transcribed first, and its transcript.
         self._transcripts: list[tuple[int, asyncio.Future[str]]] = []
         self._segments_closed = 0  # VAD stops seen
@@ -170,7 +177,7 @@ class LLMUserAggregator(FrameProcessor):
                 self._keep_audio(frame)
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             await self.push_frame(frame, direction)
-            self._pause += 1
+            self._new_pause()
             await self._drop_speculation()  # the user goes on: that reply would answer half a sentence
             if not turns.turn_open:
                 back = round((frame.start_secs + _DETECTOR_PRE_SPEECH_SECS) * _DETECTOR_RATE) * 2
@@ -181,7 +188,22 @@ class LLMUserAggregator(FrameProcessor):
             self._segments_closed += 1
             await self._act(turns.on_vad_stopped(now, frame.stop_secs))
             if self._detector is not None and turns.turn_open:
-                self._ask_detector()
+                if not self._asked_early:
+                    self._ask_detector()
+                elif self._early_verdict is not None:
+                    await self._act(turns.on_turn_verdict(now, self._early_verdict))
+                self._asked_early, self._early_verdict = False, None
+        elif isinstance(frame, VADSpeechEndingFrame):
+            await self.push_frame(frame, direction)
+            if self._detector is not None and turns.turn_open and turns.vad_speaking:
+                self._new_pause()
+                self._asked_early = True
+                self._ask_detector(pad_secs=frame.until_stop_secs, quiet_secs=frame.quiet_secs, closing=1)
+        elif isinstance(frame, VADSpeechResumedFrame):
+            await self.push_frame(frame, direction)
+            if self._asked_early:
+                self._new_pause()  # the segment goes on: that answer was about half of it
+            await self._act(turns.on_speech_resumed(now))
         elif isinstance(frame, UserSpeakingFrame):
             await self.push_frame(frame, direction)
             await self._act(turns.on_user_speaking(now))
@@ -325,12 +347,23 @@ class LLMUserAggregator(FrameProcessor):
         self._audio.append(pcm)
         self._audio_total += len(pcm)
 
-    def _ask_detector(self) -> None:
+    def _new_pause(self) -> None:
+        self._pause += 1
+        self._asked_early, self._early_verdict = False, None
+
+    def _ask_detector(self, *, pad_secs: float = 0.0, quiet_secs: float = 0.0, closing: int = 0) -> None:
+        """Judge the pause. ``pad_secs``: lengthen the audio by that much, repeating its last ``quiet_secs``
+        (the quiet the VAD is waiting out); ``closing``: segments not closed yet whose words it needs."""
         kept = self._audio.get()
         turn_bytes = min(len(kept), self._audio_total - self._turn_audio_from)
         audio = kept[len(kept) - turn_bytes :] if turn_bytes > 0 else b""
+        pad = round(pad_secs * _DETECTOR_RATE) * 2
+        quiet_bytes = min(pad, round(quiet_secs * _DETECTOR_RATE) * 2)
+        if pad and quiet_bytes and len(audio) >= quiet_bytes:
+            quiet = audio[-quiet_bytes:]
+            audio += (quiet * (pad // len(quiet) + 1))[:pad]
         transcript: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._transcripts.append((self._segments_closed, transcript))
+        self._transcripts.append((self._segments_closed + closing, transcript))
         self._words_in()
         self._detector_tasks.spawn(self._judge_pause(self._pause, audio, transcript), f"{self.name}::eot")
 
@@ -351,6 +384,9 @@ class LLMUserAggregator(FrameProcessor):
             verdict = TurnVerdict.NOT_DONE
         if pause != self._pause or not self._turns.turn_open:
             return  # the user spoke again (or the turn ended) meanwhile
+        if self._turns.vad_speaking:  # judged at the VAD's "ending": the answer counts at its stop
+            self._early_verdict = verdict
+            return
         logger.debug("%s: end-of-turn detector: %s", self, verdict.value)
         await self._act(self._turns.on_turn_verdict(self.clock.now_ns(), verdict))
 

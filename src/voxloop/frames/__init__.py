@@ -105,6 +105,8 @@ from .speaking import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADParamsUpdateFrame,
+    VADSpeechEndingFrame,
+    VADSpeechResumedFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -235,4 +237,6 @@ __all__ = [
     "VADParamsUpdateFrame",
     "VADUserStartedSpeakingFrame",
     "VADUserStoppedSpeakingFrame",
+    "VADSpeechEndingFrame",
+    "VADSpeechResumedFrame",
 ]

@@ -44,6 +44,25 @@ class VADUserStoppedSpeakingFrame(SystemFrame):
 
 
 @dataclass(eq=False)
+class VADSpeechEndingFrame(SystemFrame):
+    """Raw VAD, before its stop: inside a segment, ``quiet_secs`` of silence so far.
+
+    The stop follows ``until_stop_secs`` later unless speech comes back first
+    (:class:`VADSpeechResumedFrame`): work that needs the segment's end (transcription, an end-of-turn
+    judgement) may start on what was said so far, and is dropped if the speech resumes.
+    """
+
+    quiet_secs: float = 0.0
+    until_stop_secs: float = 0.0
+
+
+@dataclass(eq=False)
+class VADSpeechResumedFrame(SystemFrame):
+    """Raw VAD, before its decision: a frame of speech after a :class:`VADSpeechEndingFrame` (the segment
+    goes on), or while quiet (the start of what may become a new segment, or noise)."""
+
+
+@dataclass(eq=False)
 class ProposedUserStartedSpeakingFrame(SystemFrame):
     """A service with its own VAD (e.g. a speech-to-speech model) proposes that the user started."""
 

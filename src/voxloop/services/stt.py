@@ -12,6 +12,12 @@ buffer, so the first word is whole (without it small Whisper models garble the o
 ``VADUserStoppedSpeakingFrame``. Speech longer than ``max_segment_secs`` is cut at the quietest moment of the
 last two seconds and sent as several parts.
 
+Drafts. A VAD that says when a pause has begun (``VADSpeechEndingFrame``, :attr:`VADParams.ending_secs`)
+gets the segment transcribed from there, as a draft nobody sees: if the stop follows with no speech in
+between, the draft is the segment's transcript (the audio after it is silence), so the words are in that
+much sooner; if the speech resumes (``VADSpeechResumedFrame``), the draft is dropped, and skipped if it
+has not started yet.
+
 How it is transcribed. Every frame is passed on at once: transcription never delays audio or VAD frames.
 Segments go to a queue served by one worker task per service instance, so they are transcribed in order,
 one at a time, and the work itself (:meth:`SegmentedSTTService.transcribe`) runs off the event loop (a
@@ -43,6 +49,8 @@ from ..frames import (
     TranscriptionFinishedFrame,
     TranscriptionFrame,
     UserAudioRawFrame,
+    VADSpeechEndingFrame,
+    VADSpeechResumedFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -120,12 +128,22 @@ class STTService(FrameProcessor):
 
 
 @dataclass
+class _Draft:
+    """A transcription of a segment so far, made at a pause before the VAD's stop."""
+
+    valid: bool = True  # False once the speech resumed: the draft is not the segment's transcript
+    transcript: Transcript | None = None  # None: not made (yet), or it failed
+
+
+@dataclass
 class _Segment:
     audio: bytes
     sample_rate: int
     stop_ns: int | None  # pipeline-clock time of the VAD stop (final part only)
     final: bool  # the last part of a VAD segment: TranscriptionFinishedFrame follows
     user_id: str
+    draft: _Draft | None = None  # this entry makes that draft (not final, pushes nothing)
+    from_draft: _Draft | None = None  # final: its transcript is this draft's, made earlier in the queue
 
 
 class SegmentedSTTService(STTService):
@@ -163,6 +181,7 @@ class SegmentedSTTService(STTService):
         self._segments: asyncio.Queue[_Segment] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._parts: list[str] = []  # texts of the current VAD segment's parts (worker side)
+        self._draft: _Draft | None = None  # the open segment's draft, while it still stands
 
     # -- what subclasses implement ------------------------------------------------------------
 
@@ -200,6 +219,12 @@ class SegmentedSTTService(STTService):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             await self.push_frame(frame, direction)
             self._on_vad_stopped()
+        elif isinstance(frame, VADSpeechEndingFrame):
+            await self.push_frame(frame, direction)
+            self._start_draft()
+        elif isinstance(frame, VADSpeechResumedFrame):
+            await self.push_frame(frame, direction)
+            self._drop_draft()
         elif isinstance(frame, EndFrame):
             if self._recording is not None:
                 self._on_vad_stopped()  # the stream ended mid-speech: still transcribe what was said
@@ -207,6 +232,7 @@ class SegmentedSTTService(STTService):
             await self.push_frame(frame, direction)
         elif isinstance(frame, CancelFrame):
             self._recording = None
+            self._drop_draft()
             await self.push_frame(frame, direction)
         else:
             await super().process_frame(frame, direction)
@@ -215,6 +241,7 @@ class SegmentedSTTService(STTService):
         await super()._set_muted(muted)
         if muted:
             self._recording = None  # what was said so far in this segment is dropped
+            self._drop_draft()
 
     def _on_audio(self, frame: InputAudioRawFrame) -> None:
         audio = to_mono(frame.audio, frame.num_channels)
@@ -233,6 +260,7 @@ class SegmentedSTTService(STTService):
             return
         recording += audio
         if len(recording) >= round(self.max_segment_secs * self._sample_rate) * 2:
+            self._drop_draft()  # it covers audio that now goes out as a part of its own
             cut = _quietest_cut(recording, self._sample_rate)
             self._enqueue(bytes(recording[:cut]), final=False)
             del recording[:cut]
@@ -247,13 +275,30 @@ class SegmentedSTTService(STTService):
 
     def _on_vad_stopped(self) -> None:
         recording, self._recording = self._recording, None
+        draft, self._draft = self._draft, None
         # Even with nothing recorded (muted), a finish is queued behind the earlier segments, so whoever
         # waits for "the STT is done with everything up to the VAD stop" hears it, in order.
-        self._enqueue(bytes(recording) if recording is not None else b"", final=True)
+        self._enqueue(bytes(recording) if recording is not None else b"", final=True, from_draft=draft)
 
-    def _enqueue(self, audio: bytes, *, final: bool) -> None:
+    def _start_draft(self) -> None:
+        if self._recording is None or not self._recording:
+            return
+        self._drop_draft()
+        self._draft = _Draft()
+        self._enqueue(bytes(self._recording), final=False, draft=self._draft)
+
+    def _drop_draft(self) -> None:
+        if self._draft is not None:
+            self._draft.valid = False
+            self._draft = None
+
+    def _enqueue(
+        self, audio: bytes, *, final: bool, draft: _Draft | None = None, from_draft: _Draft | None = None
+    ) -> None:
         stop_ns = self.clock.now_ns() if final else None
-        self._segments.put_nowait(_Segment(audio, self._sample_rate, stop_ns, final, self._segment_user_id))
+        self._segments.put_nowait(
+            _Segment(audio, self._sample_rate, stop_ns, final, self._segment_user_id, draft, from_draft)
+        )
 
     async def _wait_segments_done(self) -> None:
         if self._worker is None or self._worker.done():
@@ -274,15 +319,29 @@ class SegmentedSTTService(STTService):
             finally:
                 self._segments.task_done()
 
+    async def _make_draft(self, segment: _Segment, draft: _Draft) -> None:
+        if not draft.valid:
+            return  # the speech resumed before its turn came
+        try:
+            draft.transcript = await self.transcribe(segment.audio, segment.sample_rate)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the final transcription runs (and reports) it again
+            logger.debug("%s: draft transcription failed: %r", self, exc)
+
     async def _transcribe_segment(self, segment: _Segment) -> None:
+        if segment.draft is not None:
+            await self._make_draft(segment, segment.draft)
+            return
         text = ""
         if segment.audio:
             if segment.stop_ns is not None:
                 self._metrics.start_ttfb(segment.stop_ns)  # TTFB counts from the VAD stop
             await self.start_processing_metrics()
             seconds = len(segment.audio) / 2 / segment.sample_rate
+            drafted = segment.from_draft.transcript if segment.from_draft is not None else None
             try:
-                transcript = await self.transcribe(segment.audio, segment.sample_rate)
+                transcript = drafted or await self.transcribe(segment.audio, segment.sample_rate)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -141,6 +141,7 @@ class TurnController:
         # How long the VAD takes to say "stopped" after speech ends (learnt from its stop frames). While
         # it says "speaking", speech is only known to have lasted until now minus this.
         self._vad_stop_ns = int(0.3 * _NS)
+        self._hold_until_ns = 0  # a sound that may be speech again: no turn end before this
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -237,6 +238,14 @@ class TurnController:
                 if (segment.end_ns - segment.onset_ns) < min_secs * _NS:
                     actions.append(self._reject(segment))
         return actions + self._evaluate(now_ns)
+
+    def on_speech_resumed(self, now_ns: int) -> list[Action]:
+        """A frame of speech while the VAD is quiet: the user may be going on (the VAD's start is
+        ``start_secs`` away). The turn does not end for ``resume_hold_secs``, so a short pause (a comma
+        before "um") is not taken for the end while the VAD makes up its mind."""
+        if self.turn_open and not self.vad_speaking:
+            self._hold_until_ns = now_ns + int(self.params.resume_hold_secs * _NS)
+        return self._evaluate(now_ns)
 
     def on_user_speaking(self, now_ns: int) -> list[Action]:
         self._last_activity_ns = now_ns
@@ -405,7 +414,11 @@ class TurnController:
         if self.turn_open:
             quiet_for = now_ns - self._last_activity_ns
             needed = self._silence_needed_ns()
-            silence_ok = not self.vad_speaking and now_ns - self._last_speech_end_ns >= needed
+            silence_ok = (
+                not self.vad_speaking
+                and now_ns - self._last_speech_end_ns >= needed
+                and now_ns >= self._hold_until_ns
+            )
             waiting = any(s.accepted is not False and s.closed_ns is not None for s in self._segments)
             if silence_ok and not waiting:
                 actions.append(self._close_turn())
@@ -456,7 +469,7 @@ class TurnController:
         else:
             needed = self._silence_needed_ns()
             if not self.vad_speaking:
-                deadlines.append(self._last_speech_end_ns + needed)
+                deadlines.append(max(self._last_speech_end_ns + needed, self._hold_until_ns))
             deadlines.append(self._last_activity_ns + int(p.turn_timeout_secs * _NS))
         if p.user_idle_timeout_secs is not None and self._idle_since_ns is not None:
             deadlines.append(self._idle_since_ns + int(p.user_idle_timeout_secs * _NS))

@@ -92,6 +92,8 @@ SURE_STOP_BELOW = 0.02
 # Smart Turn's score can swing on 50 ms more or less of trailing silence (0.05-0.92 on one espeak-ng
 # fragment, "Could you play some music..."): a pause counts as done only if the clip, and the clip 50 and
 # 100 ms shorter, all score done. The later ones run only while the score stays at or above the threshold.
+# (Each run is about 95 ms here; without the 50 ms one that fragment is "done":
+# test_a_finished_sentence_that_goes_on_after_a_pause_is_likely_not_done.)
 WINDOW_TRIMS_SECS = (0.0, 0.05, 0.1)
 _SENTENCE_END = (".", "?", "!")
 

@@ -21,18 +21,26 @@ class VADParams:
     - ``stop_secs``: silence needed before "stopped" (0.3 s: cuts segments for the STT quickly; the
       turn end is decided later with :attr:`UserTurnParams.stop_secs`).
     - ``min_volume``: level gate in 0..1 (0.25 is -45 dBFS), drops near-silence only.
+    - ``ending_secs``: silence inside speech after which the VAD says the segment is probably ending
+      (``VADSpeechEndingFrame``), and then whether speech came back (``VADSpeechResumedFrame``), so the
+      STT and an end-of-turn detector start on the segment that much before the stop. None (the default):
+      off. The default bot's Smart Turn mode uses 0.1 s (4 frames, 0.128 s; its stop is 7 frames): drafts
+      for pauses between words are thrown away, and cost one transcription each.
     """
 
     confidence: float = 0.7
     start_secs: float = 0.2
     stop_secs: float = 0.3
     min_volume: float = 0.25
+    ending_secs: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0 or not 0.0 <= self.min_volume <= 1.0:
             raise ValueError("confidence and min_volume must be within 0..1")
         if self.start_secs < 0 or self.stop_secs < 0:
             raise ValueError("start_secs and stop_secs must not be negative")
+        if self.ending_secs is not None and not 0 <= self.ending_secs < self.stop_secs:
+            raise ValueError("ending_secs must be at least 0 and shorter than stop_secs")
 
 
 @dataclass
@@ -50,18 +58,21 @@ class UserTurnParams:
       send it; generous because a local Whisper may take a second on a long segment).
     - With an end-of-turn detector (``LLMUserAggregator(turn_detector=...)``, the default bot's Smart Turn),
       ``stop_secs`` is not used: at each pause the detector decides. "Done" ends the turn as soon as the
-      pause's words are transcribed and ``min_silence_secs`` (0.5 s) have passed since the speech ended
-      (comma pauses measure 0.14-0.3 s, so the VAD hears the "um" after one 0.34-0.5 s after the speech
-      ended, and Whisper can write a full stop at a comma; on a loaded machine the VAD stop and
-      Whisper take longer than 0.5 s anyway, so it costs nothing there); "not done" (a thinking pause
-      after "for", "and", "um") keeps it open until the user goes on or ``max_silence_secs`` (2.0 s)
-      of silence have passed since the speech ended. The same limit applies while the detector has not
-      answered yet. "Likely" (a finished sentence whose words the STT was sure of, which the audio
-      model hears as unfinished) waits ``likely_silence_secs`` (1.2 s): a finished sentence may still
-      go on ("Could you play some music? ... by the Beatles" after 0.8 s, heard by the VAD 0.2 s
-      later). "Maybe" (the words and the audio disagree otherwise) waits ``maybe_silence_secs``
-      (1.6 s): longer than a thinking pause of 1.2 s plus the 0.2 s the VAD takes to hear speech
-      again, shorter than the limit.
+      pause's words are transcribed and ``min_silence_secs`` (0.35 s) have passed since the speech ended
+      (comma pauses measure 0.14-0.3 s, and Whisper can write a full stop at a comma: the VAD's first frame of
+      the "um" after one comes 0.3-0.33 s after the speech ended, and holds the turn end for
+      ``resume_hold_secs`` when the VAD reports it, :attr:`VADParams.ending_secs`); "not done" (a thinking
+      pause after "for", "and", "um") keeps it open until the user goes on or ``max_silence_secs`` (2.0 s) of
+      silence have passed since the speech ended. The same limit applies while the detector has not answered
+      yet. "Likely" (a finished sentence whose words the STT was sure of, which the audio model hears as
+      unfinished) waits ``likely_silence_secs`` (1.2 s): a finished sentence may still go on ("Could you play
+      some music? ... by the Beatles" after 0.8 s, heard by the VAD 0.2 s later). "Maybe" (the words and the
+      audio disagree otherwise) waits ``maybe_silence_secs`` (1.6 s): longer than a thinking pause of 1.2 s
+      plus the 0.2 s the VAD takes to hear speech again, shorter than the limit.
+    - ``resume_hold_secs`` (0.3 s): with a VAD that reports speech coming back before its start decision
+      (:attr:`VADParams.ending_secs`), a frame of speech after a pause holds the turn end this long (the
+      VAD's 0.2 s start plus a frame or two), so a "done" after a short pause (a comma before "um") waits
+      to see whether the user goes on; noise costs at most this much.
     - ``turn_timeout_secs`` (5.0 s): safety net; an open turn with no voice activity and no
       transcription for that long is ended whatever else is pending.
 
@@ -92,10 +103,11 @@ class UserTurnParams:
     """
 
     stop_secs: float = 0.7
-    min_silence_secs: float = 0.5
+    min_silence_secs: float = 0.35
     likely_silence_secs: float = 1.2
     maybe_silence_secs: float = 1.6
     max_silence_secs: float = 2.0
+    resume_hold_secs: float = 0.3
     transcription_timeout_secs: float = 2.0
     turn_timeout_secs: float = 5.0
     start_on_transcription: bool = True

@@ -30,6 +30,8 @@ from ..frames import (
     InputAudioRawFrame,
     UserSpeakingFrame,
     VADParamsUpdateFrame,
+    VADSpeechEndingFrame,
+    VADSpeechResumedFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -52,6 +54,7 @@ def apply_vad_params(vad: SileroVAD, params: VADParams) -> None:
     frame_secs = FRAME_SAMPLES / vad.sample_rate
     vad._start_frames = max(1, math.ceil(params.start_secs / frame_secs - 1e-6))
     vad._stop_frames = max(1, math.ceil(params.stop_secs / frame_secs - 1e-6))
+    vad.set_ending_secs(params.ending_secs)
 
 
 class VADProcessor(FrameProcessor):
@@ -148,14 +151,19 @@ class VADProcessor(FrameProcessor):
     async def _emit(self, events: list[VADEvent]) -> None:
         vad = self._vad
         for event in events:
+            # The delay actually used (whole frames) from the speech onset / end to the decision.
+            delay = event.at_secs - event.edge_secs
+            frame: Frame
             if event.kind == "started":
                 self._last_tick_secs = event.at_secs
-                # The delay actually used (whole frames) from the speech onset / end to the decision.
-                delay = event.at_secs - event.edge_secs
-                frame: Frame = VADUserStartedSpeakingFrame(start_secs=delay, timestamp=time.time())
-            else:
-                delay = event.at_secs - event.edge_secs
+                frame = VADUserStartedSpeakingFrame(start_secs=delay, timestamp=time.time())
+            elif event.kind == "stopped":
                 frame = VADUserStoppedSpeakingFrame(stop_secs=delay, timestamp=time.time())
+            elif event.kind == "ending":
+                stop_secs = vad._stop_frames * FRAME_SAMPLES / vad.sample_rate
+                frame = VADSpeechEndingFrame(quiet_secs=delay, until_stop_secs=max(0.0, stop_secs - delay))
+            else:
+                frame = VADSpeechResumedFrame()
             await self.push_frame(frame, DOWNSTREAM)
         # Ticks only on frames that are speech: each one proves the user was still talking at that moment,
         # which lets the turn controller confirm a barge-in without waiting out the VAD's stop delay.
