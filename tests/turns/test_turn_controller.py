@@ -229,7 +229,7 @@ def test_done_still_waits_for_the_words_of_the_last_segment() -> None:
 
 
 def test_done_holds_while_the_vad_hears_speech_again_after_a_short_pause() -> None:
-    turns = TurnController(uses_detector=True)  # the default min_silence_secs (0.35 s)
+    turns = TurnController(UserTurnParams(min_silence_secs=0.35), uses_detector=True)  # with the hold
     turns.on_vad_started(0, 0.2)
     turns.on_vad_stopped(int(1.2 * S), 0.2)  # speech ended at 1.0 s
     turns.on_transcription(int(1.25 * S), "I'd like.")
@@ -245,7 +245,7 @@ def test_done_holds_while_the_vad_hears_speech_again_after_a_short_pause() -> No
 
 
 def test_a_sound_that_was_not_speech_delays_a_done_turn_by_the_hold_only() -> None:
-    p = UserTurnParams()
+    p = UserTurnParams(min_silence_secs=0.35)
     turns = TurnController(p, uses_detector=True)
     turns.on_vad_started(0, 0.2)
     turns.on_vad_stopped(int(1.2 * S), 0.2)

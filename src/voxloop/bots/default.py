@@ -49,7 +49,6 @@ SYSTEM_PROMPT = (
 
 
 SMART_TURN_VAD_STOP_SECS = 0.2
-SMART_TURN_ENDING_SECS = 0.1
 
 
 def smart_turn_enabled() -> bool:
@@ -137,11 +136,9 @@ def create_bot(
         context = LLMContext([{"role": "system", "content": SYSTEM_PROMPT}], tools=[TIME_TOOL])
     if smart_turn_enabled():
         aggregators = LLMContextAggregatorPair(context, turn_detector=SmartTurnDetector())
-        # The VAD only cuts segments; Smart Turn judges each pause, so the pause can be short (0.2 s), and
-        # the STT and the judgement start 0.1 s into it, dropped if the speech resumes before the stop.
-        vad = VADProcessor(
-            params=VADParams(stop_secs=SMART_TURN_VAD_STOP_SECS, ending_secs=SMART_TURN_ENDING_SECS)
-        )
+        # The VAD only cuts segments; Smart Turn judges each pause, so the pause can be short (0.2 s). The
+        # early start (VADParams.ending_secs) stays off here: end to end it lost a segment's words once.
+        vad = VADProcessor(params=VADParams(stop_secs=SMART_TURN_VAD_STOP_SECS))
     else:
         aggregators = LLMContextAggregatorPair(context)
         vad = VADProcessor()

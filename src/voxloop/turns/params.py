@@ -58,17 +58,17 @@ class UserTurnParams:
       send it; generous because a local Whisper may take a second on a long segment).
     - With an end-of-turn detector (``LLMUserAggregator(turn_detector=...)``, the default bot's Smart Turn),
       ``stop_secs`` is not used: at each pause the detector decides. "Done" ends the turn as soon as the
-      pause's words are transcribed and ``min_silence_secs`` (0.35 s) have passed since the speech ended
-      (comma pauses measure 0.14-0.3 s, and Whisper can write a full stop at a comma: the VAD's first frame of
-      the "um" after one comes 0.3-0.33 s after the speech ended, and holds the turn end for
-      ``resume_hold_secs`` when the VAD reports it, :attr:`VADParams.ending_secs`); "not done" (a thinking
-      pause after "for", "and", "um") keeps it open until the user goes on or ``max_silence_secs`` (2.0 s) of
-      silence have passed since the speech ended. The same limit applies while the detector has not answered
-      yet. "Likely" (a finished sentence whose words the STT was sure of, which the audio model hears as
-      unfinished) waits ``likely_silence_secs`` (1.2 s): a finished sentence may still go on ("Could you play
-      some music? ... by the Beatles" after 0.8 s, heard by the VAD 0.2 s later). "Maybe" (the words and the
-      audio disagree otherwise) waits ``maybe_silence_secs`` (1.6 s): longer than a thinking pause of 1.2 s
-      plus the 0.2 s the VAD takes to hear speech again, shorter than the limit.
+      pause's words are transcribed and ``min_silence_secs`` (0.5 s; 0.35 s is enough with the hold below)
+      have passed since the speech ended (comma pauses measure 0.14-0.3 s, and Whisper can write a full stop
+      at a comma: the VAD's first frame of the "um" after one comes 0.3-0.33 s after the speech ended, and
+      holds the turn end for ``resume_hold_secs`` when the VAD reports it, :attr:`VADParams.ending_secs`);
+      "not done" (a thinking pause after "for", "and", "um") keeps it open until the user goes on or
+      ``max_silence_secs`` (2.0 s) of silence have passed since the speech ended. The same limit applies while
+      the detector has not answered yet. "Likely" (a finished sentence whose words the STT was sure of, which
+      the audio model hears as unfinished) waits ``likely_silence_secs`` (1.2 s): a finished sentence may
+      still go on ("Could you play some music? ... by the Beatles" after 0.8 s, heard by the VAD 0.2 s later).
+      "Maybe" (the words and the audio disagree otherwise) waits ``maybe_silence_secs`` (1.6 s): longer than a
+      thinking pause of 1.2 s plus the 0.2 s the VAD takes to hear speech again, shorter than the limit.
     - ``resume_hold_secs`` (0.3 s): with a VAD that reports speech coming back before its start decision
       (:attr:`VADParams.ending_secs`), a frame of speech after a pause holds the turn end this long (the
       VAD's 0.2 s start plus a frame or two), so a "done" after a short pause (a comma before "um") waits
@@ -103,7 +103,7 @@ class UserTurnParams:
     """
 
     stop_secs: float = 0.7
-    min_silence_secs: float = 0.35
+    min_silence_secs: float = 0.5
     likely_silence_secs: float = 1.2
     maybe_silence_secs: float = 1.6
     max_silence_secs: float = 2.0
