@@ -60,7 +60,7 @@ import numpy as np
 from sessions import ROOT, Server, free_port, http_json, machine_busy_ticks, peer_server_python
 from voxloop import __version__
 from voxloop.testing.rtvi_client import RTVIClient, load_wav
-from voxloop.testing.speech import PAUSE_SET, PAUSE_VOICES, spoken_with_pause
+from voxloop.testing.speech import PAUSE_SET, PAUSE_VOICES, repeatable_voice, spoken_with_pause
 
 AUDIO = ROOT.parent / "shared" / "testdata" / "audio"
 WAVS = ("utt01_weather", "utt02_timer", "utt04_lights", "utt05_joke")  # utt03 asks for help: a 15 s answer
@@ -95,8 +95,7 @@ async def spoken(text: str, voice: str = "espeak") -> bytes:
     worker = shared_speech_worker(voice)
     info = await worker.start()
     pcm = bytearray()
-    settings = {"rate": 140} if voice == "espeak" else {"noise_scale": 0.0, "noise_w_scale": 0.0}
-    async with await worker.synthesize(text, settings) as request:
+    async with await worker.synthesize(text, repeatable_voice(voice)) as request:
         async for item in request:
             if isinstance(item, bytes):
                 pcm += item
@@ -656,6 +655,7 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
         interruptions: list[dict[str, Any]] = []
         if args.interruptions:
             help_pcm = await spoken("Help.")
+            ask_time = qs.get("What time is it?") or next(iter(qs.values()))
             for i in range(args.interruptions):
                 sides = ["voxloop", "peer"] if peer is not None else ["voxloop"]
                 if i % 2:
@@ -665,7 +665,6 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
                         assert peer is not None
                         client, sid = await join(peer[0].base, peer[1])
                         try:
-                            ask_time = qs.get("What time is it?") or next(iter(qs.values()))
                             row = await barge_in(client, sid, peer[1], help_pcm, ask_time, peer=True)
                         finally:
                             await client.close()
@@ -678,7 +677,6 @@ async def run_engine(tts: str, args: argparse.Namespace, qs: dict[str, bytes], t
                         continue
                     client, sid = await join(base, events)
                     try:
-                        ask_time = qs.get("What time is it?") or next(iter(qs.values()))
                         row = await barge_in(client, sid, events, help_pcm, ask_time)
                     finally:
                         await client.close()

@@ -149,10 +149,8 @@ class SileroVAD:
         self._session = shared_session(
             Path(model_path) if model_path is not None else default_model_path(), _check_model
         )
-        frame_secs = FRAME_SAMPLES / sample_rate
-        # "At least start_secs": round up, with a little slack so 0.8 s is exactly 25 frames.
-        self._start_frames = max(1, math.ceil(start_secs / frame_secs - 1e-6))
-        self._stop_frames = max(1, math.ceil(stop_secs / frame_secs - 1e-6))
+        self._start_frames = self.whole_frames(start_secs)
+        self._stop_frames = self.whole_frames(stop_secs)
         self.set_ending_secs(ending_secs)
         self._pending = bytearray()
         self.reset()
@@ -172,14 +170,21 @@ class SileroVAD:
         """Seconds of audio analysed since the start or the last :meth:`reset` (whole frames only)."""
         return self._frames / self.sample_rate * FRAME_SAMPLES
 
+    def whole_frames(self, seconds: float) -> int:
+        """At least ``seconds``, in whole frames (at least one): rounded up, with a little slack so that
+        0.8 s is exactly 25 frames."""
+        return max(1, math.ceil(seconds / self._frame_secs - 1e-6))
+
+    @property
+    def stop_delay_secs(self) -> float:
+        """The silence that makes a "stopped", in whole frames."""
+        return self._stop_frames * self._frame_secs
+
     def set_ending_secs(self, ending_secs: float | None) -> None:
         """Silence inside speech after which "ending" is reported (None: never), in whole frames."""
         if ending_secs is not None and ending_secs < 0:
             raise ValueError("ending_secs must not be negative")
-        frame_secs = FRAME_SAMPLES / self.sample_rate
-        self._ending_frames = (
-            None if ending_secs is None else max(1, math.ceil(ending_secs / frame_secs - 1e-6))
-        )
+        self._ending_frames = None if ending_secs is None else self.whole_frames(ending_secs)
 
     def reset(self) -> None:
         """Start afresh: a new stream, model state cleared, not speaking, stream time back to 0."""

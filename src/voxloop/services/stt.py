@@ -281,7 +281,7 @@ class SegmentedSTTService(STTService):
         self._enqueue(bytes(recording) if recording is not None else b"", final=True, from_draft=draft)
 
     def _start_draft(self) -> None:
-        if self._recording is None or not self._recording:
+        if not self._recording:  # nothing recorded (or muted)
             return
         self._drop_draft()
         self._draft = _Draft()

@@ -37,6 +37,12 @@ PAUSE_SET: tuple[tuple[str, str, float], ...] = (
 PAUSE_VOICES = ("espeak", "piper")
 
 
+def repeatable_voice(engine: str) -> dict[str, float]:
+    """Synthesis settings that give the same audio every run: espeak-ng at the rate Whisper tiny.en
+    transcribes exactly, piper without its sampled noise."""
+    return {"rate": _ESPEAK_WPM} if engine == "espeak" else {"noise_scale": 0.0, "noise_w_scale": 0.0}
+
+
 async def spoken_with_pause(
     text: str, before_word: str, pause_secs: float, *, rate: int = SPEECH_RATE, engine: str = "espeak"
 ) -> bytes:
@@ -51,9 +57,7 @@ async def spoken_with_pause(
     info = await worker.start()
     pcm = bytearray()
     cut: int | None = None
-    # piper without its sampled noise: the same audio every run, so its tests are repeatable
-    settings = {"rate": _ESPEAK_WPM} if engine == "espeak" else {"noise_scale": 0.0, "noise_w_scale": 0.0}
-    async with await worker.synthesize(text, settings) as request:
+    async with await worker.synthesize(text, repeatable_voice(engine)) as request:
         async for item in request:
             if isinstance(item, bytes):
                 pcm += item

@@ -23,9 +23,9 @@ class VADParams:
     - ``min_volume``: level gate in 0..1 (0.25 is -45 dBFS), drops near-silence only.
     - ``ending_secs``: silence inside speech after which the VAD says the segment is probably ending
       (``VADSpeechEndingFrame``), and then whether speech came back (``VADSpeechResumedFrame``), so the
-      STT and an end-of-turn detector start on the segment that much before the stop. None (the default):
-      off. The default bot's Smart Turn mode uses 0.1 s (4 frames, 0.128 s; its stop is 7 frames): drafts
-      for pauses between words are thrown away, and cost one transcription each.
+      STT and an end-of-turn detector start on the segment that much before the stop. None (the default,
+      and the default bot's): off. 0.1 s is 4 frames (0.128 s) against a 0.2 s stop's 7: drafts for
+      pauses between words are thrown away, and cost one transcription each.
     """
 
     confidence: float = 0.7

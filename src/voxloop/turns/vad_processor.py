@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import math
 import time
 
 from ..audio import PCMConverter, SileroVAD, VADEvent
-from ..audio.vad import FRAME_SAMPLES
 from ..frames import (
     CancelFrame,
     Frame,
@@ -51,9 +49,8 @@ def apply_vad_params(vad: SileroVAD, params: VADParams) -> None:
     """
     vad.confidence_threshold = params.confidence
     vad.min_volume = params.min_volume
-    frame_secs = FRAME_SAMPLES / vad.sample_rate
-    vad._start_frames = max(1, math.ceil(params.start_secs / frame_secs - 1e-6))
-    vad._stop_frames = max(1, math.ceil(params.stop_secs / frame_secs - 1e-6))
+    vad._start_frames = vad.whole_frames(params.start_secs)
+    vad._stop_frames = vad.whole_frames(params.stop_secs)
     vad.set_ending_secs(params.ending_secs)
 
 
@@ -160,8 +157,8 @@ class VADProcessor(FrameProcessor):
             elif event.kind == "stopped":
                 frame = VADUserStoppedSpeakingFrame(stop_secs=delay, timestamp=time.time())
             elif event.kind == "ending":
-                stop_secs = vad._stop_frames * FRAME_SAMPLES / vad.sample_rate
-                frame = VADSpeechEndingFrame(quiet_secs=delay, until_stop_secs=max(0.0, stop_secs - delay))
+                until_stop = max(0.0, vad.stop_delay_secs - delay)
+                frame = VADSpeechEndingFrame(quiet_secs=delay, until_stop_secs=until_stop)
             else:
                 frame = VADSpeechResumedFrame()
             await self.push_frame(frame, DOWNSTREAM)
