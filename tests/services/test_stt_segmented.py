@@ -432,3 +432,15 @@ async def test_a_failed_draft_is_transcribed_again_at_the_stop() -> None:
     assert finished.text == "Hello."
     assert len(stt.segments) == 2
     assert not h.up_recorder.of_type(ErrorFrame)  # the draft's failure is nobody's concern
+
+
+async def test_a_draft_heard_as_nothing_is_transcribed_again_at_the_stop() -> None:
+    stt = ScriptedSTT(["", "Turn off the lights."])
+    async with PipelineHarness(stt) as h:
+        await h.push(VADUserStartedSpeakingFrame(start_secs=0.0), chunk(100))
+        await h.push(VADSpeechEndingFrame(quiet_secs=0.1, until_stop_secs=0.1))
+        await stt.entered.wait()
+        await h.push(chunk(0), VADUserStoppedSpeakingFrame(stop_secs=0.2))
+        finished = await h.down_recorder.wait_for(TranscriptionFinishedFrame)
+    assert finished.text == "Turn off the lights."
+    assert len(stt.segments) == 2 and values(stt.segments[1])[-2:] == [100, 0]

@@ -137,7 +137,8 @@ def create_bot(
     if smart_turn_enabled():
         aggregators = LLMContextAggregatorPair(context, turn_detector=SmartTurnDetector())
         # The VAD only cuts segments; Smart Turn judges each pause, so the pause can be short (0.2 s). The
-        # early start (VADParams.ending_secs) stays off here: end to end it lost a segment's words once.
+        # early start (VADParams.ending_secs) stays off here: its judgement, on the clip as it stood 0.1 s
+        # into the pause, ended espeak-ng's "Could you play some music ... by the Beatles" early.
         vad = VADProcessor(params=VADParams(stop_secs=SMART_TURN_VAD_STOP_SECS))
     else:
         aggregators = LLMContextAggregatorPair(context)
